@@ -1,0 +1,128 @@
+"""The segment contract every reasoner shares: carry, reset of halted rows, adaptive halting.
+
+A *segment* is one call of `ACTModel.forward`. Rows that halted in the previous segment
+are reset (fresh latent state, step counter zeroed, data replaced by the new batch's
+row); every other row continues from its carry. Subclasses provide the `inner` network,
+which maps a latent state and a batch to a new latent state and the output heads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from models.config import ArchConfig, parse_config
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass
+class Carry:
+    """State passed between segments. Latents are detached: no gradient crosses segments."""
+
+    z_H: torch.Tensor
+    z_L: torch.Tensor
+    steps: torch.Tensor  # int32 [batch]: segments run since the row's last reset
+    halted: torch.Tensor  # bool [batch]: the row finished in the last segment
+    current_data: Batch
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain tensors only, so checkpoints stay loadable with weights_only=True."""
+        return {"z_H": self.z_H, "z_L": self.z_L, "steps": self.steps, "halted": self.halted,
+                "current_data": dict(self.current_data)}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> Carry:
+        return cls(**state)
+
+    def to(self, device: torch.device | str) -> Carry:
+        return replace(
+            self,
+            z_H=self.z_H.to(device),
+            z_L=self.z_L.to(device),
+            steps=self.steps.to(device),
+            halted=self.halted.to(device),
+            current_data={k: v.to(device) for k, v in self.current_data.items()},
+        )
+
+
+def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return mask.view((-1,) + (1,) * (like.ndim - 1))
+
+
+class ACTModel(nn.Module):
+    """Adaptive-computation wrapper around an `inner` network.
+
+    Halting (SPEC §2): a row halts at `halt_max_steps`; in training (and with
+    halt_max_steps > 1) also when its halt signal fires, but never before an exploration
+    minimum drawn per row. The halt signal is `q_halt > 0` when `no_ACT_continue`, else
+    `q_halt > q_continue`, and then a Q-learning target for q_continue is computed from one
+    extra no-grad segment.
+
+    Subclasses return their network from `build_inner`; it must provide
+    `reset(halted, z_H, z_L) -> (z_H, z_L)` (fresh state for halted rows) and
+    `forward(z_H, z_L, batch) -> (z_H, z_L, logits, q_halt_logits, q_continue_logits)`,
+    one segment with the returned latents detached.
+    """
+
+    config_cls: ClassVar[type[ArchConfig]]
+    emits_q_continue: ClassVar[bool] = True
+
+    def __init__(self, config: dict[str, Any] | ArchConfig) -> None:
+        super().__init__()
+        self.config = config if isinstance(config, ArchConfig) else parse_config(self.config_cls, config)
+        self.inner = self.build_inner(self.config)
+
+    def build_inner(self, cfg: ArchConfig) -> nn.Module:
+        raise NotImplementedError
+
+    @property
+    def no_ACT_continue(self) -> bool:
+        return getattr(self.config, "no_ACT_continue", True)
+
+    def carry_shape(self, batch_size: int) -> tuple[int, int, int]:
+        return (batch_size, self.config.total_positions, self.config.hidden_size)
+
+    def initial_carry(self, batch: Batch) -> Carry:
+        """A carry with every row halted, so the first segment resets all of them."""
+        inputs = batch["inputs"]
+        size = inputs.shape[0]
+        shape = self.carry_shape(size)
+        zeros = torch.zeros(shape, dtype=self.config.dtype, device=inputs.device)
+        return Carry(
+            z_H=zeros,
+            z_L=zeros.clone(),
+            steps=torch.zeros(size, dtype=torch.int32, device=inputs.device),
+            halted=torch.ones(size, dtype=torch.bool, device=inputs.device),
+            current_data={k: torch.zeros_like(v) for k, v in batch.items()},
+        )
+
+    def forward(self, carry: Carry, batch: Batch) -> tuple[Carry, dict[str, torch.Tensor]]:
+        halted = carry.halted
+        z_H, z_L = self.inner.reset(halted, carry.z_H, carry.z_L)
+        steps = torch.where(halted, 0, carry.steps)
+        data = {k: torch.where(_rows(halted, batch[k]), batch[k], v) for k, v in carry.current_data.items()}
+
+        z_H, z_L, logits, q_halt, q_continue = self.inner(z_H, z_L, data)
+        outputs = {"logits": logits, "q_halt_logits": q_halt}
+        if self.emits_q_continue:
+            outputs["q_continue_logits"] = q_continue
+
+        with torch.no_grad():
+            steps = steps + 1
+            is_last = steps >= self.config.halt_max_steps
+            new_halted = is_last
+            if self.training and self.config.halt_max_steps > 1:
+                signal = q_halt > 0 if self.no_ACT_continue else q_halt > q_continue
+                explore = torch.rand_like(q_halt) < self.config.halt_exploration_prob
+                min_steps = explore * torch.randint_like(steps, low=2, high=self.config.halt_max_steps + 1)
+                new_halted = (is_last | signal) & (steps >= min_steps)
+                if not self.no_ACT_continue:
+                    *_, next_q_halt, next_q_continue = self.inner(z_H, z_L, data)
+                    target = torch.where(is_last, next_q_halt, torch.maximum(next_q_halt, next_q_continue))
+                    outputs["target_q_continue"] = torch.sigmoid(target)
+
+        return Carry(z_H, z_L, steps, new_halted, data), outputs

@@ -1,0 +1,152 @@
+"""The weight-tied block stack and the input/output heads every reasoner shares."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from models.config import ArchConfig
+from models.layers import (
+    Attention,
+    CastedEmbedding,
+    CastedLinear,
+    CosSin,
+    RotaryEmbedding,
+    RotaryEmbedding2D,
+    SwiGLU,
+    rms_norm,
+    trunc_normal_init_,
+)
+
+
+class ReasoningBlock(nn.Module):
+    """Post-norm block: token mixing (attention, or an MLP across positions) then a channel MLP."""
+
+    def __init__(self, cfg: ArchConfig) -> None:
+        super().__init__()
+        self.eps = cfg.rms_norm_eps
+        self.mlp_t_enabled = cfg.mlp_t
+        if cfg.mlp_t:
+            self.mlp_t = SwiGLU(cfg.total_positions, cfg.expansion)
+        else:
+            halves = 2 if cfg.pos_encodings == "rope2d" else 1
+            self.self_attn = Attention(cfg.hidden_size, cfg.num_heads, rope_halves=halves)
+        self.mlp = SwiGLU(cfg.hidden_size, cfg.expansion)
+
+    def forward(self, x: torch.Tensor, cos_sin: CosSin | None) -> torch.Tensor:
+        if self.mlp_t_enabled:
+            x = x.transpose(1, 2)
+            x = rms_norm(x + self.mlp_t(x), self.eps)
+            x = x.transpose(1, 2)
+        else:
+            x = rms_norm(x + self.self_attn(x, cos_sin), self.eps)
+        return rms_norm(x + self.mlp(x), self.eps)
+
+
+class ReasoningStack(nn.Module):
+    """`Blocks(h + u)`: input injection by addition, then the stack of blocks."""
+
+    def __init__(self, cfg: ArchConfig, num_layers: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(ReasoningBlock(cfg) for _ in range(num_layers))
+
+    def forward(self, h: torch.Tensor, u: torch.Tensor, cos_sin: CosSin | None) -> torch.Tensor:
+        h = h + u
+        for layer in self.layers:
+            h = layer(h, cos_sin)
+        return h
+
+
+def sinusoidal_table(positions: int, dim: int) -> torch.Tensor:
+    """Fixed table: column 2i = sin(pos * w_i), 2i+1 = cos(pos * w_i), w_i = 10000^(-2i/dim)."""
+    pos = torch.arange(positions, dtype=torch.float32).unsqueeze(1)
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(positions, dim)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq)
+    return table
+
+
+class PuzzleEmbedding(nn.Module):
+    """Per-puzzle vectors (HRM), trained by a sparse sign-SGD step rather than the main optimizer.
+
+    `weights` is a buffer so the dense optimizer never sees it. In training with grad enabled
+    the rows used by the batch are gathered into a leaf tensor (`local_weights`, with their
+    `local_ids`) whose gradient the sparse optimizer applies.
+    """
+
+    def __init__(self, num_embeddings: int, dim: int, init_std: float, cast_to: torch.dtype) -> None:
+        super().__init__()
+        self.cast_to = cast_to
+        self.register_buffer("weights", trunc_normal_init_(torch.empty(num_embeddings, dim), init_std))
+        self.local_weights: torch.Tensor | None = None
+        self.local_ids: torch.Tensor | None = None
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        rows = self.weights[ids.long()]
+        if self.training and torch.is_grad_enabled():
+            rows = rows.detach().requires_grad_(True)
+            self.local_weights, self.local_ids = rows, ids
+        return rows.to(self.cast_to)
+
+
+class ReasonerIO(nn.Module):
+    """Embeddings, position encodings and output heads; the `inner` modules subclass it.
+
+    Attribute names are the reference's (`embed_tokens`, `lm_head`, `q_head`, `embed_pos`,
+    `puzzle_emb`) so released state dicts load as they are.
+    """
+
+    def __init__(self, cfg: ArchConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        dtype = cfg.dtype
+        self.embed_scale = math.sqrt(cfg.hidden_size)
+        init_std = 1.0 / math.sqrt(cfg.hidden_size)
+        self.embed_tokens = CastedEmbedding(cfg.vocab_size, cfg.hidden_size, init_std, dtype)
+        self.lm_head = CastedLinear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        self.q_head = CastedLinear(cfg.hidden_size, 2, bias=True)
+        with torch.no_grad():
+            self.q_head.weight.zero_()
+            self.q_head.bias.fill_(-5.0)
+        self.puzzle_len = cfg.puzzle_positions
+        if cfg.puzzle_emb_ndim > 0:
+            self.puzzle_emb = PuzzleEmbedding(cfg.num_puzzle_identifiers, cfg.puzzle_emb_ndim, 0.0, dtype)
+
+        positions = cfg.total_positions
+        self.rotary_emb: nn.Module | None = None
+        if cfg.uses_attention and cfg.pos_encodings == "rope":
+            self.rotary_emb = RotaryEmbedding(cfg.head_dim, positions, cfg.rope_theta)
+        elif cfg.uses_attention and cfg.pos_encodings == "rope2d":
+            self.rotary_emb = RotaryEmbedding2D(cfg.head_dim, cfg.board_height, cfg.board_width, cfg.rope_theta)
+        elif cfg.pos_encodings == "learned":
+            self.embed_pos = CastedEmbedding(positions, cfg.hidden_size, init_std, dtype)
+        elif cfg.pos_encodings == "absolute":
+            self.register_buffer("absolute_pos_embedding", sinusoidal_table(positions, cfg.hidden_size))
+
+    def cos_sin(self) -> CosSin | None:
+        return self.rotary_emb() if self.rotary_emb is not None else None
+
+    def input_embeddings(self, inputs: torch.Tensor, puzzle_identifiers: torch.Tensor | None) -> torch.Tensor:
+        emb = self.embed_tokens(inputs.to(torch.int32))
+        if self.puzzle_len:
+            if puzzle_identifiers is None:
+                raise ValueError("this model has a puzzle embedding: the batch needs `puzzle_identifiers`")
+            puzzle = self.puzzle_emb(puzzle_identifiers)
+            pad = self.puzzle_len * self.cfg.hidden_size - puzzle.shape[-1]
+            if pad > 0:
+                puzzle = nn.functional.pad(puzzle, (0, pad))
+            emb = torch.cat((puzzle.view(-1, self.puzzle_len, self.cfg.hidden_size), emb), dim=-2)
+        if self.cfg.pos_encodings == "learned":
+            emb = 0.707106781 * (emb + self.embed_pos.embedding_weight.to(emb.dtype))
+        elif self.cfg.pos_encodings == "absolute":
+            emb = 0.707106781 * (emb + self.absolute_pos_embedding.to(emb.dtype))
+        return self.embed_scale * emb
+
+    def heads(self, z_H: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Token logits (grid positions only) and the float32 halt / continue Q-logits."""
+        logits = self.lm_head(z_H)[:, self.puzzle_len :]
+        q = self.q_head(z_H[:, 0]).to(torch.float32)
+        return logits, q[..., 0], q[..., 1]

@@ -1,0 +1,48 @@
+"""Equilibrium Reasoner: the TRM recurrence with random initialisation (RI) and noisy damping (NI).
+
+RI: every (re)started row draws z_H, z_L i.i.d. from a truncated normal, so restarts of
+the same puzzle explore different trajectories (test-time breadth). NI: each update is
+`(1 - lambda_) * h + lambda_ * Blocks(h + u) + noise_scale * N(0, I)`, which trains the
+recurrence to contract onto an attractor that is robust to perturbation (test-time depth).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from models.act import ACTModel
+from models.config import ArchConfig, EqRConfig
+from models.layers import CosSin, trunc_normal_init_
+from models.trm import TRMInner
+
+
+class EqRInner(TRMInner):
+    cfg: EqRConfig
+
+    def init_state(self) -> None:
+        """Nothing to store: every reset draws a fresh state (so checkpoints hold no H_init/L_init)."""
+
+    def random_state(self, like: torch.Tensor, std: float) -> torch.Tensor:
+        """I.i.d. truncated-normal draw per row, token and channel (sampled in float32)."""
+        return trunc_normal_init_(torch.empty(like.shape, device=like.device), std).to(like.dtype)
+
+    def reset(self, halted: torch.Tensor, z_H: torch.Tensor, z_L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = halted.view(-1, 1, 1)
+        z_H = torch.where(rows, self.random_state(z_H, self.cfg.H_init_std), z_H)
+        z_L = torch.where(rows, self.random_state(z_L, self.cfg.L_init_std), z_L)
+        return z_H, z_L
+
+    def update(self, h: torch.Tensor, u: torch.Tensor, cos_sin: CosSin | None) -> torch.Tensor:
+        lam = self.cfg.lambda_
+        out = (1 - lam) * h + lam * self.L_level(h, u, cos_sin)
+        if self.cfg.noise_scale > 0:
+            out = out + self.cfg.noise_scale * torch.randn_like(out)
+        return out
+
+
+class EqRModel(ACTModel):
+    config_cls = EqRConfig
+    emits_q_continue = False
+
+    def build_inner(self, cfg: ArchConfig) -> EqRInner:
+        return EqRInner(cfg)

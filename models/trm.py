@@ -1,0 +1,57 @@
+"""TRM baseline: one weight-tied stack updates both latents; fixed learned-free initial state."""
+
+from __future__ import annotations
+
+import torch
+
+from models.act import ACTModel, Batch
+from models.blocks import ReasonerIO, ReasoningStack
+from models.config import ArchConfig, TRMConfig
+from models.layers import CosSin, trunc_normal_init_
+
+
+class TRMInner(ReasonerIO):
+    """`f(h, u) = Blocks(h + u)`; H_cycles latent recursions, only the last with gradient."""
+
+    def __init__(self, cfg: ArchConfig) -> None:
+        super().__init__(cfg)
+        self.L_level = ReasoningStack(cfg, cfg.L_layers)
+        self.init_state()
+
+    def init_state(self) -> None:
+        """Fixed initial latents, shared by every row and token (saved in checkpoints)."""
+        size = self.cfg.hidden_size
+        self.register_buffer("H_init", trunc_normal_init_(torch.empty(size), 1.0).to(self.cfg.dtype))
+        self.register_buffer("L_init", trunc_normal_init_(torch.empty(size), 1.0).to(self.cfg.dtype))
+
+    def reset(self, halted: torch.Tensor, z_H: torch.Tensor, z_L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = halted.view(-1, 1, 1)
+        return torch.where(rows, self.H_init, z_H), torch.where(rows, self.L_init, z_L)
+
+    def update(self, h: torch.Tensor, u: torch.Tensor, cos_sin: CosSin | None) -> torch.Tensor:
+        return self.L_level(h, u, cos_sin)
+
+    def latent_recursion(
+        self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor, cos_sin: CosSin | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        for _ in range(self.cfg.L_cycles):
+            z_L = self.update(z_L, z_H + x, cos_sin)
+        z_H = self.update(z_H, z_L, cos_sin)
+        return z_H, z_L
+
+    def forward(self, z_H: torch.Tensor, z_L: torch.Tensor, batch: Batch):
+        cos_sin = self.cos_sin()
+        x = self.input_embeddings(batch["inputs"], batch.get("puzzle_identifiers"))
+        with torch.no_grad():
+            for _ in range(self.cfg.H_cycles - 1):
+                z_H, z_L = self.latent_recursion(z_H, z_L, x, cos_sin)
+        z_H, z_L = self.latent_recursion(z_H, z_L, x, cos_sin)
+        logits, q_halt, q_continue = self.heads(z_H)
+        return z_H.detach(), z_L.detach(), logits, q_halt, q_continue
+
+
+class TRMModel(ACTModel):
+    config_cls = TRMConfig
+
+    def build_inner(self, cfg: ArchConfig) -> TRMInner:
+        return TRMInner(cfg)

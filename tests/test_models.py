@@ -1,0 +1,229 @@
+"""Recurrence, random initialisation, noise injection, halting and the reset contract."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models.registry import build_model
+from tests.conftest import tiny_arch
+
+
+def make_batch(arch: dict, size: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    inputs = torch.randint(0, arch["vocab_size"], (size, arch["seq_len"]), generator=g, dtype=torch.int32)
+    return {
+        "inputs": inputs,
+        "labels": torch.randint(0, arch["vocab_size"], (size, arch["seq_len"]), generator=g, dtype=torch.int32),
+        "puzzle_identifiers": torch.zeros(size, dtype=torch.int32),
+    }
+
+
+def test_random_init_draws_are_truncated_iid_with_requested_std():
+    torch.manual_seed(0)
+    arch = tiny_arch(hidden_size=64, seq_len=64, H_init_std=0.5, L_init_std=1.0)
+    model = build_model(arch).model
+    halted = torch.ones(8, dtype=torch.bool)
+    z = torch.zeros(model.carry_shape(8))
+    z_H, z_L = model.inner.reset(halted, z, z)
+    assert z_H.std().item() == pytest.approx(0.5, rel=0.02)
+    assert z_L.std().item() == pytest.approx(1.0, rel=0.02)
+    assert z_L.abs().max().item() <= 2 * 1.1369 + 1e-5
+    # Independent per sample, token and channel: no two rows, tokens or channels coincide,
+    # and their correlation is at noise level.
+    flat = z_L.reshape(8, -1)
+    corr = torch.corrcoef(flat)
+    assert (corr - torch.eye(8)).abs().max() < 0.05
+    tokens = z_L[0]
+    assert (torch.corrcoef(tokens) - torch.eye(64)).abs().max() < 0.5
+    assert not torch.equal(z_L[0, 0], z_L[0, 1]) and not torch.equal(z_L[0], z_L[1])
+    # z_H and z_L are drawn separately.
+    assert torch.corrcoef(torch.stack([z_H.flatten(), z_L.flatten()]))[0, 1].abs() < 0.02
+
+
+def test_reset_touches_only_halted_rows_and_replaces_their_data():
+    arch = tiny_arch()
+    model = build_model(arch).model.eval()
+    first, second = make_batch(arch, seed=1), make_batch(arch, seed=2)
+    carry = model.initial_carry(first)
+    carry, _ = model(carry, first)
+    assert torch.equal(carry.current_data["inputs"], first["inputs"])
+    carry.halted = torch.tensor([True, False, True, False])
+    before = carry
+    after, _ = model(carry, second)
+    for row in range(4):
+        source = second if before.halted[row] else first
+        assert torch.equal(after.current_data["inputs"][row], source["inputs"][row])
+    assert after.steps.tolist() == [1, 2, 1, 2]
+    # Continuing rows start from their carry: replaying them alone gives the same latents.
+    z_H, z_L, *_ = model.inner(before.z_H[1:2], before.z_L[1:2], {k: v[1:2] for k, v in after.current_data.items()})
+    torch.testing.assert_close(after.z_H[1:2], z_H)
+
+
+def test_trm_reset_writes_fixed_init_vectors():
+    model = build_model(tiny_arch("trm@TRMModel")).model
+    z = torch.randn(model.carry_shape(3))
+    z_H, z_L = model.inner.reset(torch.tensor([True, False, True]), z, z)
+    assert torch.equal(z_H[0, 5], model.inner.H_init) and torch.equal(z_L[2, 0], model.inner.L_init)
+    assert torch.equal(z_H[1], z[1])
+
+
+def test_noise_injection_on_and_off():
+    arch = tiny_arch(noise_scale=0.0)
+    model = build_model(arch).model.eval()
+    batch = make_batch(arch)
+    z = torch.randn(model.carry_shape(4))
+    a = model.inner(z, z, batch)[0]
+    b = model.inner(z, z, batch)[0]
+    assert torch.equal(a, b), "noise_scale 0 must be deterministic"
+    noisy = build_model({**arch, "noise_scale": 0.01}).model.eval()
+    noisy.load_state_dict(model.state_dict())
+    c, d = noisy.inner(z, z, batch)[0], noisy.inner(z, z, batch)[0]
+    assert not torch.equal(c, d)
+    assert 1e-4 < (c - a).abs().mean().item() < 0.2
+
+
+def test_eqr_with_lambda_one_and_no_noise_equals_trm_update():
+    arch = tiny_arch(lambda_=1.0)
+    eqr = build_model(arch).model.eval()
+    trm = build_model({**arch, "name": "trm@TRMModel"}).model.eval()
+    trm.load_state_dict({**trm.state_dict(), **eqr.state_dict()})
+    batch = make_batch(arch)
+    z = torch.randn(eqr.carry_shape(4))
+    torch.testing.assert_close(eqr.inner(z, z, batch)[2], trm.inner(z, z, batch)[2], rtol=0, atol=0)
+
+
+def test_damping_mixes_previous_state():
+    arch = tiny_arch(lambda_=0.5)
+    inner = build_model(arch).model.inner
+    h, u = torch.randn(2, 16, 32), torch.randn(2, 16, 32)
+    expected = 0.5 * h + 0.5 * inner.L_level(h, u, inner.cos_sin())
+    torch.testing.assert_close(inner.update(h, u, inner.cos_sin()), expected)
+
+
+def test_eval_halts_only_at_max_steps():
+    arch = tiny_arch(halt_max_steps=3)
+    model = build_model(arch).model.eval()
+    with torch.no_grad():
+        model.inner.q_head.bias.fill_(10.0)  # halt signal fires everywhere
+    batch = make_batch(arch)
+    carry = model.initial_carry(batch)
+    halted = []
+    for _ in range(3):
+        carry, _ = model(carry, batch)
+        halted.append(carry.halted.all().item())
+    assert halted == [False, False, True]
+
+
+def test_training_halts_on_signal_after_exploration_minimum():
+    """With the halt signal always on, a row continues at step s only if it explores this
+    segment (prob p) and draws a minimum above s (min uniform in 2..max, redrawn per segment)."""
+    torch.manual_seed(0)
+    p, max_steps, rows = 0.5, 8, 4096
+    arch = tiny_arch(halt_max_steps=max_steps, halt_exploration_prob=p, seq_len=4, hidden_size=16)
+    model = build_model(arch).model.train()
+    with torch.no_grad():
+        model.inner.q_head.bias.fill_(10.0)
+    batch = make_batch(arch, size=rows)
+    carry = model.initial_carry(batch)
+    running = torch.ones(rows, dtype=torch.bool)
+    for step in range(1, max_steps + 1):
+        carry, _ = model(carry, batch)
+        survived = (running & ~carry.halted).sum().item() / running.sum().item()
+        expected = p if step == 1 else p * (max_steps - step) / (max_steps - 1)
+        if running.sum() > 300:  # enough rows for a +-0.04 check
+            assert survived == pytest.approx(expected, abs=0.04), f"step {step}"
+        running &= ~carry.halted
+        carry.halted = torch.zeros_like(carry.halted)  # keep rows running to observe later halts
+        if not running.any():
+            break
+    assert not running.any()
+
+
+def test_training_without_halt_signal_runs_to_max_steps():
+    arch = tiny_arch(halt_max_steps=3, halt_exploration_prob=0.0)
+    model = build_model(arch).model.train()
+    batch = make_batch(arch)
+    carry = model.initial_carry(batch)
+    history = []
+    for _ in range(3):
+        carry, _ = model(carry, batch)
+        history.append(carry.halted.tolist())
+    assert history == [[False] * 4, [False] * 4, [True] * 4]
+
+
+@pytest.mark.parametrize("name", ["trm@TRMModel", "hrm@HRMModel"])
+def test_q_learning_target_from_extra_segment(name):
+    torch.manual_seed(0)
+    arch = tiny_arch(name, no_ACT_continue=False, halt_max_steps=2, H_layers=1)
+    model = build_model(arch).model.train()
+    with torch.no_grad():
+        torch.nn.init.normal_(model.inner.q_head.weight, std=0.5)
+        model.inner.q_head.bias.zero_()
+    batch = make_batch(arch)
+    carry = model.initial_carry(batch)
+    for step in (1, 2):
+        carry.halted = torch.zeros(4, dtype=torch.bool) if step == 2 else carry.halted
+        new, out = model(carry, batch)
+        _, _, _, next_halt, next_continue = model.inner(new.z_H, new.z_L, new.current_data)
+        is_last = new.steps >= 2
+        expected = torch.sigmoid(torch.where(is_last, next_halt, torch.maximum(next_halt, next_continue)))
+        torch.testing.assert_close(out["target_q_continue"], expected)
+        assert is_last.all() == (step == 2)
+        carry = new
+
+
+def test_eqr_and_no_act_continue_emit_no_target():
+    for arch in (tiny_arch(), tiny_arch("trm@TRMModel", no_ACT_continue=True)):
+        model = build_model(arch).model.train()
+        batch = make_batch(arch)
+        _, out = model(model.initial_carry(batch), batch)
+        assert "target_q_continue" not in out
+        assert ("q_continue_logits" in out) == (arch["name"] == "trm@TRMModel")  # EqR reads output 0 only
+
+
+@pytest.mark.parametrize("name", ["eqr@EqRModel", "trm@TRMModel", "hrm@HRMModel", "transformer@TransformerModel"])
+def test_bfloat16_forward_and_backward_on_cpu(name):
+    arch = tiny_arch(name, forward_dtype="bfloat16", H_layers=1)
+    head = build_model(arch).train()
+    batch = make_batch(arch)
+    carry, loss, metrics, _, _ = head(head.initial_carry(batch), batch)
+    assert carry.z_H.dtype == torch.bfloat16
+    assert torch.isfinite(loss)
+    loss.backward()
+    grads = [p.grad for p in head.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_one_step_gradient_only_reaches_last_recursion():
+    """Gradients flow through the final recursion only, so no graph spans the no-grad cycles."""
+    arch = tiny_arch(H_cycles=3)
+    model = build_model(arch).model.train()
+    batch = make_batch(arch)
+    z = torch.randn(model.carry_shape(4), requires_grad=True)
+    z_H, _, logits, _, _ = model.inner(z, z, batch)
+    assert not z_H.requires_grad
+    logits.sum().backward()
+    assert z.grad is None
+
+
+def test_hrm_puzzle_embedding_positions():
+    arch = tiny_arch("hrm@HRMModel", H_layers=1, puzzle_emb_ndim=40, num_puzzle_identifiers=5)
+    model = build_model(arch).model
+    assert model.carry_shape(2) == (2, 16 + 2, 32)  # ceil(40 / 32) = 2 puzzle positions
+    batch = make_batch(arch, size=2)
+    carry, out = model(model.initial_carry(batch), batch)
+    assert out["logits"].shape == (2, 16, 7)
+    assert carry.z_H.shape == (2, 18, 32)
+    assert model.inner.puzzle_emb.weights.abs().sum() == 0  # initialised to zero
+
+
+def test_transformer_baseline_single_segment_contract():
+    arch = tiny_arch("transformer@TransformerModel", L_layers=3)
+    del arch["halt_max_steps"]
+    model = build_model(arch).model.eval()
+    assert model.config.halt_max_steps == 1
+    assert len(model.inner.L_level.layers) == 3
+    batch = make_batch(arch)
+    carry, out = model(model.initial_carry(batch), batch)
+    assert carry.halted.all() and out["logits"].shape == (4, 16, 7)
