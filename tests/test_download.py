@@ -1,0 +1,152 @@
+"""Hugging Face paths: only huggingface_hub's network functions are replaced by local copies."""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import huggingface_hub
+import numpy as np
+import pytest
+from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, Response
+
+from dataset import download
+from dataset.build_sudoku_dataset import main as build_sudoku
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = Path(__file__).parent / "fixtures" / "sudoku_hard.csv"
+
+
+class FakeHub:
+    """Serves `<remote>/<repo_id>/...` the way the Hub would, recording every call."""
+
+    def __init__(self, remote: Path, cache: Path):
+        self.remote, self.cache = remote, cache
+        self.calls: list[tuple[str, str | None, dict]] = []
+
+    def hf_hub_download(self, repo_id: str, filename: str, **kwargs) -> str:
+        self.calls.append((repo_id, filename, kwargs))
+        target = Path(kwargs.get("local_dir") or self.cache / repo_id) / filename
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(self.remote / repo_id / filename, target)
+        return str(target)
+
+    def snapshot_download(self, repo_id: str, **kwargs) -> str:
+        self.calls.append((repo_id, None, kwargs))
+        source, target = self.remote / repo_id, Path(kwargs["local_dir"])
+        patterns = kwargs.get("allow_patterns") or ["*"]
+        for path in source.rglob("*"):
+            name = path.relative_to(source).as_posix()
+            if path.is_file() and any(fnmatch.fnmatch(name, p) for p in patterns):
+                (target / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, target / name)
+        return str(target)
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch) -> FakeHub:
+    remote = tmp_path / "remote"
+    sudoku = remote / "sapientinc/sudoku-extreme"
+    sudoku.mkdir(parents=True)
+    shutil.copy(FIXTURE, sudoku / "train.csv")
+    shutil.copy(FIXTURE, sudoku / "test.csv")
+    data = remote / "locuslab/EqR-data" / "sudoku-extreme-1k-aug-1000" / "train"
+    data.mkdir(parents=True)
+    (data / "dataset.json").write_text("{}")
+    for name in download.CHECKPOINT_FILES:
+        path = remote / "locuslab/EqR-model" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(name.encode())
+    fake = FakeHub(remote, tmp_path / "hf-cache")
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake.hf_hub_download)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake.snapshot_download)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    return fake
+
+
+def test_sudoku_build_from_the_hub(tmp_path, hub):
+    out = tmp_path / "sudoku"
+    assert build_sudoku(["--output-dir", str(out), "--num-aug", "2", "--subsample-size", "4"]) == 0
+    assert [(repo, name, kw["repo_type"]) for repo, name, kw in hub.calls] == [
+        ("sapientinc/sudoku-extreme", "train.csv", "dataset"),
+        ("sapientinc/sudoku-extreme", "test.csv", "dataset"),
+    ]
+    assert np.load(out / "train" / "all__inputs.npy").shape == (12, 81)
+    assert np.load(out / "test" / "all__inputs.npy").shape == (6, 81)
+
+
+def test_sudoku_build_offline_prints_one_clear_message(tmp_path, monkeypatch, capsys):
+    def offline(*args, **kwargs):
+        raise LocalEntryNotFoundError("cannot reach the Hub and no cached file")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
+    assert build_sudoku(["--output-dir", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "could not fetch sapientinc/sudoku-extreme" in err and "unreachable" in err
+    assert "--source generate" in err and "--source-dir" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_download_data_and_checkpoints(tmp_path, hub, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    data, ckpt = tmp_path / "data", tmp_path / "checkpoints"
+    assert download.main(["--with-ckpts", "--data-dir", str(data), "--ckpt-dir", str(ckpt)]) == 0
+    assert (data / "sudoku-extreme-1k-aug-1000" / "train" / "dataset.json").is_file()
+    assert (ckpt / "sudoku-extreme" / "eqr.pth").read_bytes() == b"sudoku-extreme/eqr.pth"
+    assert (ckpt / "maze-unique" / "eqr.pth").read_bytes() == b"maze-unique/eqr.pth"
+    repo, _, kwargs = hub.calls[0]
+    assert repo == "locuslab/EqR-data" and kwargs["repo_type"] == "dataset" and kwargs["token"] == "hf_secret"
+    assert [(r, kw["allow_patterns"], kw["token"]) for r, _, kw in hub.calls[1:]] == [
+        ("locuslab/EqR-model", ["sudoku-extreme/eqr.pth", "maze-unique/eqr.pth"], "hf_secret"),
+    ]
+
+
+def test_ckpts_only_skips_the_data(tmp_path, hub):
+    assert (
+        download.main(
+            ["--ckpts-only", "--data-dir", str(tmp_path / "data"), "--ckpt-dir", str(tmp_path / "c")]
+        )
+        == 0
+    )
+    assert {repo for repo, _, _ in hub.calls} == {"locuslab/EqR-model"}
+    assert not (tmp_path / "data").exists()
+
+
+def not_found() -> Response:
+    """A 404 response object of the HTTP library huggingface_hub is built on."""
+    http = importlib.import_module(Response.__module__)
+    return Response(404, request=http.Request("GET", "https://huggingface.co/api/datasets/x"))
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        (LocalEntryNotFoundError("offline"), "unreachable"),
+        (RepositoryNotFoundError("404", response=not_found()), "HF_TOKEN"),
+    ],
+)
+def test_download_failure_is_one_message_with_the_local_alternative(
+    tmp_path, monkeypatch, capsys, error, words
+):
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fail)
+    assert download.main(["--data-dir", str(tmp_path / "data")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "locuslab/EqR-data" in err and words in err and "build_maze_unique_dataset" in err
+
+
+def test_shell_wrapper_runs_the_python_entry_point():
+    script = ROOT / "scripts" / "download_artifacts.sh"
+    assert script.stat().st_mode & 0o111
+    env = {**os.environ, "PYTHON": sys.executable}
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True, env=env)
+    assert "--with-ckpts" in result.stdout and "--ckpt-dir" in result.stdout
