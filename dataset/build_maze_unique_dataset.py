@@ -59,8 +59,13 @@ class MazeBuildConfig(BaseModel):
         if self.length_distribution == "list" and not self.path_lengths:
             raise ValueError("--length-distribution list needs --path-lengths")
         if self.min_path_length > self.max_path_length:
-            raise ValueError(f"--min-path-length {self.min_path_length} > --max-path-length {self.max_path_length}")
-        if self.length_mean is not None and not self.min_path_length <= self.length_mean <= self.max_path_length:
+            raise ValueError(
+                f"--min-path-length {self.min_path_length} > --max-path-length {self.max_path_length}"
+            )
+        if (
+            self.length_mean is not None
+            and not self.min_path_length <= self.length_mean <= self.max_path_length
+        ):
             raise ValueError(f"--length-mean {self.length_mean} lies outside the min/max path lengths")
         bound = longest_possible_path(self.grid_size, self.maze_mode)
         too_long = [n for n in self.candidate_lengths() if n > bound or n < 1]
@@ -89,7 +94,9 @@ def draw_length(config: MazeBuildConfig, rng: random.Random) -> int:
             return length
 
 
-def generate_samples(config: MazeBuildConfig, count: int, rng: random.Random) -> tuple[np.ndarray, np.ndarray]:
+def generate_samples(
+    config: MazeBuildConfig, count: int, rng: random.Random
+) -> tuple[np.ndarray, np.ndarray]:
     """`count` (inputs, labels) rows; with dedupe no input occurs twice."""
     seen: set[bytes] = set()
     inputs, labels = [], []
@@ -117,7 +124,9 @@ def generate_samples(config: MazeBuildConfig, count: int, rng: random.Random) ->
         inputs.append(x)
         labels.append(y)
     seq_len = config.grid_size**2
-    return np.array(inputs, np.uint8).reshape(count, seq_len), np.array(labels, np.uint8).reshape(count, seq_len)
+    return np.array(inputs, np.uint8).reshape(count, seq_len), np.array(labels, np.uint8).reshape(
+        count, seq_len
+    )
 
 
 def build_maze_dataset(config: MazeBuildConfig) -> Path:

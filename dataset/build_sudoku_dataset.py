@@ -63,7 +63,9 @@ def _csv_path(config: SudokuBuildConfig, split: str) -> Path:
         return Path(huggingface_hub.hf_hub_download(config.source_repo, f"{split}.csv", repo_type="dataset"))
 
 
-def _load_split(config: SudokuBuildConfig, split: str, rng: np.random.Generator, seen: set[bytes]) -> SudokuRows:
+def _load_split(
+    config: SudokuBuildConfig, split: str, rng: np.random.Generator, seen: set[bytes]
+) -> SudokuRows:
     """Rows of one split after the difficulty filter and subsampling."""
     size = config.subsample_size if split == "train" else config.test_subsample_size
     if config.source == "generate":
@@ -149,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         build_sudoku_dataset(config)
     except HUB_ERRORS as err:
-        hint = "To build offline instead, rerun with --source-dir DIR (train.csv/test.csv) or --source generate"
+        hint = (
+            "To build offline instead, rerun with --source-dir DIR (train.csv/test.csv) or --source generate"
+        )
         print(hub_error_message(config.source_repo, err, hint), file=sys.stderr)
         return 1
     except (InvalidRowError, EmptySplitError, FileExistsError, FileNotFoundError, GenerationError) as err:

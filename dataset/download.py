@@ -56,7 +56,9 @@ def _token() -> str | None:
 
 def download_data(data_dir: Path | str = "data", repo_id: str = DATA_REPO) -> Path:
     """Snapshot of the dataset repo into `data_dir` (e.g. data/sudoku-extreme-1k-aug-1000/...)."""
-    path = huggingface_hub.snapshot_download(repo_id, repo_type="dataset", local_dir=str(data_dir), token=_token())
+    path = huggingface_hub.snapshot_download(
+        repo_id, repo_type="dataset", local_dir=str(data_dir), token=_token()
+    )
     return Path(path)
 
 

@@ -52,7 +52,9 @@ class SplitArrays:
     group_indices: np.ndarray
 
     @classmethod
-    def one_example_per_puzzle(cls, inputs: np.ndarray, labels: np.ndarray, puzzles_per_group: int = 1) -> SplitArrays:
+    def one_example_per_puzzle(
+        cls, inputs: np.ndarray, labels: np.ndarray, puzzles_per_group: int = 1
+    ) -> SplitArrays:
         """Every row its own puzzle (blank identifier), consecutive rows grouped in equal groups."""
         n = len(inputs)
         if n % puzzles_per_group:
@@ -168,17 +170,25 @@ def _check_offsets(path: Path, offsets: np.ndarray, end: int, what: str) -> None
 def load_set(split_dir: Path, set_name: str, metadata: DatasetMetadata, mmap: bool = True) -> SplitArrays:
     """Load one set (inputs/labels memory-mapped) and validate it against dataset.json."""
     paths = {field: split_dir / f"{set_name}__{field}.npy" for field in FIELDS}
-    arrays = {field: _open_npy(path, mmap=mmap and field in ("inputs", "labels")) for field, path in paths.items()}
+    arrays = {
+        field: _open_npy(path, mmap=mmap and field in ("inputs", "labels")) for field, path in paths.items()
+    }
     inputs, labels = arrays["inputs"], arrays["labels"]
     if inputs.ndim != 2 or inputs.shape[1] != metadata.seq_len:
-        raise DatasetFormatError(f"{paths['inputs']}: shape {inputs.shape} does not match seq_len {metadata.seq_len}")
+        raise DatasetFormatError(
+            f"{paths['inputs']}: shape {inputs.shape} does not match seq_len {metadata.seq_len}"
+        )
     if labels.shape != inputs.shape:
-        raise DatasetFormatError(f"{paths['labels']}: shape {labels.shape} differs from inputs {inputs.shape}")
+        raise DatasetFormatError(
+            f"{paths['labels']}: shape {labels.shape} differs from inputs {inputs.shape}"
+        )
     _check_range(paths["inputs"], inputs, metadata.vocab_size, "token id")
     _check_range(paths["labels"], labels, metadata.vocab_size, "label id", allowed=(-100,))
     identifiers = arrays["puzzle_identifiers"]
     if identifiers.ndim != 1:
-        raise DatasetFormatError(f"{paths['puzzle_identifiers']}: expected 1-D, got shape {identifiers.shape}")
+        raise DatasetFormatError(
+            f"{paths['puzzle_identifiers']}: expected 1-D, got shape {identifiers.shape}"
+        )
     _check_range(paths["puzzle_identifiers"], identifiers, metadata.num_puzzle_identifiers, "identifier")
     _check_offsets(paths["puzzle_indices"], arrays["puzzle_indices"], len(inputs), "examples")
     if len(arrays["puzzle_indices"]) != len(identifiers) + 1:

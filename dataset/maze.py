@@ -168,4 +168,6 @@ def sample_maze(
 def decode_grid(tokens: np.ndarray, size: int) -> list[str]:
     """Rows of characters for display ('?' for pad or unknown ids)."""
     chars = "?" + CHARSET
-    return ["".join(chars[t] if 0 <= t < len(chars) else "?" for t in row) for row in tokens.reshape(size, size)]
+    return [
+        "".join(chars[t] if 0 <= t < len(chars) else "?" for t in row) for row in tokens.reshape(size, size)
+    ]

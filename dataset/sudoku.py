@@ -16,10 +16,16 @@ _AUG_CHUNK = 1 << 16
 UNIT_CELLS = np.array(
     [[r * 9 + c for c in range(9)] for r in range(9)]
     + [[r * 9 + c for r in range(9)] for c in range(9)]
-    + [[(br * 3 + r) * 9 + bc * 3 + c for r in range(3) for c in range(3)] for br in range(3) for bc in range(3)]
+    + [
+        [(br * 3 + r) * 9 + bc * 3 + c for r in range(3) for c in range(3)]
+        for br in range(3)
+        for bc in range(3)
+    ]
 )
 UNIT_NAMES = (
-    [f"row {i + 1}" for i in range(9)] + [f"column {i + 1}" for i in range(9)] + [f"box {i + 1}" for i in range(9)]
+    [f"row {i + 1}" for i in range(9)]
+    + [f"column {i + 1}" for i in range(9)]
+    + [f"box {i + 1}" for i in range(9)]
 )
 
 

@@ -69,7 +69,9 @@ def _row_reason(row: list[str], question: np.ndarray, answer: np.ndarray) -> str
     """Why a row failed the vectorised checks (called for bad rows only)."""
     if len(row) != 4:
         return f"expected 4 fields (source,question,answer,rating), found {len(row)}"
-    reason = _board_reason("question", row[1], question, "1-9 or '.'") or _board_reason("answer", row[2], answer, "1-9")
+    reason = _board_reason("question", row[1], question, "1-9 or '.'") or _board_reason(
+        "answer", row[2], answer, "1-9"
+    )
     if reason:
         return reason
     violations = unit_violations(answer[None])[0]
@@ -78,7 +80,9 @@ def _row_reason(row: list[str], question: np.ndarray, answer: np.ndarray) -> str
     clash = (question != 0) & (question != answer)
     if clash.any():
         cell = int(np.argmax(clash))
-        return f"answer disagrees with the given {question[cell]} at row {cell // 9 + 1}, column {cell % 9 + 1}"
+        return (
+            f"answer disagrees with the given {question[cell]} at row {cell // 9 + 1}, column {cell % 9 + 1}"
+        )
     return f"rating {row[3]!r} is not a non-negative integer"
 
 
@@ -94,7 +98,9 @@ def _parse_chunk(rows: list[list[str]]) -> tuple[np.ndarray, np.ndarray, np.ndar
         answers[index] = _to_digits([rows[i][2] for i in index], _ANSWER_LUT)
     rating_text = [r[3].strip() if len(r) == 4 else "" for r in rows]
     rated = np.array([t.isascii() and t.isdigit() for t in rating_text], dtype=bool)
-    ratings = np.array([int(t) if ok else 0 for t, ok in zip(rating_text, rated, strict=True)], dtype=np.int64)
+    ratings = np.array(
+        [int(t) if ok else 0 for t, ok in zip(rating_text, rated, strict=True)], dtype=np.int64
+    )
     valid = (
         shaped
         & (questions != _INVALID).all(axis=1)

@@ -17,7 +17,9 @@ ALL = 0x1FF
 _ROWS = [tuple(r * 9 + c for c in range(9)) for r in range(9)]
 _COLS = [tuple(r * 9 + c for r in range(9)) for c in range(9)]
 _BOXES = [
-    tuple((br * 3 + r) * 9 + bc * 3 + c for r in range(3) for c in range(3)) for br in range(3) for bc in range(3)
+    tuple((br * 3 + r) * 9 + bc * 3 + c for r in range(3) for c in range(3))
+    for br in range(3)
+    for bc in range(3)
 ]
 UNITS: list[tuple[int, ...]] = _ROWS + _COLS + _BOXES
 PEERS: list[tuple[int, ...]] = [
