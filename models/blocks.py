@@ -96,7 +96,8 @@ class ReasonerIO(nn.Module):
     """Embeddings, position encodings and output heads; the `inner` modules subclass it.
 
     Attribute names are the reference's (`embed_tokens`, `lm_head`, `q_head`, `embed_pos`,
-    `puzzle_emb`) so released state dicts load as they are.
+    `puzzle_emb`) so released state dicts load as they are. Subclasses implement
+    `recur(z_H, z_L, x, cos_sin)`, the latent computation of one segment, and `reset`.
     """
 
     def __init__(self, cfg: ArchConfig) -> None:
@@ -150,3 +151,15 @@ class ReasonerIO(nn.Module):
         logits = self.lm_head(z_H)[:, self.puzzle_len :]
         q = self.q_head(z_H[:, 0]).to(torch.float32)
         return logits, q[..., 0], q[..., 1]
+
+    def recur(
+        self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor, cos_sin: CosSin | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, z_H: torch.Tensor, z_L: torch.Tensor, batch: dict[str, torch.Tensor]):
+        """One segment: returns (z_H, z_L, logits, q_halt_logits, q_continue_logits), latents detached."""
+        x = self.input_embeddings(batch["inputs"], batch.get("puzzle_identifiers"))
+        z_H, z_L = self.recur(z_H, z_L, x, self.cos_sin())
+        logits, q_halt, q_continue = self.heads(z_H)
+        return z_H.detach(), z_L.detach(), logits, q_halt, q_continue

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from models.act import ACTModel, Batch
+from models.act import ACTModel
 from models.blocks import ReasoningStack
 from models.config import ArchConfig, HRMConfig
+from models.layers import CosSin
 from models.trm import TRMInner
 
 
@@ -17,9 +18,9 @@ class HRMInner(TRMInner):
         super().__init__(cfg)
         self.H_level = ReasoningStack(cfg, cfg.H_layers)
 
-    def forward(self, z_H: torch.Tensor, z_L: torch.Tensor, batch: Batch):
-        cos_sin = self.cos_sin()
-        x = self.input_embeddings(batch["inputs"], batch.get("puzzle_identifiers"))
+    def recur(
+        self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor, cos_sin: CosSin | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         H, L = self.cfg.H_cycles, self.cfg.L_cycles
         with torch.no_grad():
             for h_step in range(H):
@@ -30,8 +31,7 @@ class HRMInner(TRMInner):
                     z_H = self.H_level(z_H, z_L, cos_sin)
         z_L = self.L_level(z_L, z_H + x, cos_sin)
         z_H = self.H_level(z_H, z_L, cos_sin)
-        logits, q_halt, q_continue = self.heads(z_H)
-        return z_H.detach(), z_L.detach(), logits, q_halt, q_continue
+        return z_H, z_L
 
 
 class HRMModel(ACTModel):

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import torch
 
-from models.act import ACTModel, Batch
+from models.act import ACTModel
 from models.blocks import ReasonerIO, ReasoningStack
 from models.config import ArchConfig, TransformerConfig
+from models.layers import CosSin
 
 
 class TransformerInner(ReasonerIO):
@@ -21,14 +22,12 @@ class TransformerInner(ReasonerIO):
     def reset(self, halted: torch.Tensor, z_H: torch.Tensor, z_L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return z_H, z_L
 
-    def forward(self, z_H: torch.Tensor, z_L: torch.Tensor, batch: Batch):
-        x = self.input_embeddings(batch["inputs"], batch.get("puzzle_identifiers"))
-        cos_sin = self.cos_sin()
-        z_H = x
+    def recur(
+        self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor, cos_sin: CosSin | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         for layer in self.L_level.layers:
-            z_H = layer(z_H, cos_sin)
-        logits, q_halt, q_continue = self.heads(z_H)
-        return z_H.detach(), z_H.detach(), logits, q_halt, q_continue
+            x = layer(x, cos_sin)
+        return x, x
 
 
 class TransformerModel(ACTModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from models.act import ACTModel, Batch
+from models.act import ACTModel
 from models.blocks import ReasonerIO, ReasoningStack
 from models.config import ArchConfig, TRMConfig
 from models.layers import CosSin, trunc_normal_init_
@@ -39,15 +39,13 @@ class TRMInner(ReasonerIO):
         z_H = self.update(z_H, z_L, cos_sin)
         return z_H, z_L
 
-    def forward(self, z_H: torch.Tensor, z_L: torch.Tensor, batch: Batch):
-        cos_sin = self.cos_sin()
-        x = self.input_embeddings(batch["inputs"], batch.get("puzzle_identifiers"))
+    def recur(
+        self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor, cos_sin: CosSin | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
             for _ in range(self.cfg.H_cycles - 1):
                 z_H, z_L = self.latent_recursion(z_H, z_L, x, cos_sin)
-        z_H, z_L = self.latent_recursion(z_H, z_L, x, cos_sin)
-        logits, q_halt, q_continue = self.heads(z_H)
-        return z_H.detach(), z_L.detach(), logits, q_halt, q_continue
+        return self.latent_recursion(z_H, z_L, x, cos_sin)
 
 
 class TRMModel(ACTModel):
