@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.golden import check_file  # noqa: E402
+from utils.golden import FixtureError, check_file  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     worst_overall = 0.0
     failed: list[str] = []
     for path in args.files:
-        results = check_file(path)
+        try:
+            results = check_file(path)
+        except FixtureError as err:
+            print(f"{err}  <-- FAIL")
+            failed.append(str(path))
+            continue
         if results is None:
             print(f"{path}: companion file, checked with its .pth")
             continue
@@ -38,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                 failed.append(f"{path}:{r.name}")
     print(f"max relative error over all files: {worst_overall:.3e} (tolerance {args.tol:.0e})")
     if failed:
-        print(f"{len(failed)} tensors above tolerance", file=sys.stderr)
+        print(f"{len(failed)} failures (tensors above tolerance or unreadable files)", file=sys.stderr)
         return 1
     return 0
 

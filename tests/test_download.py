@@ -19,7 +19,7 @@ from dataset import download
 from dataset.build_sudoku_dataset import main as build_sudoku
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = Path(__file__).parent / "fixtures" / "sudoku_hard.csv"
+FIXTURE = Path(__file__).parent / "data" / "sudoku_hard.csv"
 
 
 class FakeHub:

@@ -20,7 +20,7 @@ from dataset.sudoku_csv import InvalidRowError, read_sudoku_csv
 from dataset.sudoku_generate import generate_rows, write_generated_csvs
 from dataset.sudoku_solver import generate_puzzle
 
-FIXTURE = Path(__file__).parent / "fixtures" / "sudoku_hard.csv"
+FIXTURE = Path(__file__).parent / "data" / "sudoku_hard.csv"
 
 
 def fixture_rows() -> list[dict[str, str]]:

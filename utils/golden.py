@@ -4,6 +4,8 @@ Three fixture formats are understood:
 - model fixtures (`kind`, `config`, `state_dict`, `z_H0`, `z_L0`, `segments`, ...): build the
   model through the registry, load the weights through the checkpoint loader, run the
   recorded number of segments from the recorded carry (no reset), compare every tensor;
+  then, "teacher-forced", run each later segment from the reference's own previous carry,
+  which measures one segment's error without the recurrence amplifying earlier rounding;
 - release-format checkpoints `X.pth` with a sibling `X.expected.pt`: load through the
   evaluation path (EMA weights) and compare one segment;
 - breadth-metric fixtures (`logit_trajectory`, `metrics`): recompute the metrics.
@@ -63,15 +65,23 @@ def _batch(fixture: dict[str, Any]) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
+def _segment(inner: torch.nn.Module, z_H: torch.Tensor, z_L: torch.Tensor, batch: dict) -> dict[str, torch.Tensor]:
+    z_H, z_L, logits, q_halt, q_continue = inner(z_H, z_L, batch)
+    return {"logits": logits, "q_halt_logits": q_halt, "q_continue_logits": q_continue, "z_H": z_H, "z_L": z_L}
+
+
 def _run_segments(inner: torch.nn.Module, fixture: dict[str, Any], count: int) -> list[dict[str, torch.Tensor]]:
-    z_H, z_L = fixture["z_H0"], fixture["z_L0"]
-    batch = _batch(fixture)
+    out = {"z_H": fixture["z_H0"], "z_L": fixture["z_L0"]}
     results = []
     for _ in range(count):
-        z_H, z_L, logits, q_halt, q_continue = inner(z_H, z_L, batch)
-        results.append({"logits": logits, "q_halt_logits": q_halt, "q_continue_logits": q_continue,
-                        "z_H": z_H, "z_L": z_L})
+        out = _segment(inner, out["z_H"], out["z_L"], _batch(fixture))
+        results.append(out)
     return results
+
+
+def _compare(prefix: str, got: dict[str, torch.Tensor], ref: dict[str, torch.Tensor]) -> list[Comparison]:
+    return [Comparison(f"{prefix}.{key}", relative_error(got[key], tensor) if key in got else float("inf"))
+            for key, tensor in ref.items()]
 
 
 def check_model_fixture(fixture: dict[str, Any]) -> list[Comparison]:
@@ -87,9 +97,10 @@ def check_model_fixture(fixture: dict[str, Any]) -> list[Comparison]:
     ours = _run_segments(inner, fixture, len(segments))
     results = []
     for i, (got, ref) in enumerate(zip(ours, segments, strict=True)):
-        for key, tensor in ref.items():
-            error = relative_error(got[key], tensor) if key in got else float("inf")
-            results.append(Comparison(f"segments[{i}].{key}", error))
+        results += _compare(f"segments[{i}]", got, ref)
+    for i in range(1, len(segments)):
+        got = _segment(inner, segments[i - 1]["z_H"], segments[i - 1]["z_L"], _batch(fixture))
+        results += _compare(f"teacher_forced.segments[{i}]", got, segments[i])
     for key, fn in (("stablemax_ce", stablemax_cross_entropy), ("softmax_ce", softmax_cross_entropy)):
         if key in fixture:
             results.append(Comparison(key, relative_error(fn(ours[0]["logits"], fixture["labels"]), fixture[key])))
@@ -130,6 +141,8 @@ def check_file(path: str | Path) -> list[Comparison] | None:
         return None
     if path.suffix == ".pth":
         return check_release_fixture(path)
+    if path.suffix != ".pt":
+        raise FixtureError(f"{path}: not a tensor fixture (expected .pt or .pth)")
     fixture = torch.load(path, weights_only=True)
     if not isinstance(fixture, dict):
         raise FixtureError(f"{path}: not a fixture dict")
