@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from dataset.atomic import atomic_output_dir, check_target
 from dataset.format import SplitArrays, write_identifiers, write_split
 from dataset.maze import VOCAB_SIZE, MazeGenerationError, MazeMode, longest_possible_path, sample_maze
+from utils.validation import format_validation_error
 
 
 class MazeBuildConfig(BaseModel):
@@ -174,7 +175,7 @@ def parse_args(argv: list[str] | None = None) -> MazeBuildConfig:
     try:
         return MazeBuildConfig(**vars(parser.parse_args(argv)))
     except ValidationError as err:
-        parser.error(str(err))
+        parser.error(format_validation_error(err))
 
 
 def main(argv: list[str] | None = None) -> int:

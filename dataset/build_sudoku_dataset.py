@@ -23,6 +23,7 @@ from dataset.format import SplitArrays, write_identifiers, write_split
 from dataset.sudoku import VOCAB_SIZE, augment, encode_tokens
 from dataset.sudoku_csv import InvalidRowError, SudokuRows, read_sudoku_csv
 from dataset.sudoku_generate import GenerationError, generate_rows
+from utils.validation import format_validation_error
 
 GENERATED_DEFAULT_SIZE = 1000
 
@@ -143,7 +144,7 @@ def parse_args(argv: list[str] | None = None) -> SudokuBuildConfig:
     try:
         return SudokuBuildConfig(**args)
     except ValidationError as err:
-        parser.error(str(err))
+        parser.error(format_validation_error(err))
 
 
 def main(argv: list[str] | None = None) -> int:

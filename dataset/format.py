@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from utils.validation import format_validation_error
+
 FIELDS = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
 
 
@@ -114,7 +116,7 @@ def load_metadata(split_dir: Path | str) -> DatasetMetadata:
     try:
         return DatasetMetadata.model_validate_json(path.read_text())
     except ValidationError as err:
-        raise DatasetFormatError(f"{path}: invalid dataset.json: {err}") from err
+        raise DatasetFormatError(f"{path}: invalid dataset.json: {format_validation_error(err)}") from None
 
 
 def _open_npy(path: Path, mmap: bool) -> np.ndarray:

@@ -12,24 +12,7 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-
-class ConfigError(ValueError):
-    """A configuration value is missing or invalid; the message starts with the key."""
-
-
-def format_validation_error(err: ValidationError, prefix: str) -> str:
-    """One line per problem, each starting with the full key, e.g. `arch.pos_encodings: ...`."""
-    lines = []
-    for e in err.errors():
-        msg = e["msg"].removeprefix("Value error, ")
-        if not e["loc"]:  # model-level checks put the key first in their message
-            lines.append(f"{prefix}.{msg}" if prefix else msg)
-            continue
-        key = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
-        got = f" (got {e['input']!r})" if e["type"] != "missing" else ""
-        lines.append(f"{key}: {msg}{got}")
-    return "; ".join(lines)
-
+from utils.validation import ConfigError, format_validation_error
 
 _DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 

@@ -7,12 +7,12 @@ from typing import Any
 from torch import nn
 
 from models.act import ACTModel
-from models.config import ConfigError
 from models.eqr import EqRModel
 from models.hrm import HRMModel
 from models.losses import ACTLossHead, InferenceLossHead
 from models.transformer import TransformerModel
 from models.trm import TRMModel
+from utils.validation import ConfigError
 
 ARCHITECTURES: dict[str, type[ACTModel]] = {
     "eqr@EqRModel": EqRModel,

@@ -90,6 +90,7 @@ def test_other_numpy_objects_are_refused(tmp_path):
         safe_torch_load(path)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the plain-pickle case below
 def test_missing_and_non_checkpoint_files(tmp_path):
     with pytest.raises(CheckpointError, match="no such checkpoint file"):
         load_checkpoint(tmp_path / "nope.pth")

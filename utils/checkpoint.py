@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from models.act import ACTModel
-from models.config import ConfigError
 from models.registry import build_model
+from utils.validation import ConfigError
 
 log = logging.getLogger(__name__)
 
