@@ -6,6 +6,7 @@ import math
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from models.config import ArchConfig
 from models.layers import (
@@ -46,16 +47,22 @@ class ReasoningBlock(nn.Module):
 
 
 class ReasoningStack(nn.Module):
-    """`Blocks(h + u)`: input injection by addition, then the stack of blocks."""
+    """`Blocks(h + u)`: input injection by addition, then the stack of blocks.
+
+    With `gradient_checkpointing` set, blocks run under activation checkpointing whenever
+    gradients are being recorded (the last recursion of a segment), trading compute for memory.
+    """
 
     def __init__(self, cfg: ArchConfig, num_layers: int) -> None:
         super().__init__()
         self.layers = nn.ModuleList(ReasoningBlock(cfg) for _ in range(num_layers))
+        self.gradient_checkpointing = False
 
     def forward(self, h: torch.Tensor, u: torch.Tensor, cos_sin: CosSin | None) -> torch.Tensor:
         h = h + u
+        checkpointed = self.gradient_checkpointing and torch.is_grad_enabled()
         for layer in self.layers:
-            h = layer(h, cos_sin)
+            h = checkpoint(layer, h, cos_sin, use_reentrant=False) if checkpointed else layer(h, cos_sin)
         return h
 
 

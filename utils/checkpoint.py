@@ -8,6 +8,7 @@ globals that `np.random.get_state()` pickles are allowed and nothing else.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import re
 from dataclasses import dataclass, field
@@ -180,3 +181,37 @@ def load_checkpoint(
         raise CheckpointError(f"{path}: {err}{hint}") from None
     load_model_state(model.model, state, strict=strict, source=str(path))
     return LoadedCheckpoint(model=model, config=config, step=ckpt.get("step"), used_ema=used_ema, raw=ckpt)
+
+
+STEP_FILE = re.compile(r"^step_(\d+)\.pth$")
+
+
+def save_checkpoint_atomic(payload: dict[str, Any], path: str | Path) -> Path:
+    """Write to a temporary file in the same directory, fsync, then rename over `path`.
+
+    A process killed mid-write leaves at most a stray `.tmp` file, never a truncated
+    checkpoint under the final name, so the previous checkpoint stays loadable.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def step_checkpoints(directory: str | Path) -> list[Path]:
+    """`step_<n>.pth` files in a run directory, oldest step first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := STEP_FILE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def prune_checkpoints(directory: str | Path, keep_last: int) -> None:
+    for old in step_checkpoints(directory)[:-keep_last]:
+        old.unlink()

@@ -1,0 +1,82 @@
+"""Process group and device setup for single-process and torchrun launches.
+
+torchrun sets RANK / WORLD_SIZE / LOCAL_RANK; without them this is one process on one
+device. NCCL serves CUDA, gloo everything else (the CPU path).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def pick_device(requested: str, local_rank: int) -> torch.device:
+    """`auto`: CUDA, else Apple MPS, else CPU; an explicit choice that is unavailable is an error."""
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    if requested == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("device: cuda requested but no CUDA device is available")
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    if requested == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError("device: mps requested but MPS is not available")
+    return torch.device(requested)
+
+
+def setup(requested_device: str = "auto") -> DistInfo:
+    """Initialise the process group when launched by torchrun; pick this rank's device."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(requested_device, local_rank)
+    if world_size > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, device_id=device if device.type == "cuda" else None)
+        log.info("process group: %s, rank %d of %d", backend, rank, world_size)
+    log.info("device: %s", device)
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+
+
+def teardown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_sum_(tensors: list[torch.Tensor]) -> None:
+    """Sum in place across ranks (no-op in a single process), flattening into one collective."""
+    if not (dist.is_initialized() and dist.get_world_size() > 1) or not tensors:
+        return
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    dist.all_reduce(flat)
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset : offset + t.numel()].view_as(t))
+        offset += t.numel()
+
+
+def gather_objects(obj: object) -> list[object]:
+    """Every rank's object, in rank order (a one-element list in a single process)."""
+    if not (dist.is_initialized() and dist.get_world_size() > 1):
+        return [obj]
+    out: list[object] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
