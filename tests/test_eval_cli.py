@@ -1,0 +1,115 @@
+"""`evaluate.py` end to end on the released-layout fixture, and its one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import evaluate
+from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset
+from dataset.build_sudoku_dataset import SudokuBuildConfig, build_sudoku_dataset
+
+CKPT = Path(__file__).parent / "fixtures" / "release_format_sudoku.pth"
+
+
+@pytest.fixture(autouse=True)
+def _restore_denormals():
+    yield
+    torch.set_flush_denormal(False)  # main() turns flushing on for the whole process
+
+
+@pytest.fixture(scope="module")
+def sudoku(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("data") / "sudoku"
+    return build_sudoku_dataset(SudokuBuildConfig(output_dir=out, source="generate", subsample_size=1,
+                                                  test_subsample_size=6, num_aug=0))
+
+
+def _run(capsys, *args: str) -> tuple[int, str, str]:
+    code = evaluate.main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_end_to_end_release_checkpoint(sudoku, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, err = _run(
+        capsys, f"checkpoint={CKPT}", f"dataset_data_path={sudoku}", f"output_dir={out}",
+        "halt_max_steps=[1,3]", "different_init=[1,2]", "convergence_top_k=1", "global_batch_size=4", "tta=2",
+    )
+    assert code == 0, err
+    assert "| release_format_sudoku.pth | 3 | 2 | 2 |" in stdout
+    for depth in (1, 3):
+        for breadth in (1, 2):
+            stem = out / f"eval_release_format_sudoku_D{depth}_B{breadth}_tta2"
+            record = json.loads(stem.with_suffix(".json").read_text())
+            assert record["schema_version"] == 1
+            assert record["config"]["halt_max_steps"] == depth and record["config"]["used_ema"] is True
+            metrics = record["metrics"]
+            assert metrics["num_puzzles"] == 6 and metrics["count"] == 6 * breadth * 2
+            assert 0 <= metrics["exact_accuracy"] <= 1 and f"residual_of_{depth}_steps" in metrics
+            assert "different_init/pass@1" in metrics  # 2 transforms make breadth >= 2 even at B=1
+            with stem.with_suffix(".csv").open() as handle:
+                rows = list(csv.DictReader(handle))
+            assert len(rows) == 1 and float(rows[0]["exact_accuracy"]) == metrics["exact_accuracy"]
+    for name in ("eval_summary.md", "exact_accuracy_vs_depth.png", "accuracy_vs_residual.png"):
+        assert (out / name).stat().st_size > 0
+    one = json.loads((out / "eval_release_format_sudoku_D1_B2_tta2.json").read_text())
+    three = json.loads((out / "eval_release_format_sudoku_D3_B2_tta2.json").read_text())
+    assert one["config"]["pass_wall_s"] == three["config"]["pass_wall_s"]  # one pass served both depths
+
+
+def test_no_ema_and_no_plots(sudoku, tmp_path, capsys):
+    code, _, err = _run(capsys, f"checkpoint={CKPT}", f"dataset_data_path={sudoku}", f"output_dir={tmp_path}",
+                        "halt_max_steps=2", "use_ema=false", "plots=false", "max_eval_steps=1",
+                        "global_batch_size=2", "elastic=true", "elastic_tol=1e6")
+    assert code == 0, err
+    record = json.loads((tmp_path / "eval_release_format_sudoku_D2_B1_elastic.json").read_text())
+    assert record["config"]["used_ema"] is False and record["metrics"]["num_puzzles"] == 2
+    assert "elastic/segments_saved" in record["metrics"]
+    assert not list(tmp_path.glob("*.png"))
+
+
+def _junk(path: Path) -> Path:
+    path.write_text("not a checkpoint")
+    return path
+
+
+def _unknown_arch_checkpoint(path: Path) -> Path:
+    ckpt = torch.load(CKPT, weights_only=False)
+    ckpt["config"]["arch"]["name"] = "nope@NopeModel"
+    torch.save(ckpt, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def maze(tmp_path_factory) -> Path:
+    return build_maze_dataset(MazeBuildConfig(output_dir=tmp_path_factory.mktemp("m") / "maze", grid_size=6,
+                                              train_samples=1, test_samples=2, min_path_length=2,
+                                              max_path_length=4))
+
+
+@pytest.mark.parametrize(
+    ("make_args", "expected"),
+    [
+        (lambda d, t: [f"checkpoint={t / 'missing.pth'}"], "no such checkpoint file"),
+        (lambda d, t: [f"checkpoint={_junk(t / 'junk.pth')}"], "not a PyTorch checkpoint"),
+        (lambda d, t: [f"checkpoint={_unknown_arch_checkpoint(t / 'u.pth')}"], "arch.name: unknown name 'nope@"),
+        (lambda d, t: [f"checkpoint={CKPT}", f"dataset_data_path={d['maze']}"], "dataset_data_path: seq_len 36"),
+        (lambda d, t: [f"checkpoint={CKPT}", "halt_max_steps=[0,4]"], "halt_max_steps: every value must be >= 1"),
+        (lambda d, t: [f"checkpoint={CKPT}", "different_init=2", "convergence_top_k=3"], "convergence_top_k: 3"),
+        (lambda d, t: [f"checkpoint={CKPT}", "bogus=1"], "bogus: Extra inputs"),
+        (lambda d, t: [f"checkpoint={CKPT}", "halt_max_steps"], "halt_max_steps: expected key=value"),
+        (lambda d, t: [], "checkpoint: missing"),
+    ],
+)
+def test_bad_input_gives_one_line(make_args, expected, sudoku, maze, tmp_path, capsys):
+    args = make_args({"sudoku": sudoku, "maze": maze}, tmp_path)
+    code, _, err = _run(capsys, *args, f"output_dir={tmp_path}")
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], err

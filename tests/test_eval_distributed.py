@@ -1,0 +1,64 @@
+"""Two gloo processes evaluating their slices give the same metrics as one process."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset
+from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig
+from models.registry import build_model
+from tests.conftest import tiny_arch
+from utils.evaluation import evaluate_depths
+
+ARCH = tiny_arch("trm@TRMModel", seq_len=36, vocab_size=6)  # TRM: no random draws, so slicing cannot matter
+SETTINGS = {"depths": [1, 3], "different_init": 2, "convergence_top_k": 1, "convergence_window": 2}
+
+
+def _evaluate(data: Path, weights: Path, rank: int, world: int) -> dict[int, dict[str, float]]:
+    model = build_model(ARCH).model
+    model.load_state_dict(torch.load(weights, weights_only=True))
+    dataset = PuzzleDataset(
+        PuzzleDatasetConfig(data_paths=[data], global_batch_size=4, rank=rank, world_size=world, test_set_mode=True),
+        split="test",
+    )
+    return evaluate_depths(model.eval(), dataset.test_batches(), **SETTINGS)
+
+
+def _worker(rank: int, port: int, data: Path, weights: Path, out: Path) -> None:
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        torch.set_num_threads(1)
+        metrics = _evaluate(data, weights, rank, 2)
+        (out / f"rank{rank}.json").write_text(json.dumps(metrics))
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_gloo_ranks_equal_one_process(tmp_path):
+    data = build_maze_dataset(MazeBuildConfig(output_dir=tmp_path / "maze", grid_size=6, train_samples=2,
+                                              test_samples=10, min_path_length=2, max_path_length=6))
+    torch.manual_seed(0)
+    weights = tmp_path / "weights.pt"
+    torch.save(build_model(ARCH).model.state_dict(), weights)
+    single = _evaluate(data, weights, 0, 1)
+    mp.spawn(_worker, args=(_free_port(), data, weights, tmp_path), nprocs=2, join=True)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert ranks[0] == ranks[1]  # every rank holds the reduced totals
+    for depth, metrics in single.items():
+        reduced = ranks[0][str(depth)]
+        assert set(reduced) == set(metrics)
+        for key, value in metrics.items():
+            assert abs(reduced[key] - value) < 1e-9, key
+    assert single[3]["num_puzzles"] == 10 and single[3]["count"] == 20

@@ -1,0 +1,238 @@
+"""The one-pass depth x breadth evaluation core (`utils/evaluation.py`)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from models.registry import build_model
+from tests.conftest import tiny_arch
+from utils.evaluation import ElasticExit, _batch_seed, evaluate_depths, run_evaluation
+from utils.tta import dihedral_transforms
+
+S, V, B = 3, 4, 4
+
+
+class ScriptedInner(nn.Module):
+    """Outputs chosen per (puzzle id = inputs[:, 0], copy = row % B): fixed argmax, logits drifting
+    at a per-copy speed (score = 2 x speed with V = 4), q_halt positive for copy 0 only."""
+
+    def __init__(self, preds: dict[int, list[list[int]]], speeds: dict[int, list[float]]) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+        self.preds, self.speeds = preds, speeds
+
+    def reset(self, halted, z_H, z_L):
+        """The copy index rides in z_L, so it follows its row when finished rows are dropped."""
+        rows = halted.view(-1, 1, 1)
+        copy = (torch.arange(z_L.shape[0]) % B).float().view(-1, 1, 1)
+        return torch.where(rows, 0.0, z_H), torch.where(rows, copy, z_L)
+
+    def forward(self, z_H, z_L, batch):
+        z_H = z_H + 1
+        step = z_H[:, 0, 0]
+        copy = z_L[:, 0, 0].long()
+        puzzle = batch["inputs"][:, 0].tolist()
+        preds = torch.tensor([self.preds[p][c] for p, c in zip(puzzle, copy.tolist(), strict=True)])
+        speed = torch.tensor([self.speeds[p][c] for p, c in zip(puzzle, copy.tolist(), strict=True)])
+        logits = 10 * nn.functional.one_hot(preds, V).float() + (speed * step).view(-1, 1, 1)
+        q_halt = torch.where(copy == 0, 1.0, -1.0)
+        return z_H, z_L, logits, q_halt, -q_halt
+
+
+def scripted_model(preds, speeds):
+    model = build_model(tiny_arch("trm@TRMModel", seq_len=S, vocab_size=V, hidden_size=8, num_heads=1)).model
+    model.inner = ScriptedInner(preds, speeds)
+    return model.eval()
+
+
+def batch(puzzles: list[int], labels: list[list[int]], pad: int = 0):
+    inputs = torch.tensor([[p, 0, 0] for p in puzzles] + [[0, 0, 0]] * pad, dtype=torch.int32)
+    lab = torch.tensor(labels + [[-100] * S] * pad, dtype=torch.int32)
+    return {"inputs": inputs, "labels": lab, "puzzle_identifiers": torch.zeros(len(inputs), dtype=torch.int32)}
+
+
+HAND_PREDS = {
+    # puzzle 1 (label 1 2 3): answers A=[1,2,3] (correct) and W=[1,2,0] tie 2:2 -> first (A) wins
+    1: [[1, 2, 3], [1, 2, 0], [1, 2, 0], [1, 2, 3]],
+    # puzzle 2 (label 0 1 -): [3,3,3] (wrong) and [0,1,2] (correct) tie 2:2 -> first ([3,3,3]) wins
+    2: [[3, 3, 3], [0, 1, 2], [0, 1, 2], [3, 3, 3]],
+}
+HAND_SPEEDS = {1: [3.0, 1.0, 2.0, 1.0], 2: [1.0, 5.0, 0.5, 4.0]}
+
+
+def test_hand_computed_breadth_metrics_across_batches_and_padding():
+    model = scripted_model(HAND_PREDS, HAND_SPEEDS)
+    batches = [(batch([1], [[1, 2, 3]], pad=1), 1), (batch([2], [[0, 1, -100]], pad=1), 1)]
+    m = evaluate_depths(model, batches, [3], different_init=B, convergence_top_k=2, convergence_window=2)[3]
+    expected = {
+        "count": 8, "num_puzzles": 2, "steps": 3.0,
+        "exact_accuracy": 0.5,
+        "accuracy": (1 + 2 / 3 + 2 / 3 + 1 + 0 + 1 + 1 + 0) / 8,
+        "q_halt_accuracy": 4 / 8, "q_halt_precision": 1 / 2, "q_halt_recall": 1 / 4,
+        "different_init/avg_pass_rate": 0.5, "different_init/any_correct": 1.0,
+        "different_init/pass@1": 0.5, "different_init/pass@2": 5 / 6,
+        "different_init/n": 4, "different_init/total_samples": 2,
+        "majority_vote/exact_accuracy": 0.5, "different_init/majority_vote_acc": 0.5,
+        "majority_vote/accuracy": 3 / 5,  # pooled over the 5 scored tokens
+        # puzzle 1 picks copies 1 (wrong), 3 (right); puzzle 2 picks copies 2 (right), 0 (wrong)
+        "convergence_top_k/exact_accuracy": 0.5, "convergence_top_k/any_correct": 1.0,
+        "convergence_top_k/cumulative_exact_acc_top1": 0.5, "convergence_top_k/cumulative_exact_acc_top2": 0.5,
+        "convergence_top_k/pass@1": 0.5,
+        "convergence_top_k/avg_convergence_score": (2.0 + 1.5) / 2, "convergence_top_k/k": 2,
+    }
+    for key, value in expected.items():
+        assert m[key] == pytest.approx(value, abs=1e-5), key
+    assert m["residual_of_1_steps"] == pytest.approx(m["residual_of_3_steps"])
+
+
+def test_convergence_keys_absent_at_depth_one_and_without_top_k():
+    model = scripted_model(HAND_PREDS, HAND_SPEEDS)
+    batches = [(batch([1, 2], [[1, 2, 3], [0, 1, -100]]), 2)]
+    out = evaluate_depths(model, batches, [1, 2], different_init=B, convergence_top_k=1)
+    assert not any(k.startswith("convergence_top_k/") for k in out[1])
+    assert out[2]["convergence_top_k/k"] == 1
+    plain = evaluate_depths(model, batches, [2], different_init=B)[2]
+    assert "different_init/pass@1" in plain and not any(k.startswith("convergence") for k in plain)
+
+
+def _random_batches(count: int, size: int, seq_len: int = 16, vocab: int = 7, pad_last: int = 0):
+    g = torch.Generator().manual_seed(123)
+    out = []
+    for i in range(count):
+        x = torch.randint(1, vocab, (size, seq_len), generator=g, dtype=torch.int32)
+        labels = torch.where(torch.rand(size, seq_len, generator=g) < 0.2, -100, x)
+        valid = size - (pad_last if i == count - 1 else 0)
+        labels[valid:] = -100
+        out.append(({"inputs": x, "labels": labels, "puzzle_identifiers": torch.zeros(size, dtype=torch.int32)},
+                    valid))
+    return out
+
+
+@pytest.fixture(scope="module")
+def eqr():
+    torch.manual_seed(0)
+    return build_model(tiny_arch(noise_scale=0.05)).model.eval()
+
+
+def test_one_pass_equals_separate_runs(eqr):
+    batches = _random_batches(3, 3, pad_last=1)
+    kwargs = {"different_init": 3, "convergence_top_k": 2, "convergence_window": 2, "seed": 5}
+    together = evaluate_depths(eqr, batches, [1, 3, 5], **kwargs)
+    for depth in (1, 3, 5):
+        assert evaluate_depths(eqr, batches, [depth], **kwargs)[depth] == together[depth]
+    assert together[3] != together[5]
+    assert evaluate_depths(eqr, batches, [3], **{**kwargs, "seed": 6})[3] != together[3]
+
+
+def test_one_pass_equals_separate_runs_with_elastic(eqr):
+    batches = _random_batches(2, 3)
+    elastic = ElasticExit(patience=1, tol=1e9)  # exits as soon as the prediction repeats
+    together = run_evaluation(eqr, batches, [2, 6], different_init=2, convergence_top_k=1, elastic=elastic)
+    alone = run_evaluation(eqr, batches, [6], different_init=2, convergence_top_k=1, elastic=elastic)
+    assert alone.metrics[6] == together.metrics[6]
+    assert run_evaluation(eqr, batches, [2], 2, 1, elastic=elastic).metrics[2] == together.metrics[2]
+
+
+def test_breadth_one_equals_plain_evaluation():
+    """The reference loop: loss head, model halting at halt_max_steps, metrics of the final segment."""
+    torch.manual_seed(1)
+    depth, seed = 3, 9
+    head = build_model(tiny_arch(noise_scale=0.05, halt_max_steps=depth), loss_head="losses@InferenceLossHead").eval()
+    batches = _random_batches(2, 4)
+    totals: dict[str, float] = {}
+    for index, (data, _) in enumerate(batches):
+        torch.manual_seed(_batch_seed(seed, 0, index))
+        carry = head.initial_carry(data)
+        while True:
+            carry, metrics, _, done = head(carry, data)
+            if done:
+                break
+        for k, v in metrics.items():
+            totals[k] = totals.get(k, 0) + float(v)
+    ours = evaluate_depths(head.model, batches, [depth], seed=seed)[depth]
+    count = totals["count"]
+    assert ours["count"] == count
+    for key in ("exact_accuracy", "accuracy", "q_halt_accuracy", "steps"):
+        assert ours[key] == pytest.approx(totals[key] / count, abs=1e-6), key
+    assert ours["q_halt_precision"] == pytest.approx(
+        totals["q_halt_true_positive"] / max(totals["q_halt_predicted_positive"], 1))
+
+
+def test_padding_rows_do_not_count():
+    torch.manual_seed(2)
+    trm = build_model(tiny_arch("trm@TRMModel")).model.eval()  # deterministic: batch shape cannot matter
+    full = _random_batches(1, 5)
+    data, _ = full[0]
+    padded = dict(data, labels=data["labels"].clone())
+    padded["inputs"] = torch.cat([data["inputs"][:3], torch.ones(2, 16, dtype=torch.int32)])
+    a = evaluate_depths(trm, [({k: v[:3] for k, v in data.items()}, 3)], [2], different_init=2)[2]
+    b = evaluate_depths(trm, [(padded, 3)], [2], different_init=2)[2]
+    assert a == pytest.approx(b)
+    assert a["num_puzzles"] == 3 and a["count"] == 6
+
+
+def test_elastic_exit_accounting():
+    # copy speeds 0 -> logits stop moving, prediction stable from segment 2
+    model = scripted_model(HAND_PREDS, {1: [0.0] * 4, 2: [0.0] * 4})
+    batches = [(batch([1, 2], [[1, 2, 3], [0, 1, -100]]), 2)]
+    run = run_evaluation(model, batches, [2, 8], different_init=B, elastic=ElasticExit(patience=1, tol=1e9))
+    m = run.metrics[8]
+    assert m["elastic/max_segments"] == 2 and m["elastic/mean_segments"] == 2
+    assert m["elastic/segments_saved"] == pytest.approx(1 - 2 / 8)
+    assert m["elastic/exit_rate"] == 1.0
+    assert run.trajectory_segments == 8 * 2  # 8 trajectories stopped after 2 segments each
+    assert m["exact_accuracy"] == 0.5
+    assert "residual_of_3_steps" not in m
+    q = run_evaluation(model, batches, [8], different_init=B, elastic=ElasticExit(use_q=True)).metrics[8]
+    assert q["elastic/exit_rate"] == pytest.approx(0.25)  # only copy 0 has q_halt > 0
+    assert q["steps"] == pytest.approx((2 * 2 + 6 * 8) / 8)
+
+
+class CopyInner(nn.Module):
+    """Predicts its input: equivariant under any transform, so inverted TTA answers stay exact."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def reset(self, halted, z_H, z_L):
+        return z_H, z_L
+
+    def forward(self, z_H, z_L, batch):
+        logits = nn.functional.one_hot(batch["inputs"].long(), 6).float()
+        q = torch.zeros(z_H.shape[0])
+        return z_H, z_L, logits, q, q
+
+
+def test_tta_predictions_are_mapped_back():
+    model = build_model(tiny_arch("trm@TRMModel", seq_len=9, vocab_size=6, hidden_size=8, num_heads=1)).model
+    model.inner = CopyInner()
+    model.eval()
+    x = torch.randint(1, 6, (2, 9), generator=torch.Generator().manual_seed(0), dtype=torch.int32)
+    data = {"inputs": x, "labels": x.clone(), "puzzle_identifiers": torch.zeros(2, dtype=torch.int32)}
+    m = evaluate_depths(model, [(data, 2)], [2], different_init=2, convergence_top_k=3,
+                        tta=dihedral_transforms(3, 6, 8))[2]
+    assert m["exact_accuracy"] == 1.0 and m["different_init/n"] == 16
+    assert m["majority_vote/exact_accuracy"] == 1.0 and m["convergence_top_k/exact_accuracy"] == 1.0
+
+
+def test_bad_arguments(eqr):
+    batches = _random_batches(1, 2)
+    with pytest.raises(ValueError, match="halt_max_steps"):
+        evaluate_depths(eqr, batches, [0, 2])
+    with pytest.raises(ValueError, match="convergence_top_k"):
+        evaluate_depths(eqr, batches, [2], different_init=2, convergence_top_k=3)
+    eqr.train()
+    try:
+        with pytest.raises(ValueError, match="eval"):
+            evaluate_depths(eqr, batches, [2])
+    finally:
+        eqr.eval()
+
+
+def test_global_rng_state_is_restored(eqr):
+    state = torch.random.get_rng_state()
+    evaluate_depths(eqr, _random_batches(1, 2), [2])
+    assert torch.equal(torch.random.get_rng_state(), state)

@@ -1,0 +1,112 @@
+"""Augmentation breadth transforms: validity preserved, inverses exact."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from utils.tta import build_transforms, dihedral_transforms, identity, resolve_kind, sudoku_transforms
+from utils.validation import ConfigError
+
+# A valid solved Sudoku (tokens = digit + 1).
+_BASE = [[(r * 3 + r // 3 + c) % 9 + 1 for c in range(9)] for r in range(9)]
+SOLUTION = torch.tensor(_BASE).reshape(1, 81) + 1
+
+
+def _is_valid_sudoku(tokens: torch.Tensor) -> bool:
+    grid = (tokens.view(9, 9) - 1).tolist()
+    units = [grid[r] for r in range(9)]
+    units += [[grid[r][c] for r in range(9)] for c in range(9)]
+    units += [[grid[br + r][bc + c] for r in range(3) for c in range(3)] for br in (0, 3, 6) for bc in (0, 3, 6)]
+    return all(sorted(u) == list(range(1, 10)) for u in units)
+
+
+def test_base_solution_is_valid():
+    assert _is_valid_sudoku(SOLUTION[0])
+
+
+def test_sudoku_transforms_preserve_validity_and_identity_first():
+    transforms = sudoku_transforms(16, seed=3)
+    assert torch.equal(transforms.position_perm[0], torch.arange(81))
+    rows = SOLUTION.repeat(16, 1)
+    moved = transforms.apply(rows, torch.arange(16))
+    assert all(_is_valid_sudoku(row) for row in moved)
+    assert len({tuple(r.tolist()) for r in moved}) == 16  # distinct transforms
+    # pad and blank tokens are never renamed
+    assert torch.equal(transforms.token_map[:, :2], torch.tensor([[0, 1]]).repeat(16, 1))
+
+
+def test_sudoku_transforms_deterministic_in_seed():
+    assert torch.equal(sudoku_transforms(5, 7).position_perm, sudoku_transforms(5, 7).position_perm)
+    assert not torch.equal(sudoku_transforms(5, 7).token_map, sudoku_transforms(5, 8).token_map)
+
+
+def test_dihedral_transforms_are_the_eight_symmetries():
+    transforms = dihedral_transforms(4, 6, 8)
+    grid = torch.arange(16).view(4, 4)
+    expected = {tuple(torch.rot90(g, k).reshape(-1).tolist()) for g in (grid, grid.T) for k in range(4)}
+    assert {tuple(p.tolist()) for p in transforms.position_perm} == expected
+    assert torch.equal(transforms.position_perm[0], torch.arange(16))
+    with pytest.raises(ConfigError, match="tta: a square grid has 8"):
+        dihedral_transforms(4, 6, 9)
+
+
+def test_dihedral_keeps_maze_adjacency():
+    """Neighbouring cells stay neighbours, so a path stays a path."""
+    transforms = dihedral_transforms(5, 6, 8)
+    for perm in transforms.position_perm:
+        where = {int(src): dst for dst, src in enumerate(perm.tolist())}
+        for cell in range(25):
+            r, c = divmod(cell, 5)
+            for nr, nc in ((r + 1, c), (r, c + 1)):
+                if nr < 5 and nc < 5:
+                    a, b = divmod(where[cell], 5), divmod(where[nr * 5 + nc], 5)
+                    assert abs(a[0] - b[0]) + abs(a[1] - b[1]) == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), count=st.integers(1, 12), data_seed=st.integers(0, 10_000))
+def test_sudoku_round_trip_exact(seed, count, data_seed):
+    transforms = sudoku_transforms(count, seed)
+    generator = torch.Generator().manual_seed(data_seed)
+    grids = torch.randint(0, 11, (count * 2, 81), generator=generator, dtype=torch.int32)
+    grids[:, ::7] = -100  # ignored labels survive
+    index = transforms.row_index(count * 2, 2)
+    moved = transforms.apply(grids, index)
+    assert moved.dtype == grids.dtype
+    assert torch.equal((moved == -100).sum(1), (grids == -100).sum(1))
+    assert torch.equal(transforms.inverse().apply(moved, index), grids)
+
+
+@settings(max_examples=20, deadline=None)
+@given(side=st.integers(2, 9), count=st.integers(1, 8), data_seed=st.integers(0, 10_000))
+def test_dihedral_round_trip_exact(side, count, data_seed):
+    transforms = dihedral_transforms(side, 6, count)
+    grids = torch.randint(0, 6, (count, side * side), generator=torch.Generator().manual_seed(data_seed))
+    index = torch.arange(count)
+    assert torch.equal(transforms.inverse().apply(transforms.apply(grids, index), index), grids)
+
+
+def test_row_index_is_transform_major_within_puzzle():
+    transforms = identity(4, 3, count=3)
+    # 2 puzzles x 3 transforms x 2 restarts
+    assert transforms.row_index(12, 2).tolist() == [0, 0, 1, 1, 2, 2, 0, 0, 1, 1, 2, 2]
+
+
+def test_kind_resolution_and_errors():
+    assert resolve_kind("auto", 81, 11) == "sudoku"
+    assert resolve_kind("auto", 900, 6) == "dihedral"
+    with pytest.raises(ConfigError, match="tta_kind: cannot tell"):
+        resolve_kind("auto", 16, 7)
+    with pytest.raises(ConfigError, match="tta_kind: sudoku needs"):
+        build_transforms(2, "sudoku", 900, 6)
+    with pytest.raises(ConfigError, match="not a square"):
+        build_transforms(2, "dihedral", 10, 6)
+    assert build_transforms(1, "auto", 16, 7).size == 1  # tta=1 never needs a kind
+
+
+def test_transform_set_rejects_non_permutations():
+    with pytest.raises(ValueError, match="permutation"):
+        type(identity(3, 2))(torch.tensor([[0, 0, 1]]), torch.tensor([[0, 1]]))

@@ -1,0 +1,74 @@
+"""Metric accumulation that reduces exactly across ranks: sums of counts, never averages of averages.
+
+Every metric is kept as a numerator and a denominator (or a plain total, or a maximum) in
+float64; `reduce` sums them over torch.distributed ranks with one all_reduce (and one for the
+maxima) and only then divides. Ranks may have seen different keys (a rank without data has
+none), so the key set is agreed first.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+Number = torch.Tensor | float | int
+
+
+class MetricSums:
+    """Named numerators/denominators, totals and maxima; `reduce` returns the final values."""
+
+    def __init__(self) -> None:
+        self._sum: dict[str, Number] = {}
+        self._max: dict[str, Number] = {}
+
+    def _add(self, key: str, value: Number) -> None:
+        self._sum[key] = self._sum.get(key, 0) + value
+
+    def ratio(self, key: str, numerator: Number, denominator: Number) -> None:
+        """`key` = sum of numerators / sum of denominators (0 when nothing was counted)."""
+        self._add(f"num:{key}", numerator)
+        self._add(f"den:{key}", denominator)
+
+    def total(self, key: str, value: Number) -> None:
+        self._add(f"sum:{key}", value)
+
+    def maximum(self, key: str, value: Number) -> None:
+        old = self._max.get(key)
+        self._max[key] = value if old is None else max(float(old), float(value))
+
+    @staticmethod
+    def _stack(values: dict[str, Number], keys: list[str], device: torch.device) -> torch.Tensor:
+        if not keys:
+            return torch.zeros(0, dtype=torch.float64, device=device)
+        return torch.stack([torch.as_tensor(values.get(k, 0), dtype=torch.float64, device=device).reshape(())
+                            for k in keys])
+
+    @staticmethod
+    def _keys(local: list[str]) -> list[str]:
+        if not dist.is_initialized() or dist.get_world_size() == 1:
+            return sorted(local)
+        gathered: list[list[str] | None] = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, sorted(local))
+        return sorted({k for keys in gathered for k in keys or []})
+
+    def reduce(self, device: torch.device | str = "cpu") -> dict[str, float]:
+        """Sum over ranks (when distributed) and turn numerators/denominators into values."""
+        device = torch.device(device)
+        sum_keys, max_keys = self._keys(list(self._sum)), self._keys(list(self._max))
+        sums = self._stack(self._sum, sum_keys, device)
+        maxes = self._stack(self._max, max_keys, device)
+        if dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(sums, op=dist.ReduceOp.SUM)
+            if maxes.numel():
+                dist.all_reduce(maxes, op=dist.ReduceOp.MAX)
+        reduced = dict(zip(sum_keys, sums.tolist(), strict=True))
+        out: dict[str, float] = {}
+        for key, value in reduced.items():
+            kind, name = key.split(":", 1)
+            if kind == "sum":
+                out[name] = value
+            elif kind == "num":
+                den = reduced[f"den:{name}"]
+                out[name] = value / den if den else 0.0
+        out.update(zip(max_keys, maxes.tolist(), strict=True))
+        return out
