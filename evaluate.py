@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -58,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError, DatasetFormatError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
     if result.files:
         print(result.summary)
         print(f"wrote {len(result.files)} files to {result.files[0].parent}")

@@ -93,7 +93,7 @@ def write_plots(records: Sequence[dict[str, Any]], output_dir: Path) -> list[Pat
         points.sort()
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=f"{name} B={breadth}")
     ax.set_xscale("log", base=2)
-    ax.set(xlabel="depth D (segments)", ylabel="exact accuracy", title="Exact accuracy vs depth")
+    ax.set(xlabel="depth D (segments)", ylabel="exact accuracy", title="Exact accuracy vs depth", ylim=(-0.02, 1.02))
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     paths.append(output_dir / "exact_accuracy_vs_depth.png")
@@ -104,7 +104,8 @@ def write_plots(records: Sequence[dict[str, Any]], output_dir: Path) -> list[Pat
     fig, ax = plt.subplots(figsize=(6, 4))
     for (name, breadth), points in sorted(series.items()):
         ax.scatter([p[3] for p in points], [p[2] for p in points], label=f"{name} B={breadth}")
-    ax.set(xlabel="final latent residual", ylabel="token accuracy", title="Accuracy vs final residual")
+    ax.set(xlabel="final latent residual", ylabel="token accuracy", title="Accuracy vs final residual",
+           ylim=(-0.02, 1.02))
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     paths.append(output_dir / "accuracy_vs_residual.png")
