@@ -56,7 +56,7 @@ def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 class ACTModel(nn.Module):
     """Adaptive-computation wrapper around an `inner` network.
 
-    Halting (SPEC §2): a row halts at `halt_max_steps`; in training (and with
+    Halting: a row halts at `halt_max_steps`; in training (and with
     halt_max_steps > 1) also when its halt signal fires, but never before an exploration
     minimum drawn per row. The halt signal is `q_halt > 0` when `no_ACT_continue`, else
     `q_halt > q_continue`, and then a Q-learning target for q_continue is computed from one

@@ -1,4 +1,4 @@
-"""Building blocks against their SPEC definitions."""
+"""Building blocks against their reference definitions."""
 
 from __future__ import annotations
 

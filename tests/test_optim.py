@@ -19,7 +19,7 @@ from utils.optim import AdamATan2, SignSGDSparse, cosine_schedule_with_warmup_lr
 def reference_adam_atan2(
     p: np.ndarray, grads: list[np.ndarray], lrs: list[float], betas: tuple[float, float], wd: float
 ) -> np.ndarray:
-    """The SPEC §3 rule, one float64 element at a time."""
+    """The update rule, one float64 element at a time."""
     beta1, beta2 = betas
     p = p.astype(np.float64).ravel().copy()
     m = np.zeros_like(p)

@@ -211,3 +211,17 @@ def test_config_error_names_missing_dataset_path(tmp_path):
     with pytest.raises(ConfigError, match="dataset.data_path: Field required"):
         load_pretrain_config({"arch": {"name": "eqr@EqRModel"}, "dataset": {"name": "x"}, "global_batch_size": 8,
                               "epochs": 1, "lr": 1e-4})
+
+
+def test_periodic_evaluation_uses_ema_and_leaves_training_untouched(maze_dir, tmp_path):
+    """Evaluating every step must not change the training trajectory (RNG, weights, mode)."""
+    opts = ("max_steps=3", "checkpoint_interval_steps=null", "arch.noise_scale=0.05", "arch.halt_exploration_prob=0.5")
+    plain = Trainer(make_config("train/eqr_maze_unique", maze_dir, tmp_path / "a", *opts), CPU)
+    plain.run()
+    evaluated = Trainer(make_config("train/eqr_maze_unique", maze_dir, tmp_path / "b", *opts,
+                                    "eval_interval_steps=1"), CPU)
+    last = evaluated.run()
+    for key, value in plain.head.state_dict().items():
+        assert torch.equal(evaluated.head.state_dict()[key], value), key
+    assert 0.0 <= last["eval/exact_accuracy"] <= 1.0 and last["eval/count"] == 16
+    assert evaluated.head.training

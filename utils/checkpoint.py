@@ -1,4 +1,4 @@
-"""Safe loading of training and released checkpoints (SPEC §6 layout).
+"""Safe loading of training and released checkpoints (the released layout).
 
 `torch.load(weights_only=True)` refuses every pickled global except tensors and plain
 containers; real checkpoints also carry numpy's and Python's RNG state, so exactly the

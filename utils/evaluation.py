@@ -1,4 +1,4 @@
-"""Depth x breadth evaluation of a reasoner in one pass over the data (SPEC §5).
+"""Depth x breadth evaluation of a reasoner in one pass over the data (metrics: docs/evaluation.md).
 
 Each batch runs once to the largest requested depth; the metrics of every requested depth
 are recorded as the pass goes by it. The RNG is seeded per batch, so a batch's random draws
@@ -271,7 +271,7 @@ def evaluate_depths(
     tta: TransformSet | None = None,
     elastic: ElasticExit | None = None,
 ) -> dict[int, dict[str, float]]:
-    """Metrics per depth (SPEC §5 names) for `batches` of `(batch, num_valid_rows)`.
+    """Metrics per depth (the reference's names) for `batches` of `(batch, num_valid_rows)`.
 
     The caller puts the model in eval mode (with EMA weights if wanted); its `halt_max_steps`
     is ignored, every trajectory runs exactly d segments for depth d (fewer with `elastic`).

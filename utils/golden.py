@@ -1,4 +1,4 @@
-"""Compare this implementation with golden tensors recorded from the reference (SPEC §7).
+"""Compare this implementation with golden tensors recorded from the reference implementation.
 
 Three fixture formats are understood:
 - model fixtures (`kind`, `config`, `state_dict`, `z_H0`, `z_L0`, `segments`, ...): build the

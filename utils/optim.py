@@ -1,4 +1,4 @@
-"""Optimizers and the learning-rate schedule of the training recipe (SPEC §3).
+"""Optimizers and the learning-rate schedule of the paper's training recipe.
 
 `AdamATan2` reproduces the `adam-atan2` CUDA kernel in plain PyTorch so that CPU runs, tests
 and machines without the package train with the same update rule; `make_adam_atan2` picks the

@@ -1,4 +1,4 @@
-"""What a training checkpoint holds (SPEC §6 layout) and how a run resumes from it exactly.
+"""What a training checkpoint holds (the released layout) and how a run resumes from it exactly.
 
 Per-rank state (the carry of the rank's rows, its RNG streams) is gathered to rank 0 and
 stored under `rank_states`; the top-level `carry`, `rng`, `numpy` and `python` entries are

@@ -1,4 +1,4 @@
-"""The deep-supervision training loop (SPEC §2-3), single-process or under torchrun.
+"""The deep-supervision training loop, single-process or under torchrun.
 
 Every segment is a training step: the loss head runs one segment on the persistent carry,
 the summed loss is divided by the global batch size, gradients are summed across ranks,
