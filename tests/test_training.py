@@ -225,3 +225,14 @@ def test_periodic_evaluation_uses_ema_and_leaves_training_untouched(maze_dir, tm
         assert torch.equal(evaluated.head.state_dict()[key], value), key
     assert 0.0 <= last["eval/exact_accuracy"] <= 1.0 and last["eval/count"] == 16
     assert evaluated.head.training
+
+
+def test_logged_metrics_cover_the_whole_logging_window(maze_dir, tmp_path):
+    """halt_max_steps 4, no early halts: over 8 steps each of the 16 rows halts twice, after 4 steps."""
+    config = make_config("train/trm_maze_unique", maze_dir, tmp_path, "max_steps=8", "log_interval_steps=8",
+                         "checkpoint_interval_steps=null", "arch.halt_exploration_prob=0.0")
+    last = Trainer(config, CPU).run()
+    assert last["train/count"] == 32
+    assert last["train/steps"] == 4.0
+    assert 0.0 <= last["train/accuracy"] <= 1.0 and last["train/lm_loss"] > 0
+    assert last["train/samples_per_s"] > 0 and last["train/grad_norm"] > 0

@@ -152,18 +152,20 @@ class Trainer:
         c = self.config
         return cosine_schedule_with_warmup_lr(step, base_lr, c.lr_warmup_steps, self.total_steps, c.lr_min_ratio)
 
-    def reduce_metrics(self, metrics: dict[str, torch.Tensor]) -> dict[str, float]:
-        """Sum counts across ranks; rates over halted rows, losses per sample of the global batch."""
-        grad_norm = metrics.pop("grad_norm")
-        keys = sorted(metrics)
-        values = [metrics[k].double().reshape(1) for k in keys]
+    def reduce_metrics(self, window: dict[str, torch.Tensor], steps: int) -> dict[str, float]:
+        """Counts summed over the logging window and across ranks: rates over halted rows, losses per
+        sample of the global batch, grad norm averaged over the window's steps."""
+        window = dict(window)
+        grad_norm = window.pop("grad_norm").item() / steps
+        keys = sorted(window)
+        values = [window[k].double().reshape(1) for k in keys]
         all_reduce_sum_(values)
         summed = dict(zip(keys, (v.item() for v in values), strict=True))
-        count = max(summed.pop("count"), 1.0)
-        out = {f"train/{k}": (v / self.config.global_batch_size if k.endswith("loss") else v / count)
-               for k, v in summed.items()}
+        count = summed.pop("count")
+        samples = self.config.global_batch_size * steps
+        out = {f"train/{k}": (v / samples if k.endswith("loss") else v / max(count, 1.0)) for k, v in summed.items()}
         out["train/count"] = count
-        out["train/grad_norm"] = grad_norm.item()
+        out["train/grad_norm"] = grad_norm
         out["train/lr"] = self.lr_at(self.step, self.config.lr)
         return out
 
@@ -172,15 +174,17 @@ class Trainer:
         c = self.config
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.dist.is_main, desc=c.run_name)
         last: dict[str, float] = {}
-        window_start, window_samples = time.perf_counter(), 0
+        window: dict[str, torch.Tensor] = {}
+        window_start, window_steps = time.perf_counter(), 0
         while self.step < self.total_steps:
-            metrics = self.train_step()
-            window_samples += c.global_batch_size
+            for key, value in self.train_step().items():
+                window[key] = window[key] + value if key in window else value
+            window_steps += 1
             bar.update(1)
             if self.step % c.log_interval_steps == 0 or self.step == self.total_steps:
-                last = self.reduce_metrics(metrics)
-                last["train/samples_per_s"] = window_samples / (time.perf_counter() - window_start)
-                window_start, window_samples = time.perf_counter(), 0
+                last = self.reduce_metrics(window, window_steps)
+                last["train/samples_per_s"] = window_steps * c.global_batch_size / (time.perf_counter() - window_start)
+                window, window_start, window_steps = {}, time.perf_counter(), 0
                 self.tracker.log(last, self.step)
                 if self.dist.is_main:
                     bar.write(format_summary(self.step, self.total_steps, last))
