@@ -210,9 +210,8 @@ class Trainer:
         )
         act = self.head.model
         depth = act.config.halt_max_steps
-        devices = [self.device] if self.device.type == "cuda" else []
-        ema = self.ema.swapped_in(self.head) if self.ema is not None else nullcontext()
-        with torch.random.fork_rng(devices=devices), ema:
+        # evaluate_depths restores the global RNG state itself, so training randomness is untouched.
+        with self.ema.swapped_in(self.head) if self.ema is not None else nullcontext():
             act.eval()
             results = evaluate_depths(act, batches, [depth], seed=self.config.seed)[depth]
             act.train()
@@ -231,8 +230,7 @@ class Trainer:
             return None
         payload = train_state.checkpoint_payload(self, rank_states)
         path = save_checkpoint_atomic(payload, self.run_dir / f"step_{self.step}.pth")
-        if self.step == 0 or not (self.run_dir / "all_config.yaml").exists():
-            train_state.write_config_yaml(self.config, self.run_dir / "all_config.yaml")
+        train_state.write_config_yaml(self.config, self.run_dir / "all_config.yaml")
         prune_checkpoints(self.run_dir, self.config.checkpoint_keep_last)
         log.info("saved %s", path)
         return path
