@@ -73,6 +73,18 @@ def summary_table(records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _finish(fig: Any, ax: Any, path: Path) -> Path:
+    """Grid, legend, save and close: the common tail of every plot (matplotlib stays a lazy import)."""
+    import matplotlib.pyplot as plt
+
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def write_plots(records: Sequence[dict[str, Any]], output_dir: Path) -> list[Path]:
     """Exact accuracy vs depth (log x, one line per checkpoint and B) and accuracy vs final residual."""
     import matplotlib
@@ -94,22 +106,12 @@ def write_plots(records: Sequence[dict[str, Any]], output_dir: Path) -> list[Pat
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=f"{name} B={breadth}")
     ax.set_xscale("log", base=2)
     ax.set(xlabel="depth D (segments)", ylabel="exact accuracy", title="Exact accuracy vs depth", ylim=(-0.02, 1.02))
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    paths.append(output_dir / "exact_accuracy_vs_depth.png")
-    fig.tight_layout()
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    paths.append(_finish(fig, ax, output_dir / "exact_accuracy_vs_depth.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for (name, breadth), points in sorted(series.items()):
         ax.scatter([p[3] for p in points], [p[2] for p in points], label=f"{name} B={breadth}")
     ax.set(xlabel="final latent residual", ylabel="token accuracy", title="Accuracy vs final residual",
            ylim=(-0.02, 1.02))
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    paths.append(output_dir / "accuracy_vs_residual.png")
-    fig.tight_layout()
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    paths.append(_finish(fig, ax, output_dir / "accuracy_vs_residual.png"))
     return paths

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -264,20 +265,16 @@ def evaluate_depths(
     act_model: ACTModel,
     batches: Iterable[tuple[dict[str, torch.Tensor], int]],
     depths: Sequence[int],
-    different_init: int = 1,
-    convergence_top_k: int | None = None,
-    convergence_window: int = 3,
-    seed: int = 0,
-    tta: TransformSet | None = None,
-    elastic: ElasticExit | None = None,
+    **options: Any,
 ) -> dict[int, dict[str, float]]:
     """Metrics per depth (the reference's names) for `batches` of `(batch, num_valid_rows)`.
 
-    The caller puts the model in eval mode (with EMA weights if wanted); its `halt_max_steps`
-    is ignored, every trajectory runs exactly d segments for depth d (fewer with `elastic`).
-    Rows beyond `num_valid_rows` are padding and are dropped before the model runs. With
-    torch.distributed initialised, counts are summed over ranks, so every rank gets the totals.
-    The global RNG state is restored afterwards, so a training run is not perturbed.
+    `options` are those of `run_evaluation` (different_init, convergence_top_k,
+    convergence_window, seed, tta, elastic). The caller puts the model in eval mode (with EMA
+    weights if wanted); its `halt_max_steps` is ignored, every trajectory runs exactly d
+    segments for depth d (fewer with `elastic`). Rows beyond `num_valid_rows` are padding and
+    are dropped before the model runs. With torch.distributed initialised, counts are summed
+    over ranks, so every rank gets the totals. The global RNG state is restored afterwards, so
+    a training run is not perturbed.
     """
-    return run_evaluation(act_model, batches, depths, different_init, convergence_top_k, convergence_window,
-                          seed, tta, elastic).metrics
+    return run_evaluation(act_model, batches, depths, **options).metrics
