@@ -72,6 +72,24 @@ def test_no_ema_and_no_plots(sudoku, tmp_path, capsys):
     assert record["config"]["used_ema"] is False and record["metrics"]["num_puzzles"] == 2
     assert "elastic/segments_saved" in record["metrics"]
     assert not list(tmp_path.glob("*.png"))
+    assert not list(tmp_path.glob("*_trajectories.csv"))
+
+
+def test_per_trajectory_csv(sudoku, tmp_path, capsys):
+    code, _, err = _run(capsys, f"checkpoint={CKPT}", f"dataset_data_path={sudoku}", f"output_dir={tmp_path}",
+                        "halt_max_steps=[1,2]", "different_init=2", "convergence_top_k=1", "global_batch_size=4",
+                        "per_trajectory=true", "plots=false")
+    assert code == 0, err
+    for depth in (1, 2):
+        metrics = json.loads((tmp_path / f"eval_release_format_sudoku_D{depth}_B2.json").read_text())["metrics"]
+        with (tmp_path / f"eval_release_format_sudoku_D{depth}_B2_trajectories.csv").open() as handle:
+            rows = list(csv.DictReader(handle))
+        assert list(rows[0]) == ["rank", "batch", "puzzle", "restart", "exact", "accuracy", "final_residual",
+                                 "convergence_score", "steps"]
+        assert len(rows) == 12 and {r["batch"] for r in rows} == {"0", "1"}
+        assert sum(float(r["accuracy"]) for r in rows) / 12 == pytest.approx(metrics["accuracy"])
+        assert sum(float(r["final_residual"]) for r in rows) / 12 == pytest.approx(metrics["final_residual"],
+                                                                                    rel=1e-5)
 
 
 def _junk(path: Path) -> Path:

@@ -236,3 +236,31 @@ def test_global_rng_state_is_restored(eqr):
     state = torch.random.get_rng_state()
     evaluate_depths(eqr, _random_batches(1, 2), [2])
     assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_per_trajectory_rows_on_the_hand_case():
+    model = scripted_model(HAND_PREDS, HAND_SPEEDS)
+    batches = [(batch([1], [[1, 2, 3]], pad=1), 1), (batch([2], [[0, 1, -100]], pad=1), 1)]
+    result = run_evaluation(model, batches, [1, 3], different_init=B, convergence_top_k=2, convergence_window=2,
+                            per_trajectory=True)
+    rows = result.per_trajectory[3]
+    assert rows["batch"] == [0] * 4 + [1] * 4
+    assert rows["puzzle"] == [0] * 8 and rows["restart"] == [0, 1, 2, 3] * 2 and rows["rank"] == [0] * 8
+    assert rows["exact"] == [1, 0, 0, 1, 0, 1, 1, 0]
+    assert rows["convergence_score"] == pytest.approx([2 * s for s in HAND_SPEEDS[1] + HAND_SPEEDS[2]])
+    assert rows["steps"] == [3] * 8
+    assert all(score != score for score in result.per_trajectory[1]["convergence_score"])  # NaN at depth 1
+    assert run_evaluation(model, batches, [3], different_init=B).per_trajectory is None
+
+
+def test_per_trajectory_rows_average_to_the_metrics(eqr):
+    batches = _random_batches(3, 4, pad_last=2)
+    result = run_evaluation(eqr, batches, [2, 4], different_init=2, seed=3, per_trajectory=True)
+    for depth in (2, 4):
+        rows, metrics = result.per_trajectory[depth], result.metrics[depth]
+        assert len(rows["exact"]) == metrics["count"] == 2 * 10
+        assert sum(rows["accuracy"]) / len(rows["accuracy"]) == pytest.approx(metrics["accuracy"])
+        assert sum(rows["exact"]) / len(rows["exact"]) == pytest.approx(metrics["exact_accuracy"])
+        assert sum(rows["final_residual"]) / 20 == pytest.approx(metrics["final_residual"], rel=1e-5)
+    assert result.per_trajectory[2]["final_residual"] != result.per_trajectory[4]["final_residual"]
+    assert result.metrics == run_evaluation(eqr, batches, [2, 4], different_init=2, seed=3).metrics

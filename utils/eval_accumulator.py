@@ -72,3 +72,38 @@ class MetricSums:
                 out[name] = value / den if den else 0.0
         out.update(zip(max_keys, maxes.tolist(), strict=True))
         return out
+
+
+TRAJECTORY_COLUMNS = ("rank", "batch", "puzzle", "restart", "exact", "accuracy", "final_residual",
+                      "convergence_score", "steps")
+
+
+class TrajectoryRecords:
+    """One row per trajectory and depth, for questions the averages cannot answer (are the correct
+    answers the converged ones?). `puzzle` is the row of the rank's batch, `restart` the trajectory
+    of that puzzle (transform-major with TTA); `convergence_score` is NaN when none was tracked."""
+
+    def __init__(self, depths: list[int]) -> None:
+        self._parts: dict[int, list[dict[str, torch.Tensor]]] = {d: [] for d in depths}
+
+    def add(self, depth: int, **columns: torch.Tensor) -> None:
+        part = {k: (v.long() if v.dtype == torch.bool else v).detach().cpu() for k, v in columns.items()}
+        self._parts[depth].append(part)
+
+    def gather(self) -> dict[int, dict[str, list[float]]]:
+        """Every rank's rows (rank order), as plain lists keyed by `TRAJECTORY_COLUMNS`."""
+        rank = dist.get_rank() if dist.is_initialized() else 0
+        local = {}
+        for depth, parts in self._parts.items():
+            columns = {k: [v for p in parts for v in p[k].tolist()] for k in TRAJECTORY_COLUMNS[1:]}
+            local[depth] = {"rank": [rank] * len(columns["exact"]), **columns}
+        if not dist.is_initialized() or dist.get_world_size() == 1:
+            return local
+        gathered: list[dict] = [{}] * dist.get_world_size()
+        dist.all_gather_object(gathered, local)
+        merged = {depth: {k: [] for k in TRAJECTORY_COLUMNS} for depth in self._parts}
+        for part in gathered:
+            for depth, columns in part.items():
+                for key in TRAJECTORY_COLUMNS:
+                    merged[depth][key].extend(columns[key])
+        return merged

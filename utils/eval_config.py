@@ -48,6 +48,7 @@ class EvalConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     output_dir: str | None = None
     plots: bool = True
+    per_trajectory: bool = False
 
     @field_validator("halt_max_steps", "different_init", "checkpoint_list", "dataset_data_path", mode="before")
     @classmethod

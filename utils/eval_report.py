@@ -52,6 +52,18 @@ def write_record(record: dict[str, Any], output_dir: Path) -> tuple[Path, Path]:
     return json_path, csv_path
 
 
+def write_trajectories(record: dict[str, Any], columns: dict[str, list[float]], output_dir: Path) -> Path:
+    """Write `<stem>_trajectories.csv`: one row per trajectory (docs/evaluation.md lists the columns)."""
+    cfg = record["config"]
+    stem = record_stem(cfg["checkpoint"], cfg["halt_max_steps"], cfg["different_init"], cfg["tta"], cfg["elastic"])
+    path = output_dir / f"{stem}_trajectories.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(list(columns))
+        writer.writerows(zip(*columns.values(), strict=True))
+    return path
+
+
 def _scalar(value: Any) -> Any:
     return ";".join(map(str, value)) if isinstance(value, (list, tuple)) else value
 

@@ -21,7 +21,7 @@ from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig, read_meta
 from models.registry import ARCHITECTURES
 from utils.checkpoint import CheckpointError, infer_data_fields, load_checkpoint, safe_torch_load
 from utils.eval_config import EvalConfig
-from utils.eval_report import make_record, summary_table, write_plots, write_record
+from utils.eval_report import make_record, summary_table, write_plots, write_record, write_trajectories
 from utils.evaluation import run_evaluation
 from utils.tta import build_transforms
 from utils.validation import ConfigError
@@ -110,7 +110,7 @@ def run_sweep(cfg: EvalConfig) -> SweepResult:
             if rank == 0:
                 log.info("%s: D=%s B=%d tta=%d", checkpoint, cfg.halt_max_steps, breadth, cfg.tta)
             run = run_evaluation(model, batches, cfg.halt_max_steps, breadth, cfg.convergence_top_k,
-                                 cfg.convergence_window, cfg.seed, transforms, cfg.elastic_exit)
+                                 cfg.convergence_window, cfg.seed, transforms, cfg.elastic_exit, cfg.per_trajectory)
             for depth in cfg.halt_max_steps:
                 settings = {
                     "checkpoint": checkpoint, "step": loaded.step, "used_ema": loaded.used_ema,
@@ -127,6 +127,9 @@ def run_sweep(cfg: EvalConfig) -> SweepResult:
                 result.records.append(record)
                 if rank == 0:
                     result.files.extend(write_record(record, cfg.output_dir_for(checkpoint)))
+                    if run.per_trajectory is not None:
+                        columns = run.per_trajectory[depth]
+                        result.files.append(write_trajectories(record, columns, cfg.output_dir_for(checkpoint)))
     result.summary = summary_table(result.records)
     if rank == 0:
         out = cfg.output_dir_for(cfg.checkpoints[0])

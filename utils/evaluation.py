@@ -22,7 +22,7 @@ import torch.distributed as dist
 
 from models.act import ACTModel, Batch, Carry
 from utils.breadth_metrics import IGNORE_LABEL_ID, ConvergenceTracker, breadth_metrics
-from utils.eval_accumulator import MetricSums
+from utils.eval_accumulator import MetricSums, TrajectoryRecords
 from utils.tta import TransformSet, identity
 
 __all__ = ["ElasticExit", "EvalResult", "evaluate_depths", "run_evaluation"]
@@ -47,6 +47,7 @@ class EvalResult:
     trajectory_segments: int  # segments run, summed over trajectories: the compute actually spent
     trajectories: int
     wall_s: float
+    per_trajectory: dict[int, dict[str, list[float]]] | None = None  # depth -> TRAJECTORY_COLUMNS
 
 
 def _batch_seed(seed: int, rank: int, index: int) -> int:
@@ -141,6 +142,7 @@ def _rng_devices(device: torch.device) -> list[int]:
 def _record_depth(
     sums: MetricSums, run: _BatchRun, depth: int, labels: torch.Tensor, copies: int,
     inverse: TransformSet, transform_index: torch.Tensor, top_k: int | None,
+    records: TrajectoryRecords | None = None, batch_index: int = 0,
 ) -> None:
     """Add one batch's contribution to the metrics at `depth` (all counts, reduced later)."""
     preds = inverse.apply(run.logits.argmax(-1).to(labels.dtype), transform_index)
@@ -166,9 +168,19 @@ def _record_depth(
     if run.elastic is not None:
         sums.ratio("elastic/exit_rate", (valid & (run.exit_step <= depth)).sum(), count)
         sums.maximum("elastic/max_segments", torch.where(valid, used, 0).max())
+    scores = run.scores(depth) if top_k is not None and copies > 1 and depth >= 2 else None
+    if records is not None:  # rows without a scored token count in no metric, so they are left out here too
+        rows = torch.arange(preds.shape[0], device=preds.device)
+        nan = torch.full((preds.shape[0],), float("nan"), device=preds.device)
+        columns = {
+            "batch": torch.full_like(rows, batch_index), "puzzle": rows // copies, "restart": rows % copies,
+            "exact": seq_correct, "accuracy": token_correct.sum(-1).double() / counts.clamp_min(1),
+            "final_residual": run.last_residual, "convergence_score": nan if scores is None else scores,
+            "steps": used,
+        }
+        records.add(depth, **{k: v[valid] for k, v in columns.items()})
     if copies == 1:
         return
-    scores = run.scores(depth) if top_k is not None and depth >= 2 else None
     metrics = breadth_metrics(preds, labels, copies, scores=scores, top_k=top_k if scores is not None else None)
     puzzles, tokens = labels.shape[0], int((labels != IGNORE_LABEL_ID).sum())
     for key, value in metrics.items():
@@ -203,8 +215,10 @@ def run_evaluation(
     seed: int = 0,
     tta: TransformSet | None = None,
     elastic: ElasticExit | None = None,
+    per_trajectory: bool = False,
 ) -> EvalResult:
-    """Evaluate at every depth in `depths` in one pass; see `evaluate_depths`."""
+    """Evaluate at every depth in `depths` in one pass; see `evaluate_depths`. With `per_trajectory`
+    the result also holds one row per trajectory and depth (`TrajectoryRecords`)."""
     depths = sorted(set(depths))
     if not depths or depths[0] < 1:
         raise ValueError(f"halt_max_steps: every depth must be >= 1, got {list(depths)}")
@@ -224,6 +238,7 @@ def run_evaluation(
     rank = dist.get_rank() if dist.is_initialized() else 0
     per_depth = {d: MetricSums() for d in depths}
     shared, cost = MetricSums(), MetricSums()
+    records = TrajectoryRecords(depths) if per_trajectory else None
     start = time.perf_counter()
     with torch.random.fork_rng(devices=_rng_devices(device)), torch.inference_mode():
         for index, (batch, num_valid) in enumerate(batches):
@@ -241,7 +256,7 @@ def run_evaluation(
                 while pending and (pending[0] == step or run.done):
                     depth = pending.pop(0)
                     _record_depth(per_depth[depth], run, depth, labels, copies, inverse, transform_index,
-                                  convergence_top_k)
+                                  convergence_top_k, records, index)
             cost.total("trajectory_segments", run.segments)
             cost.total("trajectories", labels.shape[0] * copies)
     residuals = shared.reduce(device)
@@ -258,7 +273,7 @@ def run_evaluation(
             values["elastic/segments_saved"] = 1.0 - values["steps"] / d
         metrics[d] = values
     return EvalResult(metrics, int(totals.get("trajectory_segments", 0)), int(totals.get("trajectories", 0)),
-                      time.perf_counter() - start)
+                      time.perf_counter() - start, records.gather() if records is not None else None)
 
 
 def evaluate_depths(

@@ -1,0 +1,53 @@
+"""`scripts/mini_study.sh` end to end at toy size (slow: about two minutes on 2 CPU cores).
+
+Run with `python -m pytest -q -m slow tests/test_mini_study.py`.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TOY = {"SEEDS": "0 1", "STEPS": "10", "TRAIN_SAMPLES": "64", "TEST_SAMPLES": "20", "HARD_SAMPLES": "30",
+       "DEPTHS": "[1,2,8]", "BREADTH_DEPTH": "2", "BREADTHS": "[2]", "RESIDUAL_DEPTH": "8"}
+
+
+def _study(out: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, **TOY, "OUT": str(out)}
+    return subprocess.run(["bash", "scripts/mini_study.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900)
+
+
+@pytest.mark.slow
+def test_mini_study_script_end_to_end(tmp_path):
+    out = tmp_path / "study"
+    done = _study(out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for arm in ("eqr", "trm"):
+        for seed in (0, 1):
+            run = out / arm / f"seed{seed}"
+            assert (run / "step_10.pth").is_file() and float((run / "train_wall_s.txt").read_text()) > 0
+            for name, count in (("eval_indist", 20), ("eval_long", 30)):
+                assert (run / name / "eval_step_10_D2_B1.json").is_file()
+                with (run / name / "eval_step_10_D8_B1_trajectories.csv").open() as handle:
+                    assert len(list(csv.DictReader(handle))) == count
+            assert (run / "eval_breadth" / "eval_step_10_D2_B2.json").is_file() == (arm == "eqr")
+    report = out / "report"
+    tables = (report / "tables.md").read_text()
+    for heading in ("(a) Exact accuracy at the trained depth", "(b) Exact accuracy as depth grows, test mazes",
+                    "(b) Exact accuracy as depth grows, longest paths", "(c) Breadth on the test mazes at D=2",
+                    "(d) Final residual against correctness, test mazes", "Wall time"):
+        assert heading in tables
+    assert "| eqr | 2 |" in tables  # the B=2 breadth row
+    assert "| trm | 40 |" in tables and "| trm | 60 |" in tables  # 2 seeds x 20 test mazes, x 30 longest paths
+    for name in ("a_trained_depth", "b_depth", "c_breadth", "d_residual"):
+        assert (report / f"mini_study_{name}.png").stat().st_size > 10_000
+
+    again = _study(out)  # everything is done: nothing is trained or evaluated twice
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "== train" not in again.stdout and "== evaluate" not in again.stdout
