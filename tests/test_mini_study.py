@@ -44,7 +44,7 @@ def test_mini_study_script_end_to_end(tmp_path):
                     "(d) Final residual against correctness, test mazes", "Wall time"):
         assert heading in tables
     assert "| eqr | 2 |" in tables  # the B=2 breadth row
-    assert "| trm | 40 |" in tables and "| trm | 60 |" in tables  # 2 seeds x 20 test mazes, x 30 longest paths
+    assert "| trm | all | 40 |" in tables and "| trm | all | 60 |" in tables  # 2 seeds x 20 test mazes / 30 longest
     for name in ("a_trained_depth", "b_depth", "c_breadth", "d_residual"):
         assert (report / f"mini_study_{name}.png").stat().st_size > 10_000
 

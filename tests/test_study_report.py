@@ -73,7 +73,8 @@ def test_report_tables_and_plots(study_dir, tmp_path):
     assert "| trm | 50.0 ± 0.0 (50.0, 50.0) | 37.5 ± 17.7 (50.0, 25.0) |" in tables  # D=2, D=8 (4x)
     assert "| eqr | 4 | 70.0 ± 0.0 (70.0, 70.0) | 80.0 ± 0.0 (80.0, 80.0) | 90.0 ± 0.0 (90.0, 90.0) |" in tables
     # eqr at D=8 pooled: exact 1,1,1,0 twice over residuals .1-.4 -> low half all correct, AUROC 1
-    assert "| eqr | 8 | 75.0 | 100.0 | 50.0 | 0.2 | 0.4 | 1.000 |" in tables
+    assert "| eqr | all | 8 | 75.0 | 100.0 | 50.0 | 0.2 | 0.4 | 1.000 |" in tables
+    assert "| trm | 1 | 4 | 25.0 | 50.0 | 0.0 | 0.1 | 0.3 | 1.000 |" in tables  # one seed: exact 1,0,0,0
     assert "| eqr | 0 | 2.0 | 1.5 |" in tables and "| trm | 0 | 2.0 | 1.0 |" in tables  # 120 s; passes of 30 s
     moves = path_lengths(data)
     assert len(moves) == 4 and moves.min() >= 4 and moves.max() <= 28

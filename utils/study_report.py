@@ -163,9 +163,11 @@ def breadth_table(study: Study, depth: int) -> str:
     return _table(["arm", "B"] + [label for _, label in BREADTH_KEYS], rows)
 
 
-def pooled_trajectories(study: Study, arm: str, evaluation: str, depth: int) -> dict[str, np.ndarray] | None:
-    """Per-trajectory columns of every seed of `arm` at `depth`, concatenated; None when there are none."""
-    parts = [p for s in study.seeds(arm) if (p := study.trajectories.get((arm, s, evaluation, depth)))]
+def pooled_trajectories(study: Study, arm: str, evaluation: str, depth: int,
+                        seeds: list[int] | None = None) -> dict[str, np.ndarray] | None:
+    """Per-trajectory columns of `seeds` (default: all) of `arm` at `depth`, concatenated; None if there are none."""
+    chosen = study.seeds(arm) if seeds is None else seeds
+    parts = [p for s in chosen if (p := study.trajectories.get((arm, s, evaluation, depth)))]
     if not parts:
         return None
     pooled = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -182,18 +184,19 @@ def _median(values: np.ndarray) -> str:
 
 
 def residual_table(study: Study, evaluation: str, depth: int) -> str:
-    """Per arm, pooled over seeds: how well a low final residual picks out the exact answers."""
+    """Per arm and seed, then seeds pooled: how well a low final residual picks out the exact answers."""
     rows = []
     for arm in study.arms:
-        pooled = pooled_trajectories(study, arm, evaluation, depth)
-        if pooled is None:
-            continue
-        residual, exact = pooled["final_residual"], pooled["exact"]
-        low = residual <= np.median(residual)
-        rows.append([arm, str(len(exact)), _percent_exact(exact), _percent_exact(exact[low]),
-                     _percent_exact(exact[~low]), _median(residual[exact]), _median(residual[~exact]),
-                     f"{auroc(-residual, exact):.3f}"])
-    return _table(["arm", "trajectories", "exact %", "exact %, lower-residual half", "exact %, upper half",
+        for label, seeds in [(str(s), [s]) for s in study.seeds(arm)] + [("all", None)]:
+            pooled = pooled_trajectories(study, arm, evaluation, depth, seeds)
+            if pooled is None:
+                continue
+            residual, exact = pooled["final_residual"], pooled["exact"]
+            low = residual <= np.median(residual)
+            rows.append([arm, label, str(len(exact)), _percent_exact(exact), _percent_exact(exact[low]),
+                         _percent_exact(exact[~low]), _median(residual[exact]), _median(residual[~exact]),
+                         f"{auroc(-residual, exact):.3f}"])
+    return _table(["arm", "seed", "trajectories", "exact %", "exact %, lower-residual half", "exact %, upper half",
                    "median residual, correct", "median residual, wrong", "AUROC (low residual -> correct)"], rows)
 
 
@@ -326,9 +329,9 @@ def write_report(study: Study, report: Path, trained_depth: int, breadth_depth: 
         (f"(b) Exact accuracy by shortest-path length, test mazes, D={trained_depth} and D={residual_depth} "
          "(%, seeds pooled)", length_table(study, "eval_indist", [trained_depth, residual_depth])),
         (f"(c) Breadth on the test mazes at D={breadth_depth} (%)", breadth_table(study, breadth_depth)),
-        (f"(d) Final residual against correctness, test mazes, D={residual_depth}, B=1, seeds pooled",
+        (f"(d) Final residual against correctness, test mazes, D={residual_depth}, B=1",
          residual_table(study, "eval_indist", residual_depth)),
-        (f"(d) Final residual against correctness, longest paths, D={residual_depth}, B=1, seeds pooled",
+        (f"(d) Final residual against correctness, longest paths, D={residual_depth}, B=1",
          residual_table(study, "eval_long", residual_depth)),
         ("Wall time per run (2 CPU cores unless stated)", wall_table(study)),
     ]
