@@ -9,7 +9,7 @@
 #   (c) at D = 8 with B = 4 and 8 restarts, convergence top-1 and majority vote, test mazes
 #       (EqR only: TRM starts every restart from the same state, so its restarts are identical),
 #   (d) per trajectory: final residual against correctness (test mazes, D = 32, B = 1),
-# and writes tables and plots to $REPORT. About 8 min of training and 5-8 min of evaluation per run
+# and writes tables and plots to $REPORT. About 8 min of training and 5-11 min of evaluation per run
 # on 2 CPU cores. Environment knobs (defaults in brackets):
 #   SEEDS ["0 1 2"]  STEPS [1500]  OUT [runs/mini_study]  REPORT [$OUT/report]
 #   TRAIN_SAMPLES [2000]  TEST_SAMPLES [500]  HARD_SAMPLES [400]

@@ -1,4 +1,4 @@
-"""`scripts/mini_study.sh` end to end at toy size (slow: about two minutes on 2 CPU cores).
+"""`scripts/mini_study.sh` end to end at toy size (slow: about one minute on 2 CPU cores).
 
 Run with `python -m pytest -q -m slow tests/test_mini_study.py`.
 """

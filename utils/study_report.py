@@ -21,6 +21,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from dataset.format import load_metadata, load_set  # noqa: E402
@@ -310,6 +311,7 @@ def plot_residual(study: Study, evaluation: str, depth: int, path: Path) -> Path
             ax.scatter(np.maximum(residual[mask], 1e-8), 100 * (accuracy[mask] + jitter[mask]), s=6, alpha=0.4,
                        color=colour, label=f"{label} ({mask.sum()})")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("final residual ||state_D - state_(D-1)||")
         ax.set_ylabel("token accuracy (%)")
         ax.set_title(f"(d) {arm}, {dict(EVALUATIONS)[evaluation]}, D={depth}, all seeds")
