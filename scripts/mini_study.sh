@@ -40,6 +40,17 @@ echo "== data: $DATA (2-30 moves), $HARD (24-30 moves)"
 python3 -m dataset.baselines "$DATA"
 python3 -m dataset.baselines "$HARD"
 
+evaluate() {  # evaluate NAME DATA OPTIONS...: $CKPT into $RUN/NAME, skipped when NAME is complete
+    local name=$1 data=$2
+    shift 2
+    [ -f "$RUN/$name/eval_summary.md" ] && return
+    echo "== evaluate $arm seed $seed: $name"
+    python3 evaluate.py checkpoint="$CKPT" dataset_data_path="$data" global_batch_size=100 \
+        plots=false output_dir="$RUN/$name.partial" "$@"
+    rm -rf "${RUN:?}/$name"
+    mv "$RUN/$name.partial" "$RUN/$name"
+}
+
 for seed in $SEEDS; do
     for arm in eqr trm; do
         RUN=$OUT/$arm/seed$seed
@@ -52,16 +63,6 @@ for seed in $SEEDS; do
                 wandb_mode=disabled hydra.run.dir="$RUN/hydra"
             echo $(( $(date +%s) - start )) > "$RUN/train_wall_s.txt"
         fi
-        evaluate() {  # evaluate NAME DATA OPTIONS...: skipped when NAME is complete
-            local name=$1 data=$2
-            shift 2
-            [ -f "$RUN/$name/eval_summary.md" ] && return
-            echo "== evaluate $arm seed $seed: $name"
-            python3 evaluate.py checkpoint="$CKPT" dataset_data_path="$data" global_batch_size=100 \
-                plots=false output_dir="$RUN/$name.partial" "$@"
-            rm -rf "${RUN:?}/$name"
-            mv "$RUN/$name.partial" "$RUN/$name"
-        }
         evaluate eval_indist "$DATA" halt_max_steps="$DEPTHS" per_trajectory=true
         evaluate eval_long "$HARD" halt_max_steps="$DEPTHS" per_trajectory=true
         if [ "$arm" = eqr ]; then

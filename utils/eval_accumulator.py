@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
+from utils.distributed import gather_objects
+
 Number = torch.Tensor | float | int
 
 
@@ -45,11 +47,7 @@ class MetricSums:
 
     @staticmethod
     def _keys(local: list[str]) -> list[str]:
-        if not dist.is_initialized() or dist.get_world_size() == 1:
-            return sorted(local)
-        gathered: list[list[str] | None] = [None] * dist.get_world_size()
-        dist.all_gather_object(gathered, sorted(local))
-        return sorted({k for keys in gathered for k in keys or []})
+        return sorted({k for keys in gather_objects(sorted(local)) for k in keys})
 
     def reduce(self, device: torch.device | str = "cpu") -> dict[str, float]:
         """Sum over ranks (when distributed) and turn numerators/denominators into values."""
@@ -92,18 +90,12 @@ class TrajectoryRecords:
 
     def gather(self) -> dict[int, dict[str, list[float]]]:
         """Every rank's rows (rank order), as plain lists keyed by `TRAJECTORY_COLUMNS`."""
-        rank = dist.get_rank() if dist.is_initialized() else 0
-        local = {}
-        for depth, parts in self._parts.items():
-            columns = {k: [v for p in parts for v in p[k].tolist()] for k in TRAJECTORY_COLUMNS[1:]}
-            local[depth] = {"rank": [rank] * len(columns["exact"]), **columns}
-        if not dist.is_initialized() or dist.get_world_size() == 1:
-            return local
-        gathered: list[dict] = [{}] * dist.get_world_size()
-        dist.all_gather_object(gathered, local)
+        local = {depth: {k: [v for p in parts for v in p[k].tolist()] for k in TRAJECTORY_COLUMNS[1:]}
+                 for depth, parts in self._parts.items()}
         merged = {depth: {k: [] for k in TRAJECTORY_COLUMNS} for depth in self._parts}
-        for part in gathered:
+        for rank, part in enumerate(gather_objects(local)):
             for depth, columns in part.items():
-                for key in TRAJECTORY_COLUMNS:
-                    merged[depth][key].extend(columns[key])
+                merged[depth]["rank"].extend([rank] * len(columns["exact"]))
+                for key, values in columns.items():
+                    merged[depth][key].extend(values)
         return merged

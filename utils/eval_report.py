@@ -37,10 +37,15 @@ def make_record(config: dict[str, Any], metrics: dict[str, float]) -> dict[str, 
     return {"schema_version": SCHEMA_VERSION, "config": config, "metrics": metrics}
 
 
+def _stem_of(record: dict[str, Any]) -> str:
+    cfg = record["config"]
+    return record_stem(cfg["checkpoint"], cfg["halt_max_steps"], cfg["different_init"], cfg["tta"], cfg["elastic"])
+
+
 def write_record(record: dict[str, Any], output_dir: Path) -> tuple[Path, Path]:
     """Write `<stem>.json` and `<stem>.csv`; returns both paths."""
     cfg = record["config"]
-    stem = record_stem(cfg["checkpoint"], cfg["halt_max_steps"], cfg["different_init"], cfg["tta"], cfg["elastic"])
+    stem = _stem_of(record)
     output_dir.mkdir(parents=True, exist_ok=True)
     json_path, csv_path = output_dir / f"{stem}.json", output_dir / f"{stem}.csv"
     json_path.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
@@ -54,9 +59,7 @@ def write_record(record: dict[str, Any], output_dir: Path) -> tuple[Path, Path]:
 
 def write_trajectories(record: dict[str, Any], columns: dict[str, list[float]], output_dir: Path) -> Path:
     """Write `<stem>_trajectories.csv`: one row per trajectory (docs/evaluation.md lists the columns)."""
-    cfg = record["config"]
-    stem = record_stem(cfg["checkpoint"], cfg["halt_max_steps"], cfg["different_init"], cfg["tta"], cfg["elastic"])
-    path = output_dir / f"{stem}_trajectories.csv"
+    path = output_dir / f"{_stem_of(record)}_trajectories.csv"
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(list(columns))

@@ -126,10 +126,10 @@ def run_sweep(cfg: EvalConfig) -> SweepResult:
                 record = make_record(settings, run.metrics[depth])
                 result.records.append(record)
                 if rank == 0:
-                    result.files.extend(write_record(record, cfg.output_dir_for(checkpoint)))
+                    folder = cfg.output_dir_for(checkpoint)
+                    result.files.extend(write_record(record, folder))
                     if run.per_trajectory is not None:
-                        columns = run.per_trajectory[depth]
-                        result.files.append(write_trajectories(record, columns, cfg.output_dir_for(checkpoint)))
+                        result.files.append(write_trajectories(record, run.per_trajectory[depth], folder))
     result.summary = summary_table(result.records)
     if rank == 0:
         out = cfg.output_dir_for(cfg.checkpoints[0])

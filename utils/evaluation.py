@@ -152,11 +152,12 @@ def _record_depth(
     valid = counts > 0
     token_correct = (preds == row_labels) & mask
     seq_correct = token_correct.sum(-1) == counts
+    token_accuracy = token_correct.sum(-1).double() / counts.clamp_min(1)
     halt_pred = run.q_halt >= 0
     used = torch.clamp(run.exit_step, max=depth)
     count = valid.sum()
     sums.ratio("exact_accuracy", (valid & seq_correct).sum(), count)
-    sums.ratio("accuracy", torch.where(valid, token_correct.sum(-1).double() / counts.clamp_min(1), 0).sum(), count)
+    sums.ratio("accuracy", torch.where(valid, token_accuracy, 0).sum(), count)
     sums.ratio("q_halt_accuracy", (valid & (halt_pred == seq_correct)).sum(), count)
     true_positive = (valid & halt_pred & seq_correct).sum()
     sums.ratio("q_halt_precision", true_positive, (valid & halt_pred).sum())
@@ -174,7 +175,7 @@ def _record_depth(
         nan = torch.full((preds.shape[0],), float("nan"), device=preds.device)
         columns = {
             "batch": torch.full_like(rows, batch_index), "puzzle": rows // copies, "restart": rows % copies,
-            "exact": seq_correct, "accuracy": token_correct.sum(-1).double() / counts.clamp_min(1),
+            "exact": seq_correct, "accuracy": token_accuracy,
             "final_residual": run.last_residual, "convergence_score": nan if scores is None else scores,
             "steps": used,
         }
