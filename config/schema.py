@@ -61,7 +61,7 @@ class PretrainConfig(BaseModel):
     eval_max_batches: int | None = Field(default=None, gt=0)
     checkpoint_interval_steps: int | None = Field(default=None, gt=0)
     checkpoint_path: str | None = None
-    checkpoint_keep_last: int = Field(default=3, gt=0)
+    checkpoint_keep_last: int | None = Field(default=None, gt=0)
     resume: bool | str = False
     load_checkpoint: str | None = None
 

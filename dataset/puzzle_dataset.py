@@ -12,6 +12,7 @@ ignored, including labels equal to ignore_label_id) and `puzzle_identifiers` [B]
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dataset.format import DatasetFormatError, DatasetMetadata, load_metadata, load_split
+
+log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
 _SHARED_FIELDS = ("pad_id", "ignore_label_id", "blank_identifier_id", "vocab_size", "seq_len")
@@ -226,7 +229,14 @@ class PuzzleDataset:
             "global_batch_size": self.config.global_batch_size,
         }
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue at the stored position. The reference loader's state (a numpy Philox stream,
+        under `train_state`) has no counterpart here: its epoch is kept, its order is not."""
+        if "train_state" in state:
+            self._epoch, self._batch = int(state["train_state"].get("epoch_idx", 0)), 0
+            log.warning("sampler: the checkpoint holds the reference loader's state, which this loader cannot "
+                        "continue; data order goes on from epoch %d in this loader's own order", self._epoch)
+            return
         for key in ("seed", "num_groups", "global_batch_size"):
             mine = self.state_dict()[key]
             if int(state[key]) != mine:

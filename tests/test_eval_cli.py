@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 import evaluate
 from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset
 from dataset.build_sudoku_dataset import SudokuBuildConfig, build_sudoku_dataset
 
-CKPT = Path(__file__).parent / "fixtures" / "release_format_sudoku.pth"
+FIXTURES = Path(__file__).parent / "fixtures"
+CKPT = FIXTURES / "release_format_sudoku.pth"
 
 
 @pytest.fixture(autouse=True)
@@ -90,6 +93,59 @@ def test_per_trajectory_csv(sudoku, tmp_path, capsys):
         assert sum(float(r["accuracy"]) for r in rows) / 12 == pytest.approx(metrics["accuracy"])
         assert sum(float(r["final_residual"]) for r in rows) / 12 == pytest.approx(metrics["final_residual"],
                                                                                     rel=1e-5)
+
+
+REF_TRAINER = FIXTURES / "ref_trainer_sudoku.pth"
+HRM_RELEASE = FIXTURES / "hrm_release_layout"
+
+
+def test_end_to_end_reference_trainer_checkpoint(sudoku, tmp_path, capsys):
+    """The file the reference's own trainer writes (pickled carry dataclasses) evaluates as it is."""
+    code, stdout, err = _run(capsys, f"checkpoint={REF_TRAINER}", f"dataset_data_path={sudoku}",
+                             f"output_dir={tmp_path}", "halt_max_steps=[1,2]", "different_init=[1,2]",
+                             "convergence_top_k=1", "global_batch_size=4", "plots=false")
+    assert code == 0, err
+    for depth in (1, 2):
+        record = json.loads((tmp_path / f"eval_ref_trainer_sudoku_D{depth}_B2.json").read_text())
+        assert record["config"]["used_ema"] is True and record["config"]["step"] == 6
+        assert record["config"]["arch"] == "eqr@EqRModel" and record["metrics"]["num_puzzles"] == 6
+        assert 0 <= record["metrics"]["exact_accuracy"] <= 1
+    assert "| ref_trainer_sudoku.pth | 2 | 2 |" in stdout
+
+
+def _hrm_release_copy(folder: Path, data_path: Path | None) -> Path:
+    shutil.copytree(HRM_RELEASE, folder)
+    if data_path is not None:
+        config = yaml.safe_load((folder / "all_config.yaml").read_text())
+        config["data_path"] = str(data_path)
+        (folder / "all_config.yaml").write_text(yaml.safe_dump(config))
+    return folder / "checkpoint"
+
+
+def test_end_to_end_hrm_release_layout(sudoku, tmp_path, capsys):
+    """A bare state dict: architecture and (without dataset_data_path) data path from all_config.yaml."""
+    checkpoint = _hrm_release_copy(tmp_path / "hrm", sudoku)
+    code, stdout, err = _run(capsys, f"checkpoint={checkpoint}", "halt_max_steps=2", "global_batch_size=4",
+                             "plots=false")
+    assert code == 0, err
+    record = json.loads((tmp_path / "hrm" / "eval_checkpoint_D2_B1.json").read_text())
+    assert record["config"]["used_ema"] is False and record["config"]["dataset"] == [str(sudoku)]
+    assert record["config"]["arch"] == "hrm.hrm_act_v1@HierarchicalReasoningModel_ACTV1"
+    assert record["metrics"]["num_puzzles"] == 6 and "q_halt_precision" in record["metrics"]
+    code, _, err = _run(capsys, f"checkpoint={HRM_RELEASE / 'checkpoint'}", f"dataset_data_path={sudoku}",
+                        f"output_dir={tmp_path / 'given'}", "halt_max_steps=2", "global_batch_size=4", "plots=false")
+    assert code == 0, err
+    given = json.loads((tmp_path / "given" / "eval_checkpoint_D2_B1.json").read_text())
+    assert given["metrics"] == record["metrics"]
+
+
+def test_hrm_release_layout_without_its_yaml_is_one_line(tmp_path, capsys):
+    checkpoint = _hrm_release_copy(tmp_path / "hrm", None)
+    (tmp_path / "hrm" / "all_config.yaml").unlink()
+    code, _, err = _run(capsys, f"checkpoint={checkpoint}")
+    assert code == 2
+    assert err.strip() == (f"error: {tmp_path / 'hrm' / 'all_config.yaml'}: missing; checkpoint is a bare state dict "
+                           "(HRM/TRM release layout) and takes its architecture from this file")
 
 
 def _junk(path: Path) -> Path:

@@ -1,7 +1,13 @@
-"""The reference's recorded tensors, reproduced through the same paths evaluation uses."""
+"""The reference's recorded tensors, reproduced through the same paths evaluation and training use.
+
+The criterion is portable (utils/golden.py, SPEC 7.1): every segment from a recorded carry to 2e-4
+on any CPU; free-running trajectories bit-exact where segment 0 is, reported elsewhere. CI runs
+this file a second time under ATEN_CPU_CAPABILITY=avx2.
+"""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -9,46 +15,54 @@ import pytest
 import torch
 
 from tests.conftest import FIXTURES, ROOT, tiny_arch
-from utils.golden import check_file
+from utils.golden import BIT_EXACT_TOL, KERNELS_DIFFER, SEGMENT_TOL, check_file
 
-GOLDEN_TOL = 1e-5
-ATTENTION_FIXTURES = ["eqr_maze_attn_rope.pt", "hrm_sudoku_rope.pt"]
-# Free-running over 3 segments these drift to 3.4e-5 / 1.4e-4: float32 rounding inside attention
-# differs from the reference's and the recurrence amplifies it (README, "Known deviations").
-ATTENTION_DRIFT = pytest.mark.xfail(strict=True, reason="attention float32 op order differs from the reference")
-FIXTURES_ALL = [
-    "eqr_sudoku_mlp_t.pt",
-    "trm_sudoku_mlp_t.pt",
-    *(pytest.param(name, marks=ATTENTION_DRIFT) for name in ATTENTION_FIXTURES),
-    "release_format_sudoku.pth",
-    "breadth_metrics.pt",
-]
+MODEL_FIXTURES = ["eqr_sudoku_mlp_t.pt", "trm_sudoku_mlp_t.pt", "eqr_maze_attn_rope.pt", "hrm_sudoku_rope.pt"]
+ALL_FIXTURES = [*MODEL_FIXTURES, "release_format_sudoku.pth", "ref_trainer_sudoku.pth", "hrm_release_layout",
+                "hrm_release_layout/checkpoint", "breadth_metrics.pt", "train_golden/eqr_sudoku.pt"]
 
 
-@pytest.mark.parametrize("name", FIXTURES_ALL)
+@pytest.mark.parametrize("name", ALL_FIXTURES)
 def test_fixture_matches_reference(name):
-    results = check_file(FIXTURES / name)
-    assert results, "no tensor was compared"
-    bad = {r.name: r.error for r in results if not r.passed(GOLDEN_TOL)}
-    assert not bad, f"{name}: above {GOLDEN_TOL}: {bad}"
+    report = check_file(FIXTURES / name)
+    assert report is not None and report.comparisons, "no tensor was compared"
+    assert report.passed, f"{name} ({report.mode}): {report.failures}"
 
 
-@pytest.mark.parametrize("name", ATTENTION_FIXTURES)
-def test_attention_fixtures_first_segment_and_every_teacher_forced_segment(name):
-    """Each segment, started from the reference's own carry, reproduces the reference to 1e-5."""
-    results = check_file(FIXTURES / name)
-    checked = [r for r in results if r.name.startswith(("segments[0].", "teacher_forced.", "stablemax", "softmax"))]
-    assert len(checked) >= 4 * 3 + 2
-    bad = {r.name: r.error for r in checked if not r.passed(GOLDEN_TOL)}
-    assert not bad, f"{name}: above {GOLDEN_TOL}: {bad}"
+@pytest.mark.parametrize("name", MODEL_FIXTURES)
+def test_model_fixture_criterion(name):
+    """Segment 0 and every teacher-forced segment are asserted on every machine; the free-running
+    ones are asserted to 1e-6 exactly when segment 0 is bit-exact here."""
+    report = check_file(FIXTURES / name)
+    by_name = {c.name: c for c in report.comparisons}
+    one_segment = [c for n, c in by_name.items() if n.startswith(("segments[0].", "teacher_forced.", "stablemax",
+                                                                   "softmax"))]
+    assert len(one_segment) >= 4 * 3 + (2 if "sudoku_mlp_t" in name else 0)
+    assert all(c.tol == SEGMENT_TOL for c in one_segment)
+    free = [c for n, c in by_name.items() if n.startswith(("segments[1].", "segments[2]."))]
+    assert len(free) >= 8
+    bit_exact = all(c.error == 0.0 for n, c in by_name.items() if n.startswith("segments[0]."))
+    if bit_exact:
+        assert all(c.tol == BIT_EXACT_TOL for c in free) and "bit-exact" in report.mode
+    else:
+        assert all(c.tol is None for c in free) and KERNELS_DIFFER in report.mode
 
 
 @pytest.mark.parametrize("name", ["eqr_sudoku_mlp_t.pt", "eqr_maze_attn_rope.pt", "trm_sudoku_mlp_t.pt"])
 def test_fixture_losses_are_checked(name):
-    names = {r.name for r in check_file(FIXTURES / name)}
+    names = {c.name for c in check_file(FIXTURES / name).comparisons}
     assert {"stablemax_ce", "softmax_ce"} <= names
     fixture = torch.load(FIXTURES / name, weights_only=True)
     assert (fixture["labels"] == -100).any(), "fixture should exercise ignored labels"
+
+
+def test_training_golden_compares_every_step_and_tensor():
+    report = check_file(FIXTURES / "train_golden" / "eqr_sudoku.pt")
+    names = {c.name for c in report.comparisons}
+    for i in range(10):
+        assert {f"steps[{i}].{k}" for k in ("loss", "lm_loss", "q_halt_loss", "lr", "halted")} <= names
+    assert {n for n in names if n.startswith("final_state_dict.")} and {n for n in names if "ema_shadow" in n}
+    assert "steps[3].halted" in names and report.passed
 
 
 def _record_fixture(arch: dict, path, kind: str, seed: int = 0) -> None:
@@ -93,35 +107,66 @@ def _check_golden(*files) -> subprocess.CompletedProcess:
 
 
 def test_check_golden_script_accepts_other_configs(tmp_path):
+    """Self-recorded fixtures of every other configuration: bit-exact here, so free-running is asserted."""
     for i, (kind, arch) in enumerate(OTHER_CONFIGS):
         _record_fixture(arch, tmp_path / f"extra_{i}.pt", kind)
-    fixtures = [p for p in sorted(FIXTURES.iterdir()) if p.name not in ATTENTION_FIXTURES]
-    proc = _check_golden(*fixtures, *sorted(tmp_path.iterdir()))
+    proc = _check_golden(tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for i in range(len(OTHER_CONFIGS)):
-        assert f"extra_{i}.pt: " in proc.stdout
-    assert "companion file" in proc.stdout
+        assert f"extra_{i}.pt: ok" in proc.stdout
+    assert proc.stdout.count("segment 0 bit-exact on this machine") == len(OTHER_CONFIGS)
 
 
-@ATTENTION_DRIFT
 def test_check_golden_script_passes_on_every_bundled_fixture():
     proc = _check_golden(*sorted(FIXTURES.iterdir()))
-    assert proc.returncode == 0, proc.stdout
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    for name in ("ref_trainer_sudoku.pth: ok", "hrm_release_layout: ok", "train_golden/eqr_sudoku.pt: ok",
+                 "release_format_sudoku.pth: ok", "breadth_metrics.pt: ok"):
+        assert name in out, out
+    assert "ref_trainer_sudoku.expected.pt: support file, checked with ref_trainer_sudoku.pth" in out
+    assert "eqr_sudoku_data: support file, checked with eqr_sudoku.pt" in out
+    for name in MODEL_FIXTURES:  # each says which mode it ran in
+        line = next(line for line in out.splitlines() if line.startswith(str(FIXTURES / name)))
+        assert "bit-exact" in line or KERNELS_DIFFER in line
 
 
-def test_check_golden_script_fails_on_a_wrong_tensor(tmp_path):
+def test_check_golden_script_accepts_the_release_layout_file_and_its_companions():
+    folder = FIXTURES / "hrm_release_layout"
+    proc = _check_golden(folder / "checkpoint", folder / "expected.pt", folder / "all_config.yaml")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "checkpoint: ok" in proc.stdout and proc.stdout.count("support file, checked with checkpoint") == 2
+
+
+@pytest.mark.parametrize("segment,key", [(0, "logits"), (2, "z_L")])
+def test_check_golden_script_fails_on_a_wrong_tensor(tmp_path, segment, key):
     fixture = torch.load(FIXTURES / "eqr_sudoku_mlp_t.pt", weights_only=True)
-    fixture["segments"][2]["z_L"] = fixture["segments"][2]["z_L"] * 1.001
+    fixture["segments"][segment][key] = fixture["segments"][segment][key] * 1.001
     torch.save(fixture, tmp_path / "perturbed.pt")
     proc = _check_golden(tmp_path / "perturbed.pt")
     assert proc.returncode == 1
-    assert "segments[2].z_L" in proc.stdout and "FAIL" in proc.stdout
+    name = f"segments[{segment}].{key}" if segment == 0 else f"teacher_forced.segments[{segment}].{key}"
+    assert any(name in line and "FAIL" in line for line in proc.stdout.splitlines()), proc.stdout
+
+
+def test_check_golden_script_fails_on_a_wrong_training_step(tmp_path):
+    shutil.copytree(FIXTURES / "train_golden", tmp_path, dirs_exist_ok=True)
+    fixture = torch.load(tmp_path / "eqr_sudoku.pt", weights_only=True)
+    fixture["steps"]["loss"][6] *= 1 + 1e-4
+    fixture["final_ema_shadow"]["model.inner.lm_head.weight"][0, 0] += 1e-3
+    torch.save(fixture, tmp_path / "eqr_sudoku.pt")
+    proc = _check_golden(tmp_path / "eqr_sudoku.pt")
+    assert proc.returncode == 1
+    failed = [line.split()[0] for line in proc.stdout.splitlines() if "FAIL" in line and line.startswith("    ")]
+    assert failed == ["steps[6].loss", "final_ema_shadow.model.inner.lm_head.weight"], proc.stdout
 
 
 def test_check_golden_script_names_a_file_that_is_no_fixture(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     torch.save({"something": torch.zeros(1)}, tmp_path / "other.pt")
-    proc = _check_golden(tmp_path / "notes.txt", tmp_path / "other.pt")
+    torch.save({"initial_state_dict": {}, "steps": {}}, tmp_path / "orphan.pt")
+    proc = _check_golden(tmp_path / "notes.txt", tmp_path / "other.pt", tmp_path / "orphan.pt")
     assert proc.returncode == 1
     assert "notes.txt: not a tensor fixture" in proc.stdout
     assert "other.pt: unknown fixture format (keys: ['something'])" in proc.stdout
+    assert "orphan.pt: training trajectory without its dataset folder orphan_data/" in proc.stdout

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from hydra import compose, initialize_config_dir
 
 from config.schema import load_pretrain_config
 from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset
-from tests.conftest import ROOT
-from utils.checkpoint import load_checkpoint, safe_torch_load, save_checkpoint_atomic
+from tests.conftest import FIXTURES, ROOT
+from utils.checkpoint import CheckpointError, load_checkpoint, safe_torch_load, save_checkpoint_atomic
 from utils.distributed import DistInfo
 from utils.trainer import NonFiniteLossError, Trainer
 from utils.validation import ConfigError
@@ -27,6 +28,8 @@ TINY = [
     "arch.L_cycles=2", "arch.halt_max_steps=4", "global_batch_size=16", "lr_warmup_steps=0",
     "wandb_mode=disabled", "eval_interval_steps=null", "log_interval_steps=1",
 ]
+REF_TRAINER = FIXTURES / "ref_trainer_sudoku.pth"
+HRM_RELEASE = FIXTURES / "hrm_release_layout"
 CPU = DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 
 
@@ -147,11 +150,16 @@ def test_pretrain_checkpoint_loads_through_the_release_loader(maze_dir, tmp_path
     assert (tmp_path / "all_config.yaml").read_text().count("global_batch_size: 16") == 1
 
 
-def test_keep_last_checkpoints(maze_dir, tmp_path):
-    config = make_config("train/trm_maze_unique", maze_dir, tmp_path, "max_steps=5", "checkpoint_interval_steps=1",
-                         "checkpoint_keep_last=2")
+def test_every_checkpoint_is_kept_unless_keep_last_is_set(maze_dir, tmp_path):
+    config = make_config("train/trm_maze_unique", maze_dir, tmp_path / "all", "max_steps=3",
+                         "checkpoint_interval_steps=1")
+    assert config.checkpoint_keep_last is None
     Trainer(config, CPU).run()
-    assert sorted(p.name for p in tmp_path.glob("step_*.pth")) == ["step_4.pth", "step_5.pth"]
+    assert sorted(p.name for p in (tmp_path / "all").glob("step_*.pth")) == [f"step_{i}.pth" for i in (1, 2, 3)]
+    config = make_config("train/trm_maze_unique", maze_dir, tmp_path / "last", "max_steps=5",
+                         "checkpoint_interval_steps=1", "checkpoint_keep_last=2")
+    Trainer(config, CPU).run()
+    assert sorted(p.name for p in (tmp_path / "last").glob("step_*.pth")) == ["step_4.pth", "step_5.pth"]
 
 
 def test_non_finite_loss_stops_with_the_step_named(maze_dir, tmp_path):
@@ -236,3 +244,60 @@ def test_logged_metrics_cover_the_whole_logging_window(maze_dir, tmp_path):
     assert last["train/steps"] == 4.0
     assert 0.0 <= last["train/accuracy"] <= 1.0 and last["train/lm_loss"] > 0
     assert last["train/samples_per_s"] > 0 and last["train/grad_norm"] > 0
+
+
+# ---------------------------------------------------------------- the reference's checkpoint layouts
+
+GOLDEN_DATA = FIXTURES / "train_golden" / "eqr_sudoku_data"
+
+
+def reference_config(arch: dict, run_dir: Path, **values):
+    base = {"arch": arch, "dataset": {"name": "sudoku16", "data_path": str(GOLDEN_DATA)}, "global_batch_size": 8,
+            "epochs": 1, "lr": 1e-4, "lr_warmup_steps": 2, "wandb_mode": "disabled", "device": "cpu",
+            "checkpoint_path": str(run_dir), "eval_interval_steps": None, "log_interval_steps": 1}
+    return load_pretrain_config({**base, **values})
+
+
+def test_resume_from_a_reference_trainer_checkpoint(tmp_path, caplog):
+    """Weights, EMA, optimizer moments, step, carry and RNG come back; the run goes on from step 6."""
+    raw = safe_torch_load(REF_TRAINER)
+    shutil.copy(REF_TRAINER, tmp_path / "step_6_2ff37af1.pth")
+    config = reference_config(raw["config"]["arch"], tmp_path / "run", max_steps=8, checkpoint_interval_steps=8,
+                              ema_rate=0.5, resume=str(tmp_path / "step_6_2ff37af1.pth"))
+    trainer = Trainer(config, CPU)
+    assert trainer.step == 6
+    assert torch.equal(torch.get_rng_state(), raw["rng"]["torch"])
+    for key, value in raw["model"].items():
+        assert torch.equal(trainer.head.state_dict()[key], value), key
+    for key, value in raw["ema"]["shadow"].items():
+        assert torch.equal(trainer.ema.shadow[key], value), key
+    moments = trainer.optimizers[0].state_dict()["state"]
+    for index, state in raw["optimizers"][0]["state"].items():
+        assert torch.equal(moments[index]["exp_avg_sq"], state["exp_avg_sq"]) and moments[index]["step"] == 6
+    assert torch.equal(trainer.carry.z_L, raw["carry"].inner_carry.z_L) and trainer.carry.steps.tolist() == [6] * 8
+    assert "reference loader's state" in caplog.text
+    last = trainer.run()
+    assert trainer.step == 8 and (tmp_path / "run" / "step_8.pth").is_file() and last["train/lm_loss"] > 0
+
+
+def test_resume_refuses_what_it_cannot_continue(tmp_path):
+    raw = safe_torch_load(REF_TRAINER)
+    wide = reference_config(raw["config"]["arch"], tmp_path / "a", max_steps=8, global_batch_size=16,
+                            resume=str(REF_TRAINER))
+    with pytest.raises(CheckpointError, match=r"carry z_H has shape \(8, 81, 32\), this run needs \(16, 81, 32\)"):
+        Trainer(wide, CPU)
+    bare = reference_config(raw["config"]["arch"], tmp_path / "b", max_steps=8,
+                            resume=str(HRM_RELEASE / "checkpoint"))
+    with pytest.raises(CheckpointError, match="not a training checkpoint with optimizer state"):
+        Trainer(bare, CPU)
+
+
+def test_load_checkpoint_accepts_the_hrm_release_layout(tmp_path):
+    arch = yaml.safe_load((HRM_RELEASE / "all_config.yaml").read_text())["arch"]
+    config = reference_config(arch, tmp_path, max_steps=1, checkpoint_interval_steps=None,
+                              load_checkpoint=str(HRM_RELEASE / "checkpoint"))
+    trainer = Trainer(config, CPU)
+    state = safe_torch_load(HRM_RELEASE / "checkpoint")
+    for key, value in state.items():
+        assert torch.equal(trainer.head.state_dict()[key.removeprefix("_orig_mod.")], value), key
+    assert torch.isfinite(trainer.train_step()["loss"])

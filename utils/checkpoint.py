@@ -1,65 +1,36 @@
-"""Safe loading of training and released checkpoints (the released layout).
+"""Checkpoints in every supported layout, turned into a model; atomic writes of our own.
 
-`torch.load(weights_only=True)` refuses every pickled global except tensors and plain
-containers; real checkpoints also carry numpy's and Python's RNG state, so exactly the
-globals that `np.random.get_state()` pickles are allowed and nothing else.
+Three layouts are read (README, "Loading released checkpoints"):
+- this project's training checkpoints and the EqR release: a dict with `model`, `ema`, `config`, ...;
+- the reference trainer's `step_<N>_<run id>.pth`: the same dict with a pickled carry dataclass,
+  admitted by `utils.safe_load`;
+- the HRM / TRM release layout: a bare state dict (`_orig_mod.model.inner.*`, no EMA) in a file
+  such as `checkpoint` or `step_<N>`, with the training config in `all_config.yaml` beside it.
+Keys are canonicalised to `inner.*` whatever compile or wrapper prefixes they carry.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+import yaml
 from torch import nn
 
 from models.act import ACTModel
 from models.registry import build_model
+from utils.safe_load import CheckpointError, safe_torch_load
 from utils.validation import ConfigError
 
 log = logging.getLogger(__name__)
 
-# What np.random.get_state() pickles, under numpy 2's and numpy 1's module names.
-RNG_STATE_GLOBALS: list[Any] = [
-    np._core.multiarray._reconstruct,
-    (np._core.multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
-    np.ndarray,
-    np.dtype,
-    np.dtypes.UInt32DType,
-]
-
 _COMPILE_PREFIX = re.compile(r"(^|\.)_orig_mod\.")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, malformed, unsafe, or does not fit the model."""
-
-
-def safe_torch_load(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
-    """Load with weights_only=True, admitting only the RNG-state globals; name the file on failure."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        with torch.serialization.safe_globals(RNG_STATE_GLOBALS):
-            return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        match = re.search(r"WeightsUnpickler error: (.*?)\s*(?:Please use|Check the documentation|$)", str(err), re.S)
-        detail = " ".join(match.group(1).split()) if match else str(err).splitlines()[0]
-        if "Unsupported global" in detail or "allowlisted" in detail:
-            raise CheckpointError(
-                f"{path}: refused to load: it references a Python object outside the allowed set "
-                f"(tensors, containers, numpy/python RNG state): {detail}"
-            ) from None
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({detail})") from None
-    except RuntimeError as err:  # torch's reader raises RuntimeError for non-checkpoint files
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({str(err).splitlines()[0]})") from None
+RELEASE_CONFIG = "all_config.yaml"
 
 
 def canonical_key(key: str) -> str:
@@ -137,16 +108,116 @@ def infer_data_fields(arch: dict[str, Any], state: dict[str, torch.Tensor]) -> d
 
 
 @dataclass
-class LoadedCheckpoint:
-    model: nn.Module  # loss-head-wrapped
+class CheckpointContents:
+    """One checkpoint file in any layout: weights and EMA under canonical keys, the training config."""
+
+    path: Path
+    model_state: dict[str, torch.Tensor]
+    ema_state: dict[str, torch.Tensor] | None
     config: dict[str, Any]
     step: int | None
+    raw: dict[str, Any]  # the file's own dict (a training checkpoint) or the bare state dict
+
+    @property
+    def arch(self) -> dict[str, Any]:
+        return dict(self.config.get("arch") or {})
+
+    @property
+    def data_paths(self) -> list[str]:
+        """The dataset the checkpoint was trained on: `dataset.data_path(s)` or the release's `data_path`."""
+        data = self.config.get("dataset") or {}
+        paths = data.get("data_paths") or data.get("data_path") or self.config.get("data_path") or []
+        return [str(p) for p in ([paths] if isinstance(paths, str) else paths)]
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    )
+
+
+def read_release_config(checkpoint: Path) -> dict[str, Any]:
+    """`all_config.yaml` beside a bare state dict; one line naming the file when missing or unreadable."""
+    path = checkpoint.parent / RELEASE_CONFIG
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing; {checkpoint.name} is a bare state dict (HRM/TRM release layout) "
+                              f"and takes its architecture from this file")
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise CheckpointError(f"{path}: unreadable ({' '.join(str(err).split())})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("arch"), dict) or "name" not in config["arch"]:
+        raise CheckpointError(f"{path}: unreadable (expected a mapping with arch.name, as HRM/TRM write)")
+    return config
+
+
+def read_checkpoint(path: str | Path, *, need_config: bool = True) -> CheckpointContents:
+    """Read any supported layout on CPU. `need_config=False` accepts a bare state dict without its yaml."""
+    path = Path(path)
+    raw = safe_torch_load(path, map_location="cpu")
+    step_match = re.match(r"^step_(\d+)", path.name)
+    if isinstance(raw, dict) and "model" in raw and ("config" in raw or not need_config):
+        ema = raw.get("ema")
+        shadow = ema.get("shadow") if isinstance(ema, dict) else None
+        config = raw.get("config") or {}
+        if need_config and (not isinstance(config, dict) or not config.get("arch")):
+            raise CheckpointError(f"{path}: config.arch is missing")
+        return CheckpointContents(path=path, model_state=canonical_state_dict(raw["model"]),
+                                  ema_state=canonical_state_dict(shadow) if shadow else None, config=config,
+                                  step=raw.get("step"), raw=raw)
+    if _is_state_dict(raw):
+        config = read_release_config(path) if need_config else {}
+        return CheckpointContents(path=path, model_state=canonical_state_dict(raw), ema_state=None, config=config,
+                                  step=int(step_match.group(1)) if step_match else None, raw=raw)
+    found = sorted(map(str, raw))[:8] if isinstance(raw, dict) else type(raw).__name__
+    raise CheckpointError(f"{path}: not a training checkpoint (needs 'model' and 'config', or a state dict with "
+                          f"{RELEASE_CONFIG} beside it; found {found})")
+
+
+@dataclass
+class LoadedCheckpoint:
+    model: nn.Module  # loss-head-wrapped
+    contents: CheckpointContents
     used_ema: bool
-    raw: dict[str, Any]
 
     @property
     def act_model(self) -> ACTModel:
         return self.model.model
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.contents.config
+
+    @property
+    def step(self) -> int | None:
+        return self.contents.step
+
+
+def build_from_checkpoint(
+    contents: CheckpointContents,
+    *,
+    use_ema: bool = True,
+    data_fields: dict[str, Any] | None = None,
+    loss_head: str | None = "losses@InferenceLossHead",
+    strict: bool = True,
+) -> LoadedCheckpoint:
+    """Build the model a checkpoint describes and load its (EMA, when present and asked) weights."""
+    path = contents.path
+    arch = contents.arch
+    state = dict(contents.model_state)
+    used_ema = bool(use_ema and contents.ema_state)
+    if used_ema:
+        state.update(contents.ema_state or {})
+    elif use_ema:
+        log.info("%s: holds no EMA weights; using its model weights", path)
+    fields = {**infer_data_fields(arch, state), **(data_fields or {})}
+    try:
+        model = build_model(arch, fields, loss_head=loss_head)
+    except ConfigError as err:
+        hint = " (pass the dataset, whose dataset.json gives seq_len)" if "seq_len" in str(err) else ""
+        raise CheckpointError(f"{path}: {err}{hint}") from None
+    load_model_state(model.model, state, strict=strict, source=str(path))
+    return LoadedCheckpoint(model=model, contents=contents, used_ema=used_ema)
 
 
 def load_checkpoint(
@@ -156,31 +227,10 @@ def load_checkpoint(
     data_fields: dict[str, Any] | None = None,
     loss_head: str | None = "losses@InferenceLossHead",
     strict: bool = True,
-    map_location: str | torch.device = "cpu",
 ) -> LoadedCheckpoint:
-    """Build the model a checkpoint describes and load its (EMA, when present and asked) weights."""
-    ckpt = safe_torch_load(path, map_location)
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
-        keys = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CheckpointError(f"{path}: not a training checkpoint (needs 'model' and 'config'; found {keys})")
-    config = ckpt["config"]
-    arch = dict(config.get("arch") or {})
-    if not arch:
-        raise CheckpointError(f"{path}: config.arch is missing")
-    state = canonical_state_dict(ckpt["model"])
-    used_ema = False
-    ema = ckpt.get("ema")
-    if use_ema and ema and ema.get("shadow"):
-        state.update(canonical_state_dict(ema["shadow"]))
-        used_ema = True
-    fields = {**infer_data_fields(arch, state), **(data_fields or {})}
-    try:
-        model = build_model(arch, fields, loss_head=loss_head)
-    except ConfigError as err:
-        hint = " (pass the dataset, whose dataset.json gives seq_len)" if "seq_len" in str(err) else ""
-        raise CheckpointError(f"{path}: {err}{hint}") from None
-    load_model_state(model.model, state, strict=strict, source=str(path))
-    return LoadedCheckpoint(model=model, config=config, step=ckpt.get("step"), used_ema=used_ema, raw=ckpt)
+    """`build_from_checkpoint(read_checkpoint(path))`: a ready model from any supported layout."""
+    return build_from_checkpoint(read_checkpoint(path), use_ema=use_ema, data_fields=data_fields,
+                                 loss_head=loss_head, strict=strict)
 
 
 STEP_FILE = re.compile(r"^step_(\d+)\.pth$")

@@ -19,7 +19,13 @@ import torch.distributed as dist
 
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig, read_metadata
 from models.registry import ARCHITECTURES
-from utils.checkpoint import CheckpointError, infer_data_fields, load_checkpoint, safe_torch_load
+from utils.checkpoint import (
+    CheckpointContents,
+    CheckpointError,
+    build_from_checkpoint,
+    infer_data_fields,
+    read_checkpoint,
+)
 from utils.eval_config import EvalConfig
 from utils.eval_report import make_record, summary_table, write_plots, write_record, write_trajectories
 from utils.evaluation import run_evaluation
@@ -52,38 +58,28 @@ def init_distributed(device: str) -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cpu")
 
 
-def _data_paths(cfg: EvalConfig, ckpt_config: dict[str, Any]) -> list[str]:
-    if cfg.dataset_data_path:
-        return cfg.dataset_data_path
-    data = ckpt_config.get("dataset") or {}
-    paths = data.get("data_paths") or ([data["data_path"]] if data.get("data_path") else [])
-    if not paths:
-        raise ConfigError("dataset_data_path: not set, and the checkpoint's config.dataset names no data path")
-    return [str(p) for p in paths]
-
-
-def check_fit(checkpoint: str, cfg: EvalConfig) -> tuple[dict[str, Any], list[str], dict[str, int]]:
-    """The checkpoint's config, the data paths and the dataset's shape fields; refuses a dataset that does
-    not fit, before any model is built (a mismatch would otherwise surface as a list of weight shapes)."""
-    raw = safe_torch_load(checkpoint)
-    if not isinstance(raw, dict) or "config" not in raw or "model" not in raw:
-        raise CheckpointError(f"{checkpoint}: not a training checkpoint (needs 'model' and 'config')")
-    arch = dict(raw["config"].get("arch") or {})
+def check_fit(checkpoint: str, cfg: EvalConfig) -> tuple[CheckpointContents, list[str], dict[str, int]]:
+    """The checkpoint, the data paths and the dataset's shape fields; refuses a dataset that does not
+    fit, before any model is built (a mismatch would otherwise surface as a list of weight shapes)."""
+    contents = read_checkpoint(checkpoint)
+    arch = contents.arch
     if arch.get("name") not in ARCHITECTURES:
         raise CheckpointError(f"{checkpoint}: arch.name: unknown name {arch.get('name')!r}; "
                               f"known: {', '.join(sorted(ARCHITECTURES))}")
-    paths = _data_paths(cfg, raw["config"])
+    paths = cfg.dataset_data_path or contents.data_paths
+    if not paths:
+        raise ConfigError("dataset_data_path: not set, and the checkpoint's config names no data path")
     meta = read_metadata(paths, cfg.split)
     fields = {"seq_len": meta.seq_len, "vocab_size": meta.vocab_size,
               "num_puzzle_identifiers": meta.num_puzzle_identifiers}
-    inferred = infer_data_fields(arch, raw["model"])
+    inferred = infer_data_fields(arch, contents.model_state)
     for key in ("seq_len", "vocab_size"):
         if key in inferred and inferred[key] != fields[key]:
             raise ConfigError(
                 f"dataset_data_path: {key} {fields[key]} of {', '.join(paths)} does not match the checkpoint's "
                 f"{inferred[key]} ({checkpoint})"
             )
-    return raw["config"], paths, fields
+    return contents, paths, fields
 
 
 def run_sweep(cfg: EvalConfig) -> SweepResult:
@@ -93,11 +89,11 @@ def run_sweep(cfg: EvalConfig) -> SweepResult:
         raise ConfigError(f"global_batch_size: {cfg.global_batch_size} is not divisible by {world} ranks")
     result = SweepResult()
     for checkpoint in cfg.checkpoints:
-        ckpt_config, data_paths, fields = check_fit(checkpoint, cfg)
+        contents, data_paths, fields = check_fit(checkpoint, cfg)
         overrides = {**fields, "halt_max_steps": max(cfg.halt_max_steps)}
         if cfg.forward_dtype:
             overrides["forward_dtype"] = cfg.forward_dtype
-        loaded = load_checkpoint(checkpoint, use_ema=cfg.use_ema, data_fields=overrides, map_location=device)
+        loaded = build_from_checkpoint(contents, use_ema=cfg.use_ema, data_fields=overrides)
         model = loaded.act_model.to(device).eval()
         transforms = build_transforms(cfg.tta, cfg.tta_kind, fields["seq_len"], fields["vocab_size"], cfg.seed)
         for breadth in cfg.different_init:
@@ -114,7 +110,7 @@ def run_sweep(cfg: EvalConfig) -> SweepResult:
             for depth in cfg.halt_max_steps:
                 settings = {
                     "checkpoint": checkpoint, "step": loaded.step, "used_ema": loaded.used_ema,
-                    "arch": ckpt_config.get("arch", {}).get("name"), "dataset": data_paths, "split": cfg.split,
+                    "arch": contents.arch.get("name"), "dataset": data_paths, "split": cfg.split,
                     "halt_max_steps": depth, "different_init": breadth, "tta": cfg.tta,
                     "convergence_top_k": cfg.convergence_top_k, "convergence_window": cfg.convergence_window,
                     "elastic": cfg.elastic, "elastic_patience": cfg.elastic_patience,

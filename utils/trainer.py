@@ -30,12 +30,13 @@ from utils import train_state
 from utils.checkpoint import (
     load_model_state,
     prune_checkpoints,
-    safe_torch_load,
+    read_checkpoint,
     save_checkpoint_atomic,
     step_checkpoints,
 )
 from utils.distributed import DistInfo, all_reduce_sum_, gather_objects
 from utils.optim import SignSGDSparse, cosine_schedule_with_warmup_lr, make_adam_atan2
+from utils.safe_load import safe_torch_load
 from utils.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -83,9 +84,9 @@ class Trainer:
 
         torch.manual_seed(config.seed)  # identical initial weights on every rank
         self.head = build_model(config.arch, self.data_fields).to(self.device)
-        if config.load_checkpoint:
-            state = safe_torch_load(config.load_checkpoint)["model"]
-            load_model_state(self.head.model, state, strict=True, source=config.load_checkpoint)
+        if config.load_checkpoint:  # weights only, from any supported layout
+            contents = read_checkpoint(config.load_checkpoint, need_config=False)
+            load_model_state(self.head.model, contents.model_state, strict=True, source=config.load_checkpoint)
         if config.gradient_checkpoint:
             for module in self.head.modules():
                 if isinstance(module, ReasoningStack):
@@ -145,8 +146,19 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.head)
         metrics = {k: v.detach() for k, v in metrics.items()}
+        metrics["loss"] = loss.detach()
         metrics["grad_norm"] = grad_norm.detach()
         return metrics
+
+    @property
+    def current_lr(self) -> float:
+        """The learning rate of the main optimizer's last (or next, before any) step."""
+        return float(self.optimizers[0].param_groups[0]["lr"])
+
+    @property
+    def halted_rows(self) -> int:
+        """Rows of this rank that halted in the last segment (they restart at the next step)."""
+        return int(self.carry.halted.sum()) if self.carry is not None else 0
 
     def lr_at(self, step: int, base_lr: float) -> float:
         c = self.config
@@ -224,14 +236,16 @@ class Trainer:
 
     # ---- checkpoints --------------------------------------------------------------------
     def save(self) -> Path | None:
-        """Rank 0 writes `step_<n>.pth` (every rank's carry and RNG gathered in), keeps the last K."""
+        """Rank 0 writes `step_<n>.pth` (every rank's carry and RNG gathered in); all are kept unless
+        `checkpoint_keep_last` is set, so accuracy over training can be evaluated afterwards."""
         rank_states = gather_objects(train_state.rank_state(self.carry))
         if not self.dist.is_main:
             return None
         payload = train_state.checkpoint_payload(self, rank_states)
         path = save_checkpoint_atomic(payload, self.run_dir / f"step_{self.step}.pth")
         train_state.write_config_yaml(self.config, self.run_dir / "all_config.yaml")
-        prune_checkpoints(self.run_dir, self.config.checkpoint_keep_last)
+        if self.config.checkpoint_keep_last is not None:
+            prune_checkpoints(self.run_dir, self.config.checkpoint_keep_last)
         log.info("saved %s", path)
         return path
 
