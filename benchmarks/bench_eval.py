@@ -80,7 +80,7 @@ def main() -> None:
               "| elastic |")
         print("|---|---|---|---|---|---|---|---|")
         for breadth in args.breadths:
-            kwargs = {"different_init": breadth, "convergence_top_k": 1 if breadth > 1 else None}
+            kwargs = {"different_init": breadth, "convergence_top_k": 1 if breadth > 1 else None, "progress": False}
             run_evaluation(model, batches[:1], [2], **kwargs)  # warm-up
             per_depth = [run_evaluation(model, batches, [d], **kwargs) for d in depths]
             one_pass = run_evaluation(model, batches, depths, **kwargs)

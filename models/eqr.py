@@ -12,7 +12,7 @@ import torch
 
 from models.act import ACTModel
 from models.config import ArchConfig, EqRConfig
-from models.layers import CosSin, trunc_normal_init_
+from models.layers import CosSin, trunc_normal_like
 from models.trm import TRMInner
 
 
@@ -22,14 +22,11 @@ class EqRInner(TRMInner):
     def init_state(self) -> None:
         """Nothing to store: every reset draws a fresh state (so checkpoints hold no H_init/L_init)."""
 
-    def random_state(self, like: torch.Tensor, std: float) -> torch.Tensor:
-        """I.i.d. truncated-normal draw per row, token and channel (sampled in float32)."""
-        return trunc_normal_init_(torch.empty(like.shape, device=like.device), std).to(like.dtype)
-
     def reset(self, halted: torch.Tensor, z_H: torch.Tensor, z_L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """I.i.d. truncated-normal draw per row, token and channel for the halted rows."""
         rows = halted.view(-1, 1, 1)
-        z_H = torch.where(rows, self.random_state(z_H, self.cfg.H_init_std), z_H)
-        z_L = torch.where(rows, self.random_state(z_L, self.cfg.L_init_std), z_L)
+        z_H = torch.where(rows, trunc_normal_like(z_H, self.cfg.H_init_std), z_H)
+        z_L = torch.where(rows, trunc_normal_like(z_L, self.cfg.L_init_std), z_L)
         return z_H, z_L
 
     def update(self, h: torch.Tensor, u: torch.Tensor, cos_sin: CosSin | None) -> torch.Tensor:

@@ -40,6 +40,11 @@ def trunc_normal_init_(tensor: torch.Tensor, std: float = 1.0) -> torch.Tensor:
         return tensor
 
 
+def trunc_normal_like(like: torch.Tensor, std: float) -> torch.Tensor:
+    """A fresh `trunc_normal_init_` draw shaped like `like`, sampled in float32 and cast to its dtype."""
+    return trunc_normal_init_(torch.empty(like.shape, device=like.device), std).to(like.dtype)
+
+
 def rms_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
     """Scale-free RMSNorm over the last axis, computed in float32."""
     dtype = x.dtype

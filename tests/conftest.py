@@ -36,6 +36,16 @@ def tiny_arch(name: str = "eqr@EqRModel", **overrides) -> dict:
     return arch
 
 
+def copy_tagging_reset(halted, z_H, z_L, copies: int):
+    """A scripted inner's reset: z_H counts segments from 0, z_L carries the row's copy index
+    (row % copies), so the tag follows its row when finished rows are dropped."""
+    import torch
+
+    rows = halted.view(-1, 1, 1)
+    copy = (torch.arange(z_L.shape[0]) % copies).float().view(-1, 1, 1)
+    return torch.where(rows, 0.0, z_H), torch.where(rows, copy, z_L)
+
+
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES

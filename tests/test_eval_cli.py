@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -146,6 +147,91 @@ def test_hrm_release_layout_without_its_yaml_is_one_line(tmp_path, capsys):
     assert code == 2
     assert err.strip() == (f"error: {tmp_path / 'hrm' / 'all_config.yaml'}: missing; checkpoint is a bare state dict "
                            "(HRM/TRM release layout) and takes its architecture from this file")
+
+
+@pytest.fixture(scope="module")
+def noisy_eqr(tmp_path_factory) -> Path:
+    """The release fixture with noise injection on (noise_scale 0.05), so runs depend on the noise."""
+    raw = torch.load(CKPT, weights_only=False)
+    raw["config"]["arch"]["noise_scale"] = 0.05
+    path = tmp_path_factory.mktemp("noisy") / "noisy.pth"
+    torch.save(raw, path)
+    return path
+
+
+def _metrics(folder: Path, stem: str) -> dict:
+    return json.loads((folder / f"{stem}.json").read_text())["metrics"]
+
+
+def test_init_override_and_param_iter(sudoku, noisy_eqr, tmp_path, capsys):
+    common = [f"checkpoint={noisy_eqr}", f"dataset_data_path={sudoku}", "halt_max_steps=2", "global_batch_size=4",
+              "plots=false", "reference_files=false"]
+    for name in ("a", "b"):
+        code, _, err = _run(capsys, *common, f"output_dir={tmp_path / name}", "init_override={noise_scale: 0.0}")
+        assert code == 0, err
+    code, _, err = _run(capsys, *common, f"output_dir={tmp_path / 'default'}")
+    assert code == 0, err
+    quiet = _metrics(tmp_path / "a", "eval_noisy_D2_B1_noise_scale=0.0")
+    assert quiet == _metrics(tmp_path / "b", "eval_noisy_D2_B1_noise_scale=0.0")  # bit-identical repeat
+    assert quiet["residual_of_2_steps"] != _metrics(tmp_path / "default", "eval_noisy_D2_B1")["residual_of_2_steps"]
+    record = json.loads((tmp_path / "a" / "eval_noisy_D2_B1_noise_scale=0.0.json").read_text())
+    assert record["config"]["overrides"] == {"noise_scale": 0.0}
+
+    code, stdout, err = _run(capsys, *common, f"output_dir={tmp_path / 'sweep'}", "init_override={noise_scale: 0.0}",
+                             "param_iter={lambda_: [0.8, 0.9]}")
+    assert code == 0, err
+    sweep = {lam: _metrics(tmp_path / "sweep", f"eval_noisy_D2_B1_lambda_={lam}_noise_scale=0.0") for lam in (0.8, 0.9)}
+    assert sweep[0.8]["residual_of_2_steps"] != sweep[0.9]["residual_of_2_steps"]
+    assert "| overrides |" in stdout and "lambda_=0.8_noise_scale=0.0" in stdout
+
+
+@pytest.mark.parametrize(("option", "expected"), [
+    ("init_override={hiden_size: 8}", "init_override.hiden_size: not an architecture key of eqr@EqRModel"),
+    ("param_iter={seq_len: [9]}", "param_iter.seq_len: not an architecture key"),
+    ("param_iter={lambda_: [0.9, 2.0]}", "arch.lambda_: Input should be less than or equal to 1"),
+    ("param_iter={halt_max_steps: [4, 8]}", "halt_max_steps: sweep it with halt_max_steps=[...]"),
+    ("save_outputs=[preds,embeddings]", "save_outputs.1: Input should be 'preds'"),
+])
+def test_override_errors_are_one_line(sudoku, tmp_path, capsys, option, expected):
+    code, _, err = _run(capsys, f"checkpoint={CKPT}", f"dataset_data_path={sudoku}", f"output_dir={tmp_path}",
+                        option)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], err
+
+
+def test_saved_outputs_reference_files_and_progress(sudoku, tmp_path, capsys):
+    fields = "preds,logits,inputs,labels,puzzle_identifiers,q_halt_logits"
+    code, _, err = _run(capsys, f"checkpoint={CKPT}", f"dataset_data_path={sudoku}", f"output_dir={tmp_path}",
+                        "halt_max_steps=[1,2]", "different_init=2", "global_batch_size=4", "plots=false",
+                        f"save_outputs=[{fields}]", "reference_counting=both")
+    assert code == 0, err
+    assert "evaluating" in err and "/4" in err  # the bar knows its end: 2 batches x 2 segments
+
+    saved = torch.load(tmp_path / "eval_release_format_sudoku_D2_B2_outputs.pt", weights_only=True)
+    assert set(saved) == set(fields.split(",")) | {"puzzle", "restart"}
+    assert saved["logits"].shape == (12, 81, 11) and saved["preds"].shape == (12, 81)
+    assert torch.equal(saved["preds"], saved["logits"].argmax(-1).to(saved["preds"].dtype))
+    test_inputs = torch.from_numpy(np.load(sudoku / "test" / "all__inputs.npy"))
+    assert torch.equal(saved["inputs"], test_inputs.repeat_interleave(2, dim=0).to(saved["inputs"].dtype))
+    assert saved["puzzle"].tolist() == [i // 2 for i in range(12)] and saved["restart"].tolist() == [0, 1] * 6
+    depth_one = torch.load(tmp_path / "eval_release_format_sudoku_D1_B2_outputs.pt", weights_only=True)
+    assert not torch.equal(depth_one["logits"], saved["logits"])
+
+    record = json.loads((tmp_path / "eval_release_format_sudoku_D2_B2.json").read_text())
+    assert record["config"]["reference_counting"] == "both"
+    metrics = record["metrics"]
+    assert metrics["ref/different_init/total_samples"] == 8 and metrics["different_init/total_samples"] == 6
+    folder = tmp_path / "eval_preds" / "step_50000_release_format_sudoku_D2_B2"
+    with (folder / "eval_metrics_step_50000.csv").open() as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["split", "metric", "value"] and len(rows) == 1 + len(metrics) + 1
+    assert {r[1] for r in rows[1:-1]} == {f"all/{k}" for k in metrics} and rows[-1][1] == "eval_time_sec"
+    assert all(r[0] == "all" for r in rows[1:])
+    assert float(rows[1 + list(metrics).index("exact_accuracy")][2]) == metrics["exact_accuracy"]
+    as_json = json.loads((folder / "eval_metrics_step_50000.json").read_text())
+    assert as_json["all/exact_accuracy"] == metrics["exact_accuracy"] and as_json["eval_time_sec"] > 0
+    assert yaml.safe_load((folder / "eval_config.yaml").read_text())["different_init"] == 2
 
 
 def _junk(path: Path) -> Path:

@@ -14,28 +14,31 @@ from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_datase
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig
 from models.registry import build_model
 from tests.conftest import tiny_arch
-from utils.evaluation import evaluate_depths
+from utils.evaluation import EvalResult, run_evaluation
 
-ARCH = tiny_arch("trm@TRMModel", seq_len=36, vocab_size=6)  # TRM: no random draws, so slicing cannot matter
-SETTINGS = {"depths": [1, 3], "different_init": 2, "convergence_top_k": 1, "convergence_window": 2}
+ARCH = tiny_arch("trm@TRMModel", seq_len=36, vocab_size=6)
+# TRM restarting from its own fixed init: no random draws, so how the rows are sliced cannot matter.
+SETTINGS = {"depths": [1, 3], "different_init": 2, "convergence_top_k": 1, "convergence_window": 2,
+            "restart_std": None, "counting": "both", "save_outputs": ["preds", "inputs"], "progress": False}
 
 
-def _evaluate(data: Path, weights: Path, rank: int, world: int) -> dict[int, dict[str, float]]:
+def _evaluate(data: Path, weights: Path, rank: int, world: int) -> EvalResult:
     model = build_model(ARCH).model
     model.load_state_dict(torch.load(weights, weights_only=True))
     dataset = PuzzleDataset(
         PuzzleDatasetConfig(data_paths=[data], global_batch_size=4, rank=rank, world_size=world, test_set_mode=True),
         split="test",
     )
-    return evaluate_depths(model.eval(), dataset.test_batches(), **SETTINGS)
+    return run_evaluation(model.eval(), dataset.test_batches(), **SETTINGS)
 
 
 def _worker(rank: int, port: int, data: Path, weights: Path, out: Path) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     try:
         torch.set_num_threads(1)
-        metrics = _evaluate(data, weights, rank, 2)
-        (out / f"rank{rank}.json").write_text(json.dumps(metrics))
+        result = _evaluate(data, weights, rank, 2)
+        (out / f"rank{rank}.json").write_text(json.dumps(result.metrics))
+        torch.save(result.outputs, out / f"outputs{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -52,7 +55,8 @@ def test_two_gloo_ranks_equal_one_process(tmp_path):
     torch.manual_seed(0)
     weights = tmp_path / "weights.pt"
     torch.save(build_model(ARCH).model.state_dict(), weights)
-    single = _evaluate(data, weights, 0, 1)
+    result = _evaluate(data, weights, 0, 1)
+    single = result.metrics
     mp.spawn(_worker, args=(_free_port(), data, weights, tmp_path), nprocs=2, join=True)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert ranks[0] == ranks[1]  # every rank holds the reduced totals
@@ -62,3 +66,10 @@ def test_two_gloo_ranks_equal_one_process(tmp_path):
         for key, value in metrics.items():
             assert abs(reduced[key] - value) < 1e-9, key
     assert single[3]["num_puzzles"] == 10 and single[3]["count"] == 20
+    # The last global batch holds 2 puzzles: rank 0 gets both, rank 1 only padding; counted like the reference.
+    assert single[3]["ref/different_init/total_samples"] == 12
+    for rank in range(2):  # saved outputs come back in dataset order on every rank
+        gathered = torch.load(tmp_path / f"outputs{rank}.pt", weights_only=True)
+        for depth, fields in result.outputs.items():
+            for key, tensor in fields.items():
+                assert torch.equal(gathered[depth][key], tensor), (depth, key)

@@ -7,11 +7,12 @@ import torch
 from torch import nn
 
 from models.registry import build_model
-from tests.conftest import tiny_arch
+from tests.conftest import copy_tagging_reset, tiny_arch
 from utils.evaluation import ElasticExit, _batch_seed, evaluate_depths, run_evaluation
 from utils.tta import dihedral_transforms
 
 S, V, B = 3, 4, 4
+OWN = {"restart_std": None}  # scripted models keep their own reset: it tags each copy
 
 
 class ScriptedInner(nn.Module):
@@ -24,10 +25,7 @@ class ScriptedInner(nn.Module):
         self.preds, self.speeds = preds, speeds
 
     def reset(self, halted, z_H, z_L):
-        """The copy index rides in z_L, so it follows its row when finished rows are dropped."""
-        rows = halted.view(-1, 1, 1)
-        copy = (torch.arange(z_L.shape[0]) % B).float().view(-1, 1, 1)
-        return torch.where(rows, 0.0, z_H), torch.where(rows, copy, z_L)
+        return copy_tagging_reset(halted, z_H, z_L, B)
 
     def forward(self, z_H, z_L, batch):
         z_H = z_H + 1
@@ -65,7 +63,7 @@ HAND_SPEEDS = {1: [3.0, 1.0, 2.0, 1.0], 2: [1.0, 5.0, 0.5, 4.0]}
 def test_hand_computed_breadth_metrics_across_batches_and_padding():
     model = scripted_model(HAND_PREDS, HAND_SPEEDS)
     batches = [(batch([1], [[1, 2, 3]], pad=1), 1), (batch([2], [[0, 1, -100]], pad=1), 1)]
-    m = evaluate_depths(model, batches, [3], different_init=B, convergence_top_k=2, convergence_window=2)[3]
+    m = evaluate_depths(model, batches, [3], different_init=B, convergence_top_k=2, convergence_window=2, **OWN)[3]
     expected = {
         "count": 8, "num_puzzles": 2, "steps": 3.0,
         "exact_accuracy": 0.5,
@@ -90,10 +88,10 @@ def test_hand_computed_breadth_metrics_across_batches_and_padding():
 def test_convergence_keys_absent_at_depth_one_and_without_top_k():
     model = scripted_model(HAND_PREDS, HAND_SPEEDS)
     batches = [(batch([1, 2], [[1, 2, 3], [0, 1, -100]]), 2)]
-    out = evaluate_depths(model, batches, [1, 2], different_init=B, convergence_top_k=1)
+    out = evaluate_depths(model, batches, [1, 2], different_init=B, convergence_top_k=1, **OWN)
     assert not any(k.startswith("convergence_top_k/") for k in out[1])
     assert out[2]["convergence_top_k/k"] == 1
-    plain = evaluate_depths(model, batches, [2], different_init=B)[2]
+    plain = evaluate_depths(model, batches, [2], different_init=B, **OWN)[2]
     assert "different_init/pass@1" in plain and not any(k.startswith("convergence") for k in plain)
 
 
@@ -167,8 +165,8 @@ def test_padding_rows_do_not_count():
     data, _ = full[0]
     padded = dict(data, labels=data["labels"].clone())
     padded["inputs"] = torch.cat([data["inputs"][:3], torch.ones(2, 16, dtype=torch.int32)])
-    a = evaluate_depths(trm, [({k: v[:3] for k, v in data.items()}, 3)], [2], different_init=2)[2]
-    b = evaluate_depths(trm, [(padded, 3)], [2], different_init=2)[2]
+    a = evaluate_depths(trm, [({k: v[:3] for k, v in data.items()}, 3)], [2], different_init=2, **OWN)[2]
+    b = evaluate_depths(trm, [(padded, 3)], [2], different_init=2, **OWN)[2]
     assert a == pytest.approx(b)
     assert a["num_puzzles"] == 3 and a["count"] == 6
 
@@ -177,7 +175,7 @@ def test_elastic_exit_accounting():
     # copy speeds 0 -> logits stop moving, prediction stable from segment 2
     model = scripted_model(HAND_PREDS, {1: [0.0] * 4, 2: [0.0] * 4})
     batches = [(batch([1, 2], [[1, 2, 3], [0, 1, -100]]), 2)]
-    run = run_evaluation(model, batches, [2, 8], different_init=B, elastic=ElasticExit(patience=1, tol=1e9))
+    run = run_evaluation(model, batches, [2, 8], different_init=B, elastic=ElasticExit(patience=1, tol=1e9), **OWN)
     m = run.metrics[8]
     assert m["elastic/max_segments"] == 2 and m["elastic/mean_segments"] == 2
     assert m["elastic/segments_saved"] == pytest.approx(1 - 2 / 8)
@@ -185,7 +183,7 @@ def test_elastic_exit_accounting():
     assert run.trajectory_segments == 8 * 2  # 8 trajectories stopped after 2 segments each
     assert m["exact_accuracy"] == 0.5
     assert "residual_of_3_steps" not in m
-    q = run_evaluation(model, batches, [8], different_init=B, elastic=ElasticExit(use_q=True)).metrics[8]
+    q = run_evaluation(model, batches, [8], different_init=B, elastic=ElasticExit(use_q=True), **OWN).metrics[8]
     assert q["elastic/exit_rate"] == pytest.approx(0.25)  # only copy 0 has q_halt > 0
     assert q["steps"] == pytest.approx((2 * 2 + 6 * 8) / 8)
 
@@ -242,7 +240,7 @@ def test_per_trajectory_rows_on_the_hand_case():
     model = scripted_model(HAND_PREDS, HAND_SPEEDS)
     batches = [(batch([1], [[1, 2, 3]], pad=1), 1), (batch([2], [[0, 1, -100]], pad=1), 1)]
     result = run_evaluation(model, batches, [1, 3], different_init=B, convergence_top_k=2, convergence_window=2,
-                            per_trajectory=True)
+                            per_trajectory=True, **OWN)
     rows = result.per_trajectory[3]
     assert rows["batch"] == [0] * 4 + [1] * 4
     assert rows["puzzle"] == [0] * 8 and rows["restart"] == [0, 1, 2, 3] * 2 and rows["rank"] == [0] * 8
@@ -250,7 +248,7 @@ def test_per_trajectory_rows_on_the_hand_case():
     assert rows["convergence_score"] == pytest.approx([2 * s for s in HAND_SPEEDS[1] + HAND_SPEEDS[2]])
     assert rows["steps"] == [3] * 8
     assert all(score != score for score in result.per_trajectory[1]["convergence_score"])  # NaN at depth 1
-    assert run_evaluation(model, batches, [3], different_init=B).per_trajectory is None
+    assert run_evaluation(model, batches, [3], different_init=B, **OWN).per_trajectory is None
 
 
 def test_per_trajectory_rows_average_to_the_metrics(eqr):

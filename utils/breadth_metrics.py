@@ -24,9 +24,12 @@ __all__ = [
 ]
 
 
-def _token_mean_diff_norm(current: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
-    """[..., R, S, V] pair -> [..., R]: L2 norm over vocab of the logit change, averaged over tokens."""
-    diff = current.float() - previous.float()
+def _token_mean_diff_norm(current: torch.Tensor, previous: torch.Tensor, native: bool = False) -> torch.Tensor:
+    """[..., R, S, V] pair -> [..., R]: L2 norm over vocab of the logit change, averaged over tokens.
+
+    In float32, or with `native` in the logits' own dtype (bfloat16 on GPU), as the reference does.
+    """
+    diff = current - previous if native else current.float() - previous.float()
     return torch.linalg.vector_norm(diff, dim=-1).mean(dim=-1)
 
 
@@ -55,12 +58,14 @@ class ConvergenceTracker:
     """Incremental :func:`convergence_scores` for long evaluations.
 
     Holding all T segments of logits is infeasible at large depth (T x R x S x V), so this keeps only the
-    previous segment's logits and the last ``window`` per-trajectory difference norms.
+    previous segment's logits and the last ``window`` per-trajectory difference norms. ``native`` scores
+    in the logits' dtype instead of float32 (the reference's way).
     """
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, native: bool = False) -> None:
         _check_window(window)
         self.window = window
+        self.native = native
         self._previous: torch.Tensor | None = None
         self._norms: deque[torch.Tensor] = deque(maxlen=window)
 
@@ -74,7 +79,7 @@ class ConvergenceTracker:
                 raise ValueError(
                     f"logits shape changed from {tuple(self._previous.shape)} to {tuple(logits.shape)}"
                 )
-            self._norms.append(_token_mean_diff_norm(logits, self._previous))
+            self._norms.append(_token_mean_diff_norm(logits, self._previous, self.native))
         self._previous = logits
 
     def scores(self) -> torch.Tensor:
@@ -162,13 +167,15 @@ def breadth_metrics(
     B: int,
     scores: torch.Tensor | None = None,
     top_k: int | None = None,
+    stable: bool = True,
 ) -> dict[str, float]:
     """All breadth metrics for preds [N*B, S] against labels [N, S].
 
     ``scores`` ([N, B] or [N*B], lower = more converged) and ``top_k`` add the ``convergence_top_k/*``
     keys. Majority vote picks the most frequent full prediction (all positions, ignored ones included);
     ties go to the one that occurs first, i.e. the lowest trajectory index. Convergence selection sorts
-    by ascending score (stable, so equal scores keep trajectory order) and keeps the first ``top_k``.
+    by ascending score and keeps the first ``top_k``; ``stable`` keeps equal scores in trajectory order
+    (the reference's sort is unstable).
     """
     _check_inputs(preds, labels, B, scores, top_k)
     N = labels.shape[0]
@@ -197,8 +204,8 @@ def breadth_metrics(
     if scores is None or top_k is None:
         return metrics
 
-    scores = scores.to(preds.device).reshape(N, B)
-    chosen = torch.argsort(scores, dim=1, stable=True)[:, :top_k]
+    scores = scores.to(preds.device).reshape(N, B).float()
+    chosen = torch.argsort(scores, dim=1, stable=stable)[:, :top_k]
     chosen_correct = correct.gather(1, chosen)
     metrics.update(
         {

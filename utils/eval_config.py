@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from utils.eval_counting import Counting
+from utils.eval_outputs import OUTPUT_FIELDS
 from utils.evaluation import ElasticExit
 from utils.tta import TTAKind
 from utils.validation import ConfigError, format_validation_error
@@ -49,11 +51,30 @@ class EvalConfig(BaseModel):
     output_dir: str | None = None
     plots: bool = True
     per_trajectory: bool = False
+    progress: bool = True
+    different_init_reset_std: float = Field(default=1.0, ge=0)
+    reference_counting: Literal[False, True, "both"] = False
+    init_override: dict[str, Any] = Field(default_factory=dict)
+    param_iter: dict[str, list[Any]] = Field(default_factory=dict)
+    save_outputs: list[Literal[OUTPUT_FIELDS]] = Field(default_factory=list)  # type: ignore[valid-type]
+    reference_files: bool = True
 
     @field_validator("halt_max_steps", "different_init", "checkpoint_list", "dataset_data_path", mode="before")
     @classmethod
     def _listify(cls, value: Any) -> Any:
         return value if value is None else _as_list(value)
+
+    @field_validator("param_iter", mode="before")
+    @classmethod
+    def _sweeps(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        for key, values in value.items():
+            if key in ("halt_max_steps", "different_init"):
+                raise ValueError(f"{key}: sweep it with {key}=[...] (its values share one pass)")
+            if isinstance(values, (list, tuple)) and not values:
+                raise ValueError(f"{key}: needs at least one value")
+        return {k: _as_list(v) for k, v in value.items()}
 
     @field_validator("halt_max_steps", "different_init")
     @classmethod
@@ -79,6 +100,10 @@ class EvalConfig(BaseModel):
     @property
     def checkpoints(self) -> list[str]:
         return ([self.checkpoint] if self.checkpoint else []) + self.checkpoint_list
+
+    @property
+    def counting(self) -> Counting:
+        return {False: "clean", True: "reference", "both": "both"}[self.reference_counting]
 
     @property
     def elastic_exit(self) -> ElasticExit | None:

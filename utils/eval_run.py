@@ -1,4 +1,4 @@
-"""Run an evaluation sweep: checkpoints x breadths, every depth of a breadth in one pass.
+"""Run an evaluation sweep: checkpoints x override points x breadths, every depth of a breadth in one pass.
 
 Checks that the dataset fits the checkpoint before building anything, loads EMA weights
 when present (unless `use_ema=false`), evaluates on CPU, one GPU or under torchrun (each
@@ -7,6 +7,7 @@ rank its slice, metrics summed across ranks) and writes the records on rank 0.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -18,17 +19,28 @@ import torch
 import torch.distributed as dist
 
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig, read_metadata
+from models.config import parse_config
 from models.registry import ARCHITECTURES
 from utils.checkpoint import (
     CheckpointContents,
     CheckpointError,
+    LoadedCheckpoint,
     build_from_checkpoint,
     infer_data_fields,
     read_checkpoint,
 )
 from utils.eval_config import EvalConfig
-from utils.eval_report import make_record, summary_table, write_plots, write_record, write_trajectories
-from utils.evaluation import run_evaluation
+from utils.eval_outputs import write_outputs
+from utils.eval_report import (
+    make_record,
+    record_stem_of,
+    summary_table,
+    write_plots,
+    write_record,
+    write_reference_files,
+    write_trajectories,
+)
+from utils.evaluation import EvalResult, batches_in, run_evaluation
 from utils.tta import build_transforms
 from utils.validation import ConfigError
 
@@ -82,50 +94,97 @@ def check_fit(checkpoint: str, cfg: EvalConfig) -> tuple[CheckpointContents, lis
     return contents, paths, fields
 
 
+DATA_FIELDS = {"seq_len", "vocab_size", "num_puzzle_identifiers", "batch_size"}
+
+
+def override_points(cfg: EvalConfig, contents: CheckpointContents, fields: dict[str, int]) -> list[dict[str, Any]]:
+    """`init_override` merged into every point of the `param_iter` product, checked against the
+    architecture's schema before any model is built; unknown keys and bad values name the key."""
+    name = contents.arch["name"]
+    config_cls = ARCHITECTURES[name].config_cls
+    allowed = sorted(set(config_cls.model_fields) - DATA_FIELDS - {"halt_max_steps"})
+    for section, keys in (("init_override", cfg.init_override), ("param_iter", cfg.param_iter)):
+        for key in keys:
+            if key not in allowed:
+                raise ConfigError(f"{section}.{key}: not an architecture key of {name}; known: {', '.join(allowed)}")
+    keys = list(cfg.param_iter)
+    points = [{**cfg.init_override, **dict(zip(keys, values, strict=True))}
+              for values in itertools.product(*cfg.param_iter.values())]
+    for point in points:
+        try:
+            parse_config(config_cls, {**contents.arch, **fields, **point})
+        except ConfigError as err:
+            raise ConfigError(f"init_override/param_iter {point}: {err}") from None
+    return points
+
+
+def _settings(cfg: EvalConfig, checkpoint: str, loaded: LoadedCheckpoint, data_paths: list[str], depth: int,
+              breadth: int, point: dict[str, Any], world: int, device: torch.device, run: EvalResult) -> dict:
+    """What a record says about how it was made."""
+    return {
+        "checkpoint": checkpoint, "step": loaded.step, "used_ema": loaded.used_ema,
+        "arch": loaded.contents.arch.get("name"), "dataset": data_paths, "split": cfg.split,
+        "halt_max_steps": depth, "different_init": breadth, "tta": cfg.tta, "overrides": point,
+        "different_init_reset_std": cfg.different_init_reset_std, "reference_counting": cfg.reference_counting,
+        "convergence_top_k": cfg.convergence_top_k, "convergence_window": cfg.convergence_window,
+        "elastic": cfg.elastic, "elastic_patience": cfg.elastic_patience,
+        "elastic_tol": cfg.elastic_tol, "elastic_use_q": cfg.elastic_use_q, "seed": cfg.seed,
+        "global_batch_size": cfg.global_batch_size, "max_eval_steps": cfg.max_eval_steps,
+        "world_size": world, "device": device.type, "pass_depth": max(cfg.halt_max_steps),
+        "pass_wall_s": run.wall_s, "pass_trajectory_segments": run.trajectory_segments,
+    }
+
+
 def run_sweep(cfg: EvalConfig) -> SweepResult:
-    """Evaluate every checkpoint at every (D, B); write records, summary and plots on rank 0."""
+    """Evaluate every checkpoint at every (override point, D, B); write records, summary and plots on rank 0."""
     rank, world, device = init_distributed(cfg.device)
     if cfg.global_batch_size % world:
         raise ConfigError(f"global_batch_size: {cfg.global_batch_size} is not divisible by {world} ranks")
     result = SweepResult()
     for checkpoint in cfg.checkpoints:
         contents, data_paths, fields = check_fit(checkpoint, cfg)
-        overrides = {**fields, "halt_max_steps": max(cfg.halt_max_steps)}
-        if cfg.forward_dtype:
-            overrides["forward_dtype"] = cfg.forward_dtype
-        loaded = build_from_checkpoint(contents, use_ema=cfg.use_ema, data_fields=overrides)
-        model = loaded.act_model.to(device).eval()
+        points = override_points(cfg, contents, fields)
         transforms = build_transforms(cfg.tta, cfg.tta_kind, fields["seq_len"], fields["vocab_size"], cfg.seed)
-        for breadth in cfg.different_init:
-            dataset = PuzzleDataset(
-                PuzzleDatasetConfig(data_paths=data_paths, global_batch_size=cfg.global_batch_size, rank=rank,
-                                    world_size=world, seed=cfg.seed, test_set_mode=True),
-                split=cfg.split,
-            )
-            batches = islice(dataset.test_batches(), cfg.max_eval_steps)
-            if rank == 0:
-                log.info("%s: D=%s B=%d tta=%d", checkpoint, cfg.halt_max_steps, breadth, cfg.tta)
-            run = run_evaluation(model, batches, cfg.halt_max_steps, breadth, cfg.convergence_top_k,
-                                 cfg.convergence_window, cfg.seed, transforms, cfg.elastic_exit, cfg.per_trajectory)
-            for depth in cfg.halt_max_steps:
-                settings = {
-                    "checkpoint": checkpoint, "step": loaded.step, "used_ema": loaded.used_ema,
-                    "arch": contents.arch.get("name"), "dataset": data_paths, "split": cfg.split,
-                    "halt_max_steps": depth, "different_init": breadth, "tta": cfg.tta,
-                    "convergence_top_k": cfg.convergence_top_k, "convergence_window": cfg.convergence_window,
-                    "elastic": cfg.elastic, "elastic_patience": cfg.elastic_patience,
-                    "elastic_tol": cfg.elastic_tol, "elastic_use_q": cfg.elastic_use_q, "seed": cfg.seed,
-                    "global_batch_size": cfg.global_batch_size, "max_eval_steps": cfg.max_eval_steps,
-                    "world_size": world, "device": device.type, "pass_depth": max(cfg.halt_max_steps),
-                    "pass_wall_s": run.wall_s, "pass_trajectory_segments": run.trajectory_segments,
-                }
-                record = make_record(settings, run.metrics[depth])
-                result.records.append(record)
+        folder = cfg.output_dir_for(checkpoint)
+        for point in points:
+            overrides = {**fields, "halt_max_steps": max(cfg.halt_max_steps), **point}
+            if cfg.forward_dtype:
+                overrides["forward_dtype"] = cfg.forward_dtype
+            loaded = build_from_checkpoint(contents, use_ema=cfg.use_ema, data_fields=overrides)
+            model = loaded.act_model.to(device).eval()
+            for breadth in cfg.different_init:
+                dataset = PuzzleDataset(
+                    PuzzleDatasetConfig(data_paths=data_paths, global_batch_size=cfg.global_batch_size, rank=rank,
+                                        world_size=world, seed=cfg.seed, test_set_mode=True),
+                    split=cfg.split,
+                )
                 if rank == 0:
-                    folder = cfg.output_dir_for(checkpoint)
+                    log.info("%s: D=%s B=%d tta=%d%s", checkpoint, cfg.halt_max_steps, breadth, cfg.tta,
+                             f" {point}" if point else "")
+                run = run_evaluation(
+                    model, islice(dataset.test_batches(), cfg.max_eval_steps), cfg.halt_max_steps,
+                    different_init=breadth, convergence_top_k=cfg.convergence_top_k,
+                    convergence_window=cfg.convergence_window, seed=cfg.seed, tta=transforms,
+                    elastic=cfg.elastic_exit, per_trajectory=cfg.per_trajectory,
+                    restart_std=cfg.different_init_reset_std, counting=cfg.counting, save_outputs=cfg.save_outputs,
+                    total_batches=batches_in(dataset.num_examples, cfg.global_batch_size, cfg.max_eval_steps),
+                    progress=cfg.progress,
+                )
+                for depth in cfg.halt_max_steps:
+                    settings = _settings(cfg, checkpoint, loaded, data_paths, depth, breadth, point, world, device,
+                                         run)
+                    record = make_record(settings, run.metrics[depth])
+                    result.records.append(record)
+                    if rank != 0:
+                        continue
                     result.files.extend(write_record(record, folder))
+                    if cfg.reference_files:
+                        result.files.extend(write_reference_files(record, folder))
                     if run.per_trajectory is not None:
                         result.files.append(write_trajectories(record, run.per_trajectory[depth], folder))
+                    if run.outputs is not None:
+                        path = folder / f"{record_stem_of(record)}_outputs.pt"
+                        result.files.append(write_outputs(run.outputs[depth], path))
     result.summary = summary_table(result.records)
     if rank == 0:
         out = cfg.output_dir_for(cfg.checkpoints[0])

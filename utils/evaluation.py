@@ -2,15 +2,18 @@
 
 Each batch runs once to the largest requested depth; the metrics of every requested depth
 are recorded as the pass goes by it. The RNG is seeded per batch, so a batch's random draws
-(EqR's random initial state and noise) do not depend on earlier batches and the numbers at
-depth d equal a separate run with `halt_max_steps=d`. Breadth repeats each puzzle B times in
-the same batch; augmentation breadth (TTA) additionally transforms the copies and maps their
-predictions back before voting. Only the current state, the convergence window and one
-prediction per trajectory are kept, never the logits of all segments.
+(random initial states and noise) do not depend on earlier batches and the numbers at depth d
+equal a separate run with `halt_max_steps=d`. Breadth repeats each puzzle B times in the same
+batch, and with B > 1 every restart starts from its own truncated-normal draw of z_H and z_L
+(`restart_std`, for every architecture, as the reference does); augmentation breadth (TTA)
+additionally transforms the copies and maps their predictions back before voting. Only the
+current state, the convergence window and one prediction per trajectory are kept, never the
+logits of all segments. Counting, clean or the reference's way, is in utils/eval_counting.py.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -19,10 +22,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from tqdm import tqdm
 
 from models.act import ACTModel, Batch, Carry
-from utils.breadth_metrics import IGNORE_LABEL_ID, ConvergenceTracker, breadth_metrics
+from models.layers import trunc_normal_like
+from utils.breadth_metrics import ConvergenceTracker
 from utils.eval_accumulator import MetricSums, TrajectoryRecords
+from utils.eval_counting import Counting, DepthView, count_depth, merge_counted, trajectory_columns
+from utils.eval_outputs import OutputRecorder
 from utils.tta import TransformSet, identity
 
 __all__ = ["ElasticExit", "EvalResult", "evaluate_depths", "run_evaluation"]
@@ -48,6 +55,7 @@ class EvalResult:
     trajectories: int
     wall_s: float
     per_trajectory: dict[int, dict[str, list[float]]] | None = None  # depth -> TRAJECTORY_COLUMNS
+    outputs: dict[int, dict[str, torch.Tensor]] | None = None  # depth -> saved outputs (`save_outputs`)
 
 
 def _batch_seed(seed: int, rank: int, index: int) -> int:
@@ -63,24 +71,40 @@ def _residual(z_H: torch.Tensor, z_L: torch.Tensor, prev: tuple[torch.Tensor, to
 
 
 class _BatchRun:
-    """One batch's trajectories run segment by segment; exited rows keep their last outputs."""
+    """One batch's trajectories run segment by segment; exited rows keep their last outputs.
 
-    def __init__(self, model: ACTModel, data: Batch, elastic: ElasticExit | None, track: int | None) -> None:
+    `restart_std` (breadth): every row starts from its own truncated-normal z_H and z_L instead of
+    the model's reset. `trackers` name the convergence scores kept ("clean": float32; "reference":
+    the forward dtype).
+    """
+
+    def __init__(self, model: ACTModel, data: Batch, elastic: ElasticExit | None, window: int | None,
+                 trackers: Sequence[str], restart_std: float | None) -> None:
         self.model, self.elastic = model, elastic
         rows = data["inputs"].shape[0]
         device = data["inputs"].device
         self.carry = model.initial_carry(data)
         self.data = data
         self.active = torch.arange(rows, device=device)
-        with torch.random.fork_rng(devices=_rng_devices(device)):  # replay the first reset's draw
-            self.state = model.inner.reset(self.carry.halted, self.carry.z_H, self.carry.z_L)
+        # Both draws replay the stream the model's first reset consumes (the RNG is restored after them),
+        # so EqR's restarts at std 1 are exactly its own random initialisation.
+        with torch.random.fork_rng(devices=_rng_devices(device)):
+            if restart_std is None:
+                self.state = model.inner.reset(self.carry.halted, self.carry.z_H, self.carry.z_L)
+            else:
+                self.state = (trunc_normal_like(self.carry.z_H, restart_std),
+                              trunc_normal_like(self.carry.z_L, restart_std))
+        if restart_std is not None:  # start from the draw: nothing is halted, so the model resets no row
+            self.carry = replace(self.carry, z_H=self.state[0], z_L=self.state[1],
+                                 halted=torch.zeros_like(self.carry.halted), current_data=data)
         self.logits: torch.Tensor | None = None
         self.q_halt = torch.zeros(rows, device=device)
         self.exit_step = torch.full((rows,), torch.iinfo(torch.int32).max, dtype=torch.int32, device=device)
         self.last_residual = torch.zeros(rows, device=device)
         self.stable = torch.zeros(rows, dtype=torch.int32, device=device)
-        self.tracker = ConvergenceTracker(track) if track else None
-        self.frozen_scores = torch.zeros(rows, device=device)
+        self.trackers = {name: ConvergenceTracker(window, native=name == "reference")
+                         for name in (trackers if window else ())}
+        self.frozen_scores = {name: torch.zeros(rows, device=device) for name in self.trackers}
         self.segments = 0
 
     @property
@@ -103,8 +127,8 @@ class _BatchRun:
             self.logits = previous.index_put((self.active,), logits)
             self.q_halt = self.q_halt.index_put((self.active,), q_halt)
             self.last_residual = self.last_residual.index_put((self.active,), residual)
-        if self.tracker is not None:
-            self.tracker.update(self.logits)
+        for tracker in self.trackers.values():
+            tracker.update(self.logits)
         if self.elastic is not None and index >= 2:
             self._exit(index, previous, logits, q_halt, residual)
         return residual
@@ -120,8 +144,8 @@ class _BatchRun:
             return
         gone = self.active[leaving]
         self.exit_step[gone] = index
-        if self.tracker is not None:
-            self.frozen_scores[gone] = self.tracker.scores()[gone]
+        for name, tracker in self.trackers.items():
+            self.frozen_scores[name][gone] = tracker.scores()[gone].float()
         keep = ~leaving
         self.active = self.active[keep]
         self.carry = Carry(
@@ -130,80 +154,40 @@ class _BatchRun:
         )
         self.state = (self.state[0][keep], self.state[1][keep])
 
-    def scores(self, depth: int) -> torch.Tensor:
+    def scores(self, depth: int) -> dict[str, torch.Tensor]:
         exited = self.exit_step <= depth
-        return torch.where(exited, self.frozen_scores, self.tracker.scores())
+        out = {}
+        for name, tracker in self.trackers.items():
+            live = tracker.scores()
+            out[name] = torch.where(exited, self.frozen_scores[name].to(live.dtype), live)
+        return out
 
 
 def _rng_devices(device: torch.device) -> list[int]:
     return [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
 
 
-def _record_depth(
-    sums: MetricSums, run: _BatchRun, depth: int, labels: torch.Tensor, copies: int,
-    inverse: TransformSet, transform_index: torch.Tensor, top_k: int | None,
-    records: TrajectoryRecords | None = None, batch_index: int = 0,
-) -> None:
-    """Add one batch's contribution to the metrics at `depth` (all counts, reduced later)."""
-    preds = inverse.apply(run.logits.argmax(-1).to(labels.dtype), transform_index)
-    row_labels = labels.repeat_interleave(copies, dim=0)
-    mask = row_labels != IGNORE_LABEL_ID
-    counts = mask.sum(-1)
-    valid = counts > 0
-    token_correct = (preds == row_labels) & mask
-    seq_correct = token_correct.sum(-1) == counts
-    token_accuracy = token_correct.sum(-1).double() / counts.clamp_min(1)
-    halt_pred = run.q_halt >= 0
-    used = torch.clamp(run.exit_step, max=depth)
-    count = valid.sum()
-    sums.ratio("exact_accuracy", (valid & seq_correct).sum(), count)
-    sums.ratio("accuracy", torch.where(valid, token_accuracy, 0).sum(), count)
-    sums.ratio("q_halt_accuracy", (valid & (halt_pred == seq_correct)).sum(), count)
-    true_positive = (valid & halt_pred & seq_correct).sum()
-    sums.ratio("q_halt_precision", true_positive, (valid & halt_pred).sum())
-    sums.ratio("q_halt_recall", true_positive, (valid & seq_correct).sum())
-    sums.ratio("steps", torch.where(valid, used, 0).sum(), count)
-    sums.ratio("final_residual", torch.where(valid, run.last_residual.double(), 0).sum(), count)
-    sums.total("count", count)
-    sums.total("num_puzzles", labels.shape[0])
-    if run.elastic is not None:
-        sums.ratio("elastic/exit_rate", (valid & (run.exit_step <= depth)).sum(), count)
-        sums.maximum("elastic/max_segments", torch.where(valid, used, 0).max())
-    scores = run.scores(depth) if top_k is not None and copies > 1 and depth >= 2 else None
-    if records is not None:  # rows without a scored token count in no metric, so they are left out here too
-        rows = torch.arange(preds.shape[0], device=preds.device)
-        nan = torch.full((preds.shape[0],), float("nan"), device=preds.device)
-        columns = {
-            "batch": torch.full_like(rows, batch_index), "puzzle": rows // copies, "restart": rows % copies,
-            "exact": seq_correct, "accuracy": token_accuracy,
-            "final_residual": run.last_residual, "convergence_score": nan if scores is None else scores,
-            "steps": used,
-        }
-        records.add(depth, **{k: v[valid] for k, v in columns.items()})
-    if copies == 1:
-        return
-    metrics = breadth_metrics(preds, labels, copies, scores=scores, top_k=top_k if scores is not None else None)
-    puzzles, tokens = labels.shape[0], int((labels != IGNORE_LABEL_ID).sum())
-    for key, value in metrics.items():
-        if key.endswith(("/total_samples", "/num_samples")):
-            sums.total(key, value)
-        elif key in ("different_init/n", "convergence_top_k/k"):
-            sums.maximum(key, value)
-        else:
-            weight = tokens if key == "majority_vote/accuracy" else puzzles
-            sums.ratio(key, value * weight, weight)
+def _view(run: _BatchRun, depth: int, labels: torch.Tensor, copies: int, valid_puzzles: int,
+          inverse: TransformSet, transform_index: torch.Tensor, scored: bool) -> DepthView:
+    """The batch at `depth` as the counting rules see it (predictions mapped back to the original frame)."""
+    return DepthView(
+        preds=inverse.apply(run.logits.argmax(-1).to(labels.dtype), transform_index), labels=labels,
+        copies=copies, valid_puzzles=valid_puzzles, q_halt=run.q_halt, steps=torch.clamp(run.exit_step, max=depth),
+        final_residual=run.last_residual, exited=(run.exit_step <= depth) if run.elastic is not None else None,
+        scores=run.scores(depth) if scored and depth >= 2 else {},
+    )
 
 
-def _expand(batch: Batch, num_valid: int, copies: int, breadth: int, transforms: TransformSet,
+def _expand(batch: Batch, rows: int, copies: int, breadth: int, transforms: TransformSet,
             device: torch.device) -> tuple[Batch, torch.Tensor, torch.Tensor]:
-    """Valid rows only, each puzzle repeated `copies` times, inputs transformed per copy."""
-    data = {k: v[:num_valid].to(device) for k, v in batch.items()}
+    """The first `rows` rows, each puzzle repeated `copies` times, inputs transformed per copy."""
+    data = {k: v[:rows].to(device) for k, v in batch.items()}
     labels = data["labels"]
-    rows = {k: v.repeat_interleave(copies, dim=0) for k, v in data.items()}
-    index = transforms.row_index(num_valid * copies, breadth)
-    rows["inputs"] = transforms.apply(rows["inputs"], index)
-    rows["labels"] = transforms.apply(rows["labels"], index)
-    return rows, labels, index
+    expanded = {k: v.repeat_interleave(copies, dim=0) for k, v in data.items()}
+    index = transforms.row_index(rows * copies, breadth)
+    expanded["inputs"] = transforms.apply(expanded["inputs"], index)
+    expanded["labels"] = transforms.apply(expanded["labels"], index)
+    return expanded, labels, index
 
 
 def run_evaluation(
@@ -217,9 +201,21 @@ def run_evaluation(
     tta: TransformSet | None = None,
     elastic: ElasticExit | None = None,
     per_trajectory: bool = False,
+    restart_std: float | None = 1.0,
+    counting: Counting = "clean",
+    save_outputs: Sequence[str] = (),
+    total_batches: int | None = None,
+    progress: bool = True,
 ) -> EvalResult:
-    """Evaluate at every depth in `depths` in one pass; see `evaluate_depths`. With `per_trajectory`
-    the result also holds one row per trajectory and depth (`TrajectoryRecords`)."""
+    """Evaluate at every depth in `depths` in one pass; see `evaluate_depths`.
+
+    `restart_std`: with `different_init` > 1, the std of each restart's z_H, z_L draw (None keeps
+    the model's own reset). `counting`: "clean", "reference" (SPEC 5.1: padding rows are run and
+    counted as the reference does) or "both" (reference-counted values under `ref/`). With
+    `per_trajectory` the result holds one row per trajectory and depth; `save_outputs` names the
+    tensors kept per depth (utils/eval_outputs.py). A progress bar over batches x segments runs on
+    rank 0 (`total_batches` gives it an end and an ETA).
+    """
     depths = sorted(set(depths))
     if not depths or depths[0] < 1:
         raise ValueError(f"halt_max_steps: every depth must be >= 1, got {list(depths)}")
@@ -234,47 +230,80 @@ def run_evaluation(
     if convergence_top_k is not None and not 1 <= convergence_top_k <= copies:
         raise ValueError(f"convergence_top_k: must lie in 1..{copies} (trajectories per puzzle), "
                          f"got {convergence_top_k}")
-    track = convergence_window if convergence_top_k is not None and copies > 1 else None
+    modes = {"clean": ["clean"], "reference": ["reference"], "both": ["clean", "reference"]}[counting]
+    window = convergence_window if convergence_top_k is not None and copies > 1 else None
+    restart = restart_std if different_init > 1 else None
     inverse = transforms.inverse()
     rank = dist.get_rank() if dist.is_initialized() else 0
-    per_depth = {d: MetricSums() for d in depths}
-    shared, cost = MetricSums(), MetricSums()
+    sums = {mode: {d: MetricSums() for d in depths} for mode in modes}
+    residuals = {mode: MetricSums() for mode in modes}
+    cost = MetricSums()
     records = TrajectoryRecords(depths) if per_trajectory else None
+    outputs = OutputRecorder(save_outputs, depths) if save_outputs else None
+    previous_final: tuple[torch.Tensor, torch.Tensor] | None = None  # the reference's residual_of_1 baseline
+    bar = tqdm(total=total_batches * depths[-1] if total_batches else None, unit="segment", desc="evaluating",
+               disable=not progress or rank != 0, mininterval=1.0, dynamic_ncols=True, leave=False)
     start = time.perf_counter()
     with torch.random.fork_rng(devices=_rng_devices(device)), torch.inference_mode():
         for index, (batch, num_valid) in enumerate(batches):
-            if num_valid == 0:
+            rows = batch["inputs"].shape[0] if "reference" in modes else num_valid
+            if rows == 0:
+                bar.update(depths[-1])
                 continue
-            data, labels, transform_index = _expand(batch, num_valid, copies, different_init, transforms, device)
+            data, labels, transform_index = _expand(batch, rows, copies, different_init, transforms, device)
             torch.manual_seed(_batch_seed(seed, rank, index))
-            run = _BatchRun(act_model, data, elastic, track)
+            run = _BatchRun(act_model, data, elastic, window, modes, restart)
+            valid_rows = num_valid * copies
             pending = list(depths)
+            executed = 0
             for step in range(1, depths[-1] + 1):
                 if run.done:
                     break
+                before = run.state
                 residual = run.step(step)
-                shared.ratio(f"residual_of_{step}_steps", residual.double().sum(), residual.numel())
+                executed = step
+                bar.update(1)
+                key = f"residual_of_{step}_steps"
+                if "clean" in modes:
+                    residuals["clean"].ratio(key, residual[:valid_rows].double().sum(), valid_rows)
+                if "reference" in modes:  # every row, padding included, over the real rows
+                    if step == 1:  # measured from the state before the reset (SPEC 5.1)
+                        fits = previous_final is not None and previous_final[0].shape == before[0].shape
+                        residual = _residual(*run.state, previous_final if fits else
+                                             (torch.zeros_like(before[0]), torch.zeros_like(before[1])))
+                    residuals["reference"].ratio(key, residual.double().sum(), valid_rows)
                 while pending and (pending[0] == step or run.done):
                     depth = pending.pop(0)
-                    _record_depth(per_depth[depth], run, depth, labels, copies, inverse, transform_index,
-                                  convergence_top_k, records, index)
+                    view = _view(run, depth, labels, copies, num_valid, inverse, transform_index, window is not None)
+                    for mode in modes:
+                        count_depth(sums[mode][depth], view, convergence_top_k, reference=mode == "reference")
+                    if records is not None:
+                        records.add(depth, **trajectory_columns(view, index))
+                    if outputs is not None:
+                        outputs.add(depth, index, run, data, valid_rows)
+            bar.update(depths[-1] - executed)  # segments an elastic exit saved
+            previous_final = run.state if run.state[0].shape[0] == rows * copies else None
             cost.total("trajectory_segments", run.segments)
-            cost.total("trajectories", labels.shape[0] * copies)
-    residuals = shared.reduce(device)
+            cost.total("trajectories", valid_rows)
+    bar.close()
     totals = cost.reduce(device)
+    counted = {mode: (residuals[mode].reduce(device), {d: sums[mode][d].reduce(device) for d in depths})
+               for mode in modes}
     metrics = {}
     for d in depths:
-        values = per_depth[d].reduce(device)
-        for i in range(1, d + 1):
-            key = f"residual_of_{i}_steps"
-            if key in residuals:
-                values[key] = residuals[key]
-        if elastic is not None and values.get("count"):
-            values["elastic/mean_segments"] = values["steps"]
-            values["elastic/segments_saved"] = 1.0 - values["steps"] / d
-        metrics[d] = values
+        per_mode = {}
+        for mode, (res, per_depth) in counted.items():
+            values = per_depth[d]
+            values.update({f"residual_of_{i}_steps": res[f"residual_of_{i}_steps"] for i in range(1, d + 1)
+                           if f"residual_of_{i}_steps" in res})
+            if elastic is not None and values.get("count"):
+                values["elastic/mean_segments"] = values["steps"]
+                values["elastic/segments_saved"] = 1.0 - values["steps"] / d
+            per_mode[mode] = values
+        metrics[d] = merge_counted(per_mode.get("clean"), per_mode.get("reference"))
     return EvalResult(metrics, int(totals.get("trajectory_segments", 0)), int(totals.get("trajectories", 0)),
-                      time.perf_counter() - start, records.gather() if records is not None else None)
+                      time.perf_counter() - start, records.gather() if records is not None else None,
+                      outputs.gather(copies) if outputs is not None else None)
 
 
 def evaluate_depths(
@@ -286,11 +315,17 @@ def evaluate_depths(
     """Metrics per depth (the reference's names) for `batches` of `(batch, num_valid_rows)`.
 
     `options` are those of `run_evaluation` (different_init, convergence_top_k,
-    convergence_window, seed, tta, elastic). The caller puts the model in eval mode (with EMA
-    weights if wanted); its `halt_max_steps` is ignored, every trajectory runs exactly d
-    segments for depth d (fewer with `elastic`). Rows beyond `num_valid_rows` are padding and
-    are dropped before the model runs. With torch.distributed initialised, counts are summed
-    over ranks, so every rank gets the totals. The global RNG state is restored afterwards, so
-    a training run is not perturbed.
+    convergence_window, seed, tta, elastic, restart_std, counting, ...). The caller puts the
+    model in eval mode (with EMA weights if wanted); its `halt_max_steps` is ignored, every
+    trajectory runs exactly d segments for depth d (fewer with `elastic`). With clean counting,
+    rows beyond `num_valid_rows` are padding and are dropped before the model runs. With
+    torch.distributed initialised, counts are summed over ranks, so every rank gets the totals.
+    The global RNG state is restored afterwards, so a training run is not perturbed.
     """
     return run_evaluation(act_model, batches, depths, **options).metrics
+
+
+def batches_in(num_examples: int, global_batch_size: int, limit: int | None = None) -> int:
+    """Test batches of a split (the last one padded), at most `limit`: the progress bar's length."""
+    count = math.ceil(num_examples / global_batch_size)
+    return min(count, limit) if limit is not None else count

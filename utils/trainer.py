@@ -212,7 +212,7 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         """Exact accuracy at halt_max_steps on the test split, with EMA weights, RNG untouched."""
-        from utils.evaluation import evaluate_depths
+        from utils.evaluation import batches_in, evaluate_depths
 
         test = PuzzleDataset(self._data_config(test=True), split="test")
         batches = (
@@ -223,9 +223,10 @@ class Trainer:
         act = self.head.model
         depth = act.config.halt_max_steps
         # evaluate_depths restores the global RNG state itself, so training randomness is untouched.
+        total = batches_in(test.num_examples, self.config.global_batch_size, self.config.eval_max_batches)
         with self.ema.swapped_in(self.head) if self.ema is not None else nullcontext():
             act.eval()
-            results = evaluate_depths(act, batches, [depth], seed=self.config.seed)[depth]
+            results = evaluate_depths(act, batches, [depth], seed=self.config.seed, total_batches=total)[depth]
             act.train()
         metrics = {f"eval/{k}": v for k, v in results.items()}
         self.tracker.log(metrics, self.step)

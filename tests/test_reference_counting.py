@@ -1,0 +1,192 @@
+"""Breadth restarts for every architecture, and the reference's way of counting (SPEC 5.1) by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from models.registry import build_model
+from tests.conftest import copy_tagging_reset, tiny_arch
+from utils.evaluation import run_evaluation
+
+# ---------------------------------------------------------------- restarts for every architecture
+
+ARCHS = {
+    "trm": tiny_arch("trm@TRMModel", seq_len=2, vocab_size=3, hidden_size=8, num_heads=1),
+    "hrm": tiny_arch("hrm@HRMModel", seq_len=2, vocab_size=3, hidden_size=8, num_heads=1, puzzle_emb_ndim=8),
+}
+
+
+def _puzzles(count: int, seed: int = 0) -> list[tuple[dict[str, torch.Tensor], int]]:
+    g = torch.Generator().manual_seed(seed)
+    inputs = torch.randint(1, 3, (count, 2), generator=g, dtype=torch.int32)
+    labels = torch.randint(0, 3, (count, 2), generator=g, dtype=torch.int32)
+    return [({"inputs": inputs, "labels": labels, "puzzle_identifiers": torch.zeros(count, dtype=torch.int32)},
+             count)]
+
+
+@pytest.mark.parametrize("kind", sorted(ARCHS))
+def test_fixed_init_models_get_distinct_restarts(kind):
+    torch.manual_seed(3)
+    model = build_model(ARCHS[kind]).model.eval()
+    batches = _puzzles(16)
+    restarts = run_evaluation(model, batches, [3], different_init=4, per_trajectory=True, progress=False)
+    same = run_evaluation(model, batches, [3], different_init=4, per_trajectory=True, restart_std=None,
+                          progress=False)
+    residual = torch.tensor(restarts.per_trajectory[3]["final_residual"]).view(16, 4)
+    assert all(len(set(row.tolist())) == 4 for row in residual), "the 4 restarts of a puzzle must differ"
+    fixed = torch.tensor(same.per_trajectory[3]["final_residual"]).view(16, 4)
+    assert all(len(set(row.tolist())) == 1 for row in fixed)  # the model's own reset: 4 identical copies
+
+    m, s = restarts.metrics[3], same.metrics[3]
+    assert s["different_init/any_correct"] == s["different_init/pass@1"] == s["different_init/avg_pass_rate"]
+    assert m["different_init/any_correct"] > m["different_init/pass@2"] > m["different_init/pass@1"] > 0
+    assert m["different_init/pass@1"] == pytest.approx(m["different_init/avg_pass_rate"])
+    assert m["different_init/any_correct"] >= m["majority_vote/exact_accuracy"]
+
+
+@pytest.mark.parametrize("kind", sorted(ARCHS))
+def test_breadth_one_keeps_the_models_own_reset(kind):
+    torch.manual_seed(3)
+    model = build_model(ARCHS[kind]).model.eval()
+    batches = _puzzles(8)
+    a = run_evaluation(model, batches, [2], different_init=1, restart_std=0.5, progress=False).metrics
+    b = run_evaluation(model, batches, [2], different_init=1, restart_std=None, progress=False).metrics
+    assert a == b
+
+
+def test_eqr_restarts_equal_its_own_random_initialisation():
+    """For EqR at std 1 the breadth draw is RI itself, draw for draw."""
+    torch.manual_seed(0)
+    eqr = build_model(tiny_arch(noise_scale=0.05)).model.eval()
+    batches = [({"inputs": torch.randint(1, 7, (3, 16), dtype=torch.int32),
+                 "labels": torch.randint(1, 7, (3, 16), dtype=torch.int32),
+                 "puzzle_identifiers": torch.zeros(3, dtype=torch.int32)}, 3)]
+    drawn = run_evaluation(eqr, batches, [2, 4], different_init=3, restart_std=1.0, progress=False).metrics
+    own = run_evaluation(eqr, batches, [2, 4], different_init=3, restart_std=None, progress=False).metrics
+    assert drawn == own
+
+
+# ---------------------------------------------------------------- the reference's counting, by hand
+
+S, V, H, B = 3, 12, 8, 2
+# Puzzle p (1..10) has label [p % 4, 1, 2]; copy c predicts it right when CORRECT[p][c].
+CORRECT = {1: (1, 1), 2: (1, 0), 3: (0, 1), 4: (0, 0), 5: (1, 1), 6: (0, 0), 7: (1, 0), 8: (0, 0), 9: (0, 1),
+           10: (1, 1)}
+SPEED = {0: 2.0, 1: 1.0}  # copy 1's logits move less: convergence picks copy 1
+
+
+class HandInner(nn.Module):
+    """z_H counts segments, z_L carries the copy index; q_halt is +1 for copy 0 and exactly 0 for copy 1."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def reset(self, halted, z_H, z_L):
+        return copy_tagging_reset(halted, z_H, z_L, B)
+
+    def forward(self, z_H, z_L, batch):
+        z_H = z_H + 1
+        step, copy = z_H[:, 0, 0], z_L[:, 0, 0].long()
+        puzzle = batch["inputs"][:, 0].long()
+        label = torch.stack([puzzle % 4, torch.ones_like(puzzle), torch.full_like(puzzle, 2)], dim=1)
+        right = torch.tensor([CORRECT.get(p, (0, 0))[c] for p, c in zip(puzzle.tolist(), copy.tolist(),
+                                                                            strict=True)], dtype=torch.bool)
+        preds = torch.where(right.view(-1, 1), label, (label + 1) % V)
+        speed = torch.tensor([SPEED[c] for c in copy.tolist()])
+        logits = 10 * nn.functional.one_hot(preds, V).float() + (speed * step).view(-1, 1, 1)
+        q_halt = torch.where(copy == 0, 1.0, 0.0)
+        return z_H, z_L, logits, q_halt, -q_halt
+
+
+def _hand_model():
+    model = build_model(tiny_arch("trm@TRMModel", seq_len=S, vocab_size=V, hidden_size=H, num_heads=1)).model
+    model.inner = HandInner()
+    return model.eval()
+
+
+def _hand_batches():
+    """10 puzzles at evaluation batch 8: the second batch holds 2 puzzles and 6 padding rows."""
+    out = []
+    for ids in ([1, 2, 3, 4, 5, 6, 7, 8], [9, 10]):
+        pad = 8 - len(ids)
+        inputs = torch.tensor([[p, 0, 0] for p in ids] + [[0, 0, 0]] * pad, dtype=torch.int32)
+        labels = torch.tensor([[p % 4, 1, 2] for p in ids] + [[-100] * S] * pad, dtype=torch.int32)
+        out.append(({"inputs": inputs, "labels": labels, "puzzle_identifiers": torch.zeros(8, dtype=torch.int32)},
+                    len(ids)))
+    return out
+
+
+def test_reference_counting_by_hand():
+    depth = 3
+    run = run_evaluation(_hand_model(), _hand_batches(), [depth], different_init=B, convergence_top_k=1,
+                         convergence_window=2, restart_std=None, counting="both", progress=False)
+    m = run.metrics[depth]
+    per_copy = [CORRECT[p] for p in range(1, 11)]
+    any_correct = sum(max(c) for c in per_copy)  # 7 puzzles
+    rights = sum(sum(c) for c in per_copy)  # 10 of 20 trajectories
+    majority = sum(c[0] for c in per_copy)  # a 1:1 tie goes to copy 0
+    converged = sum(c[1] for c in per_copy)  # copy 1 moves least
+    clean = {"different_init/any_correct": any_correct / 10, "different_init/avg_pass_rate": rights / 20,
+             "majority_vote/exact_accuracy": majority / 10, "convergence_top_k/exact_accuracy": converged / 10,
+             "different_init/total_samples": 10, "convergence_top_k/total_samples": 10}
+    # Padding rows (labels all ignored) count as solved puzzles: (correct + 6) / 16.
+    ref = {"different_init/any_correct": (any_correct + 6) / 16,
+           "different_init/avg_pass_rate": (rights / 2 + 6) / 16,
+           "majority_vote/exact_accuracy": (majority + 6) / 16,
+           "convergence_top_k/exact_accuracy": (converged + 6) / 16,
+           "different_init/total_samples": 16, "convergence_top_k/total_samples": 16}
+    for key, value in clean.items():
+        assert m[key] == pytest.approx(value), key
+        assert m[f"ref/{key}"] == pytest.approx(ref[key]), key
+    assert m["majority_vote/accuracy"] == m["ref/majority_vote/accuracy"]  # padding has no scored token
+
+    # Per-trajectory metrics count real rows either way, except q_halt's threshold: copy 1 has q_halt = 0,
+    # a "halt" for the clean `>= 0` and not for the reference's `> 0`.
+    assert m["count"] == m["ref/count"] == 20 and m["exact_accuracy"] == m["ref/exact_accuracy"] == 0.5
+    assert m["q_halt_accuracy"] == pytest.approx(rights / 20)  # every row predicts halt
+    assert m["ref/q_halt_accuracy"] == pytest.approx(
+        (sum(c[0] for c in per_copy) + sum(1 - c[1] for c in per_copy)) / 20)
+    # Clean precision pools the counts; the reference weights each batch's ratio by its count.
+    assert m["q_halt_precision"] == pytest.approx(rights / 20)
+    batch_precision = [sum(CORRECT[p][0] for p in ids) / len(ids) for ids in (range(1, 9), range(9, 11))]
+    assert m["ref/q_halt_precision"] == pytest.approx((batch_precision[0] * 16 + batch_precision[1] * 4) / 20)
+
+    # Residuals: every segment after the first moves z_H by 1 in each of S x H entries. The reference sums
+    # over all 32 rows (padding included) and divides by the 20 real ones.
+    step = math.sqrt(S * H)
+    assert m["residual_of_2_steps"] == pytest.approx(step)
+    assert m["ref/residual_of_2_steps"] == pytest.approx(step * 32 / 20)
+    # Segment 1 in the reference is measured from the state before the reset: zeros for the first batch
+    # (z_H 1, z_L the copy index after it), the previous batch's final state (z_H = depth) for the second.
+    first = 8 * (step + math.sqrt(S * H * 2))
+    second = 8 * (math.sqrt(S * H * (depth - 1) ** 2) + math.sqrt(S * H * ((depth - 1) ** 2)))
+    assert m["ref/residual_of_1_steps"] == pytest.approx((first + second) / 20)
+
+
+def test_reference_counting_alone_uses_the_plain_names():
+    run = run_evaluation(_hand_model(), _hand_batches(), [2], different_init=B, restart_std=None,
+                         counting="reference", progress=False)
+    m = run.metrics[2]
+    assert not any(k.startswith("ref/") for k in m)
+    assert m["different_init/any_correct"] == pytest.approx((7 + 6) / 16)
+
+
+def test_convergence_score_in_the_forward_dtype():
+    """The reference scores in bfloat16 on GPU; its scores are those of the rounded logits."""
+    from utils.breadth_metrics import ConvergenceTracker
+
+    g = torch.Generator().manual_seed(0)
+    logits = [torch.randn(4, 3, 5, generator=g).to(torch.bfloat16) for _ in range(3)]
+    native, wide = ConvergenceTracker(2, native=True), ConvergenceTracker(2)
+    for x in logits:
+        native.update(x)
+        wide.update(x)
+    assert native.scores().dtype == torch.bfloat16 and wide.scores().dtype == torch.float32
+    expected = torch.stack([torch.linalg.vector_norm(b - a, dim=-1).mean(-1) for a, b in zip(logits, logits[1:],
+                                                                                            strict=False)]).mean(0)
+    assert torch.equal(native.scores(), expected)
