@@ -5,12 +5,14 @@
 
 Options are `key=value` (OmegaConf syntax, lists in brackets) merged over `eval_yaml`; see
 docs/evaluation.md. Under `torchrun` every rank evaluates its slice and the metrics are summed.
-A bad option, checkpoint or dataset stops with one line on stderr and exit status 2.
+A bad option, checkpoint or dataset stops with one line on stderr and exit status 2 (`--debug`
+or HYDRA_FULL_ERROR=1 shows the traceback instead).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -51,12 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0
+    debug = "--debug" in argv or os.environ.get("HYDRA_FULL_ERROR") == "1"
+    argv = [a for a in argv if a != "--debug"]
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # Recurrent latents drift into subnormal floats, which x86 CPUs process up to 100x slower.
     torch.set_flush_denormal(True)
     try:
         result = run_sweep(load_options(argv))
     except (ConfigError, CheckpointError, DatasetFormatError) as err:
+        if debug:
+            raise
         print(f"error: {err}", file=sys.stderr)
         return 2
     finally:

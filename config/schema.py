@@ -1,19 +1,57 @@
 """Validation of the composed training config: a wrong key or value fails before any work.
 
-`arch` keeps its reference layout (a dict handed to the model registry); it is checked
-against the architecture's own schema once the dataset's metadata supplies seq_len and
-vocab_size (`validate_arch`), which still happens before the model is built.
+Every key is checked, `arch` included: an unknown key is an error that names it and suggests
+the nearest known one. Keys that only the reference's trainer uses (its configs and so its
+checkpoints' `config` carry them) are dropped with one warning, so its command lines and
+configs keep working. `arch` keeps its reference layout (a dict handed to the model registry)
+and is checked against its architecture's schema twice: at load, with placeholder data fields,
+and once the dataset's metadata supplies seq_len and vocab_size (`validate_arch`), before the
+dataset's arrays are opened.
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from models.registry import resolve_architecture, resolve_loss_head
+from models.config import ArchConfig, parse_config
+from models.losses import LOSS_FUNCTIONS
+from models.registry import (
+    ARCH_META_KEYS,
+    REFERENCE_ONLY_ARCH_KEYS,
+    resolve_architecture,
+    resolve_loss_head,
+    unknown_arch_keys,
+)
 from utils.validation import ConfigError, format_validation_error
+
+log = logging.getLogger(__name__)
+
+# Top-level keys of the reference's training config that this project does not use.
+REFERENCE_ONLY_KEYS = frozenset({
+    "convergence_top_k", "convergence_vis_plots", "convergence_window", "debug", "debug_trace_steps",
+    "eval_description", "eval_dir", "eval_save_outputs", "eval_sync_max_wait_time", "eval_sync_poll_interval",
+    "eval_sync_status_log_interval", "grad_norm_log_interval_steps", "gradient_accumulation_steps",
+    "heavy_metrics_log_interval", "hidden_state_log_interval_steps", "load_strict", "load_weights_only",
+    "optimizer_kwargs", "retain_graph", "steps_hist_log_interval_steps", "steps_hist_plotly",
+    "target_q_update_every", "train_epochs_per_iter",
+})
+LOSS_KEYS = frozenset({"name", "loss_type"})
+# Reference keys whose non-neutral value would change training: refused rather than ignored.
+NEUTRAL_ONLY = {"gradient_accumulation_steps": (None, 1), "optimizer_kwargs": (None, {})}
+DATA_FIELDS = ("seq_len", "vocab_size", "num_puzzle_identifiers", "batch_size")
+
+
+def unknown_key(key: str, known: Iterable[str], where: str = "") -> str:
+    """`arch.hiden_size: unknown key; did you mean hidden_size?` (the hint when one is close)."""
+    match = difflib.get_close_matches(key.rsplit(".", 1)[-1], sorted(known), n=1)
+    hint = f"; did you mean {match[0]}?" if match else ""
+    return f"{key}: unknown key{where}{hint}"
 
 
 class DatasetSection(BaseModel):
@@ -80,21 +118,75 @@ class PretrainConfig(BaseModel):
         return self
 
 
+def drop_reference_keys(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The config without the reference-only keys, and their names (`arch.` prefixed inside arch)."""
+    for key, neutral in NEUTRAL_ONLY.items():
+        if key in data and data[key] not in neutral:
+            raise ConfigError(f"{key}: {data[key]!r} is not supported here (the reference's option; "
+                              f"leave it at {neutral[-1]!r})")
+    ignored = sorted(k for k in data if k in REFERENCE_ONLY_KEYS)
+    kept = {k: v for k, v in data.items() if k not in REFERENCE_ONLY_KEYS}
+    arch = kept.get("arch")
+    if isinstance(arch, dict):
+        ignored += sorted(f"arch.{k}" for k in arch if k in REFERENCE_ONLY_ARCH_KEYS)
+        kept["arch"] = {k: v for k, v in arch.items() if k not in REFERENCE_ONLY_ARCH_KEYS}
+    return kept, ignored
+
+
+def _check_keys(data: dict[str, Any]) -> None:
+    known = set(PretrainConfig.model_fields)
+    problems = [unknown_key(k, known) for k in data if k not in known]
+    dataset = data.get("dataset")
+    if isinstance(dataset, dict):
+        fields = set(DatasetSection.model_fields)
+        problems += [unknown_key(f"dataset.{k}", fields) for k in dataset if k not in fields]
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
 def load_pretrain_config(data: dict[str, Any]) -> PretrainConfig:
-    """Validate a composed config dict; ConfigError names every offending key."""
+    """Validate a composed config dict, arch included; ConfigError names every offending key."""
+    data, ignored = drop_reference_keys(data)
+    if ignored:
+        log.warning("config: ignoring keys only the reference's trainer uses: %s", ", ".join(ignored))
+    _check_keys(data)
     try:
         config = PretrainConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err)) from None
-    if "name" not in config.arch:
-        raise ConfigError("arch.name: missing (e.g. eqr@EqRModel)")
-    resolve_architecture(config.arch["name"])
-    resolve_loss_head((config.arch.get("loss") or {}).get("name", "losses@ACTLossHead"))
+    validate_arch(config.arch)
     return config
 
 
-def validate_arch(arch: dict[str, Any], data_fields: dict[str, Any]) -> None:
-    """Check `arch` against its architecture's schema with the dataset's fields filled in."""
-    from models.config import parse_config
+def _placeholders(arch: dict[str, Any]) -> dict[str, Any]:
+    """Stand-ins for the dataset's fields, consistent with the arch's own board size."""
+    height, width = arch.get("board_height"), arch.get("board_width")
+    board = height * width if isinstance(height, int) and isinstance(width, int) else 1
+    return {"seq_len": arch.get("seq_len", board), "vocab_size": arch.get("vocab_size", 2),
+            "num_puzzle_identifiers": arch.get("num_puzzle_identifiers", 1)}
 
-    parse_config(resolve_architecture(arch["name"]).config_cls, {**arch, **data_fields}, prefix="arch")
+
+def validate_arch(arch: dict[str, Any], data_fields: dict[str, Any] | None = None) -> ArchConfig:
+    """Check `arch` against its architecture's schema: unknown keys, every value, the loss head.
+
+    Without `data_fields` (seq_len, vocab_size, ... from dataset.json) placeholders stand in, so
+    everything but the dataset-dependent checks runs before the dataset is read.
+    """
+    if "name" not in arch:
+        raise ConfigError("arch.name: missing (e.g. eqr@EqRModel)")
+    name = arch["name"]
+    config_cls = resolve_architecture(name).config_cls
+    known = set(config_cls.model_fields) | ARCH_META_KEYS
+    problems = [unknown_key(f"arch.{k}", known, f" for {name}") for k in unknown_arch_keys(arch)]
+    loss = arch.get("loss") or {}
+    if not isinstance(loss, dict):
+        problems.append(f"arch.loss: expected a mapping with name and loss_type, got {loss!r}")
+    else:
+        problems += [unknown_key(f"arch.loss.{k}", LOSS_KEYS) for k in loss if k not in LOSS_KEYS]
+        if loss.get("loss_type", "stablemax_cross_entropy") not in LOSS_FUNCTIONS:
+            problems.append(f"arch.loss.loss_type: unknown {loss['loss_type']!r}; known: {sorted(LOSS_FUNCTIONS)}")
+    if problems:
+        raise ConfigError("; ".join(problems))
+    resolve_loss_head(loss.get("name", "losses@ACTLossHead"))
+    fields = data_fields if data_fields is not None else _placeholders(arch)
+    return parse_config(config_cls, {**arch, **fields}, prefix="arch")

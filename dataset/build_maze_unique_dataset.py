@@ -16,11 +16,12 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError, model_validator
+from tqdm import tqdm
 
 from dataset.atomic import atomic_output_dir, check_target
 from dataset.format import SplitArrays, write_identifiers, write_split
 from dataset.maze import VOCAB_SIZE, MazeGenerationError, MazeMode, longest_possible_path, sample_maze
-from utils.validation import format_validation_error
+from utils.validation import ConfigError, format_validation_error
 
 
 class MazeBuildConfig(BaseModel):
@@ -69,6 +70,9 @@ class MazeBuildConfig(BaseModel):
         ):
             raise ValueError(f"--length-mean {self.length_mean} lies outside the min/max path lengths")
         bound = longest_possible_path(self.grid_size, self.maze_mode)
+        if bound < 1:
+            raise ValueError(f"--grid-size {self.grid_size}: too small for a {self.maze_mode} maze with a path "
+                             "(a perfect maze needs a grid of 5 or more)")
         too_long = [n for n in self.candidate_lengths() if n > bound or n < 1]
         if too_long:
             raise ValueError(
@@ -102,6 +106,7 @@ def generate_samples(
     seen: set[bytes] = set()
     inputs, labels = [], []
     repeats = 0
+    bar = tqdm(total=count, desc="generating mazes", unit="maze", mininterval=1.0, leave=False)
     while len(inputs) < count:
         if repeats >= config.max_attempts:
             raise MazeGenerationError(
@@ -124,6 +129,8 @@ def generate_samples(
         seen.add(x.tobytes())
         inputs.append(x)
         labels.append(y)
+        bar.update(1)
+    bar.close()
     seq_len = config.grid_size**2
     return np.array(inputs, np.uint8).reshape(count, seq_len), np.array(labels, np.uint8).reshape(
         count, seq_len
@@ -175,11 +182,15 @@ def parse_args(argv: list[str] | None = None) -> MazeBuildConfig:
     try:
         return MazeBuildConfig(**vars(parser.parse_args(argv)))
     except ValidationError as err:
-        parser.error(format_validation_error(err))
+        raise ConfigError(format_validation_error(err)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = parse_args(argv)
+    try:
+        config = parse_args(argv)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         build_maze_dataset(config)
     except (FileExistsError, MazeGenerationError) as err:

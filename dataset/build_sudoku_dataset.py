@@ -18,12 +18,12 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from dataset.atomic import atomic_output_dir, check_target
-from dataset.download import HUB_ERRORS, hub_error_message, quiet_retries
+from dataset.download import HUB_ERRORS, hub_error_message, hub_reachable, quiet_retries
 from dataset.format import SplitArrays, write_identifiers, write_split
 from dataset.sudoku import VOCAB_SIZE, augment, encode_tokens
 from dataset.sudoku_csv import InvalidRowError, SudokuRows, read_sudoku_csv
 from dataset.sudoku_generate import GenerationError, generate_rows
-from utils.validation import format_validation_error
+from utils.validation import ConfigError, format_validation_error
 
 GENERATED_DEFAULT_SIZE = 1000
 
@@ -60,8 +60,9 @@ def _csv_path(config: SudokuBuildConfig, split: str) -> Path:
     if config.source == "dir":
         return config.source_dir / f"{split}.csv"
     print(f"fetching {split}.csv from {config.source_repo} (cached after the first time)")
-    with quiet_retries():
-        return Path(huggingface_hub.hf_hub_download(config.source_repo, f"{split}.csv", repo_type="dataset"))
+    with quiet_retries():  # offline: the cached file or at once an error, never the client's retries
+        return Path(huggingface_hub.hf_hub_download(config.source_repo, f"{split}.csv", repo_type="dataset",
+                                                    local_files_only=not hub_reachable()))
 
 
 def _load_split(
@@ -70,7 +71,8 @@ def _load_split(
     """Rows of one split after the difficulty filter and subsampling."""
     size = config.subsample_size if split == "train" else config.test_subsample_size
     if config.source == "generate":
-        return generate_rows(size or GENERATED_DEFAULT_SIZE, config.min_difficulty or 0, rng, seen)
+        return generate_rows(size or GENERATED_DEFAULT_SIZE, config.min_difficulty or 0, rng, seen,
+                             label=f"generating {split}")
     rows = read_sudoku_csv(_csv_path(config, split), skip_invalid=config.skip_invalid)
     if rows.skipped:
         print(f"{split}: skipped {len(rows.skipped)} invalid rows (first: {rows.skipped[0]})")
@@ -78,6 +80,9 @@ def _load_split(
         rows = rows.select(np.flatnonzero(rows.ratings >= config.min_difficulty))
     if size is not None and size < len(rows):
         rows = rows.select(np.sort(rng.choice(len(rows), size=size, replace=False)))
+    elif size is not None and size > len(rows):
+        flag = "--subsample-size" if split == "train" else "--test-subsample-size"
+        print(f"{split}: {flag} {size} exceeds the {len(rows)} puzzles available; kept all {len(rows)}")
     return rows
 
 
@@ -144,11 +149,15 @@ def parse_args(argv: list[str] | None = None) -> SudokuBuildConfig:
     try:
         return SudokuBuildConfig(**args)
     except ValidationError as err:
-        parser.error(format_validation_error(err))
+        raise ConfigError(format_validation_error(err)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = parse_args(argv)
+    try:
+        config = parse_args(argv)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         build_sudoku_dataset(config)
     except HUB_ERRORS as err:

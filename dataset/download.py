@@ -1,8 +1,11 @@
 """Fetch the prebuilt datasets and released checkpoints from the Hugging Face Hub.
 
 `python -m dataset.download [--with-ckpts | --ckpts-only] [--data-dir DIR] [--ckpt-dir DIR]`
-(or `scripts/download_artifacts.sh`). `HF_TOKEN` is honoured. When the Hub cannot be
-reached the command prints one message saying so and how to build the data locally.
+(or `scripts/download_artifacts.sh`). `HF_TOKEN` and `HF_ENDPOINT` are honoured. The Hub is
+probed once (a TCP connection, `PROBE_TIMEOUT_S`) before anything is fetched, so an offline
+machine gets one message saying the Hub is unreachable and how to build the data locally
+within seconds, instead of the client's retries. Success is reported only for what was
+fetched and found on disk: an existing `data/` never stands in for a download.
 """
 
 from __future__ import annotations
@@ -10,18 +13,29 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlparse
 
 import huggingface_hub
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
+log = logging.getLogger(__name__)
+
 DATA_REPO = "locuslab/EqR-data"
 MODEL_REPO = "locuslab/EqR-model"
 CHECKPOINT_FILES = ("sudoku-extreme/eqr.pth", "maze-unique/eqr.pth")
-HUB_ERRORS = (LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError)
+PROBE_TIMEOUT_S = 4.0
+
+
+class HubUnreachable(ConnectionError):
+    """The Hub's endpoint did not accept a connection (offline, no DNS, firewall, HF_HUB_OFFLINE)."""
+
+
+HUB_ERRORS = (HubUnreachable, LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError)
 BUILD_HINT = (
     "To build the data locally instead run: python -m dataset.build_sudoku_dataset --source generate "
     "(or --source-dir DIR with train.csv/test.csv) and python -m dataset.build_maze_unique_dataset"
@@ -31,7 +45,9 @@ TRAIN_HINT = "To get a checkpoint locally instead, train one with pretrain.py (s
 
 def hub_error_message(repo_id: str, err: Exception, hint: str = BUILD_HINT) -> str:
     """One readable line for a failed Hub request, with the local alternative."""
-    if isinstance(err, (LocalEntryNotFoundError, OfflineModeIsEnabled)):
+    if isinstance(err, HubUnreachable):
+        cause = f"the Hugging Face Hub is unreachable ({err})"
+    elif isinstance(err, (LocalEntryNotFoundError, OfflineModeIsEnabled)):
         cause = "the Hugging Face Hub is unreachable (offline or no network) and nothing is cached"
     else:
         cause = f"the Hub refused the request ({type(err).__name__}; set HF_TOKEN if the repo is gated)"
@@ -54,16 +70,43 @@ def _token() -> str | None:
     return os.environ.get("HF_TOKEN") or None
 
 
-def download_data(data_dir: Path | str = "data", repo_id: str = DATA_REPO) -> Path:
-    """Snapshot of the dataset repo into `data_dir` (e.g. data/sudoku-extreme-1k-aug-1000/...)."""
-    path = huggingface_hub.snapshot_download(
+def check_hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Raise `HubUnreachable` unless the Hub endpoint accepts a TCP connection within `timeout`."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise HubUnreachable("HF_HUB_OFFLINE is set")
+    url = urlparse(os.environ.get("HF_ENDPOINT") or huggingface_hub.constants.ENDPOINT)
+    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        raise HubUnreachable(f"{host}:{port}: {err.strerror or type(err).__name__}") from None
+
+
+def hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
+    try:
+        check_hub_reachable(timeout)
+    except HubUnreachable as err:
+        log.info("Hugging Face Hub unreachable (%s): using the local cache only", err)
+        return False
+    return True
+
+
+def download_data(data_dir: Path | str = "data", repo_id: str = DATA_REPO) -> list[Path]:
+    """Snapshot of the dataset repo into `data_dir`; returns the datasets it holds (folders with
+    `train/dataset.json`, e.g. data/sudoku-extreme-1k-aug-1000)."""
+    check_hub_reachable()
+    root = Path(huggingface_hub.snapshot_download(
         repo_id, repo_type="dataset", local_dir=str(data_dir), token=_token()
-    )
-    return Path(path)
+    ))
+    datasets = sorted(p.parent.parent for p in root.glob("*/train/dataset.json"))
+    if not datasets:
+        raise FileNotFoundError(f"{repo_id} provided no dataset (no */train/dataset.json under {root})")
+    return datasets
 
 
 def download_checkpoints(ckpt_dir: Path | str = "checkpoints", repo_id: str = MODEL_REPO) -> list[Path]:
     """The released EqR checkpoints, as `<ckpt_dir>/sudoku-extreme/eqr.pth` and `.../maze-unique/eqr.pth`."""
+    check_hub_reachable()
     root = Path(
         huggingface_hub.snapshot_download(
             repo_id, allow_patterns=list(CHECKPOINT_FILES), local_dir=str(ckpt_dir), token=_token()
@@ -88,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with quiet_retries():
             if not args.ckpts_only:
-                print(f"data -> {download_data(args.data_dir)}")
+                for path in download_data(args.data_dir):
+                    print(f"dataset -> {path}")
             if args.with_ckpts or args.ckpts_only:
                 repo, hint = MODEL_REPO, TRAIN_HINT
                 for path in download_checkpoints(args.ckpt_dir):

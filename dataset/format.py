@@ -110,7 +110,13 @@ def write_identifiers(root: Path, names: list[str] | None = None) -> None:
 
 def load_metadata(split_dir: Path | str) -> DatasetMetadata:
     """Read and validate `<split_dir>/dataset.json`."""
-    path = Path(split_dir) / "dataset.json"
+    split_dir = Path(split_dir)
+    path = split_dir / "dataset.json"
+    if not split_dir.parent.is_dir():
+        raise DatasetFormatError(f"{split_dir.parent}: no such dataset directory (build one with "
+                                 "python -m dataset.build_sudoku_dataset or dataset.build_maze_unique_dataset)")
+    if not split_dir.is_dir():
+        raise DatasetFormatError(f"{split_dir}: no such split directory in the dataset")
     if not path.is_file():
         raise DatasetFormatError(f"{path}: missing dataset.json")
     try:

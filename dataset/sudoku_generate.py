@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from dataset.atomic import atomic_output_dir
 from dataset.sudoku_csv import SudokuRows, write_sudoku_csv
@@ -27,12 +28,17 @@ class GenerationError(RuntimeError):
 
 
 def generate_rows(
-    count: int, min_difficulty: int, rng: np.random.Generator, seen: set[bytes] | None = None
+    count: int, min_difficulty: int, rng: np.random.Generator, seen: set[bytes] | None = None,
+    label: str = "generating puzzles",
 ) -> SudokuRows:
-    """`count` distinct puzzles rated >= min_difficulty; `seen` (updated) excludes earlier ones."""
+    """`count` distinct puzzles rated >= min_difficulty; `seen` (updated) excludes earlier ones.
+
+    A progress bar (stderr) counts the puzzles kept: a default build takes about a minute.
+    """
     seen = set() if seen is None else seen
     questions, answers, ratings = [], [], []
     attempts = 0
+    bar = tqdm(total=count, desc=label, unit="puzzle", mininterval=1.0, leave=False)
     while len(questions) < count:
         if attempts >= ATTEMPTS_PER_PUZZLE * count:
             raise GenerationError(
@@ -49,6 +55,8 @@ def generate_rows(
         questions.append(puzzle)
         answers.append(solution)
         ratings.append(rating)
+        bar.update(1)
+    bar.close()
     shape = (len(questions), 81)
     return SudokuRows(
         questions=np.array(questions, dtype=np.uint8).reshape(shape),
@@ -64,8 +72,8 @@ def write_generated_csvs(
     """Generate disjoint train/test puzzle sets and write them as CSVs (atomically)."""
     rng = np.random.default_rng(seed)
     seen: set[bytes] = set()
-    splits = {"train": generate_rows(train_size, min_difficulty, rng, seen)}
-    splits["test"] = generate_rows(test_size, min_difficulty, rng, seen)
+    splits = {"train": generate_rows(train_size, min_difficulty, rng, seen, label="generating train")}
+    splits["test"] = generate_rows(test_size, min_difficulty, rng, seen, label="generating test")
     with atomic_output_dir(output_dir, overwrite) as tmp:
         for name, rows in splits.items():
             write_sudoku_csv(tmp / f"{name}.csv", rows.questions, rows.answers, rows.ratings, SOURCE_NAME)

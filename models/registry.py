@@ -31,6 +31,17 @@ LOSS_HEADS: dict[str, type[nn.Module]] = {
 
 DEFAULT_LOSS = {"name": "losses@ACTLossHead", "loss_type": "stablemax_cross_entropy"}
 
+# `arch` keys that are not architecture fields: the class name, the loss head, a display name ...
+ARCH_META_KEYS = frozenset({"name", "loss", "short_name"})
+# ... and keys the reference's configs carry that this project does not use.
+REFERENCE_ONLY_ARCH_KEYS = frozenset({"causal"})
+
+
+def unknown_arch_keys(arch: dict[str, Any]) -> list[str]:
+    """Keys of `arch` that its architecture does not know (the reference-only ones excepted)."""
+    fields = resolve_architecture(arch["name"]).config_cls.model_fields
+    return sorted(k for k in arch if k not in fields and k not in ARCH_META_KEYS and k not in REFERENCE_ONLY_ARCH_KEYS)
+
 
 def _resolve(name: str, table: dict[str, type], key: str) -> type:
     if name not in table:

@@ -60,7 +60,7 @@ for seed in $SEEDS; do
             start=$(date +%s)
             python3 pretrain.py --config-name "train/${arm}_mini" seed="$seed" max_steps="$STEPS" \
                 checkpoint_interval_steps="$STEPS" dataset.data_path="$DATA" checkpoint_path="$RUN" \
-                wandb_mode=disabled hydra.run.dir="$RUN/hydra"
+                wandb_mode=disabled
             echo $(( $(date +%s) - start )) > "$RUN/train_wall_s.txt"
         fi
         evaluate eval_indist "$DATA" halt_max_steps="$DEPTHS" per_trajectory=true

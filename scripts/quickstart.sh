@@ -21,8 +21,7 @@ if [ ! -d "$DATA" ]; then
 fi
 
 echo "== 2/3 training: config/train/eqr_quickstart.yaml -> $RUN"
-python3 pretrain.py --config-name train/eqr_quickstart resume=true checkpoint_path="$RUN" \
-    hydra.run.dir="$RUN/hydra"
+python3 pretrain.py --config-name train/eqr_quickstart resume=true checkpoint_path="$RUN"
 
 echo "== 3/3 evaluation: depth D in {1, 2, 4, 8, 16} x breadth B in {1, 4}"
 python3 evaluate.py checkpoint="$RUN/step_1500.pth" dataset_data_path="$DATA" \

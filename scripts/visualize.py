@@ -20,6 +20,7 @@ from dataset.format import DatasetFormatError, load_metadata, load_set  # noqa: 
 from models.losses import IGNORE_LABEL_ID  # noqa: E402
 from utils.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
 from utils.trajectory_view import record_trajectory, render  # noqa: E402
+from utils.validation import ConfigError  # noqa: E402
 
 
 def load_example(data_dir: Path, split: str, index: int) -> tuple[dict[str, torch.Tensor], str, dict[str, int]]:
@@ -57,13 +58,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-ema", action="store_true", help="use the live weights instead of the EMA shadow")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
     if args.segments < 1:
-        parser.error("--segments: must be >= 1")
+        print("error: --segments: must be >= 1", file=sys.stderr)
+        return 2
     try:
         batch, kind, fields = load_example(args.data_dir, args.split, args.index)
         loaded = load_checkpoint(args.checkpoint, use_ema=not args.no_ema, data_fields=fields)
-    except (DatasetFormatError, CheckpointError, IndexError) as err:
+    except (DatasetFormatError, CheckpointError, ConfigError, IndexError) as err:
+        if args.debug:
+            raise
         print(f"error: {err}", file=sys.stderr)
         return 2
     traj = record_trajectory(loaded.act_model, batch, args.segments, seed=args.seed)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
+from config.schema import load_pretrain_config
 from models.config import ConfigError
 from models.registry import build_model
-from tests.conftest import tiny_arch
+from tests.conftest import FIXTURES, tiny_arch
+from utils.safe_load import safe_torch_load
 
 
 @pytest.mark.parametrize(
@@ -65,3 +69,43 @@ def test_unknown_architecture_lists_known_names():
 )
 def test_upstream_aliases_resolve(name, cls):
     assert type(build_model(tiny_arch(name)).model).__name__ == cls
+
+
+# ---------------------------------------------------------------- the training config
+
+
+def test_reference_trainer_config_loads_with_ignored_key_warnings(caplog):
+    raw = safe_torch_load(FIXTURES / "ref_trainer_sudoku.pth")["config"]
+    with caplog.at_level(logging.WARNING):
+        config = load_pretrain_config(raw)
+    assert config.arch["hidden_size"] == 32 and config.global_batch_size == 8
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "ignoring keys only the reference's trainer uses" in warnings[0]
+    for key in ("train_epochs_per_iter", "target_q_update_every", "heavy_metrics_log_interval", "retain_graph"):
+        assert key in warnings[0]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"arch": {"hiden_size": 64}}, "arch.hiden_size: unknown key for eqr@EqRModel; did you mean hidden_size?"),
+    ({"arch": {"noise_scale": "abc"}}, "arch.noise_scale: Input should be a valid number"),
+    ({"arch": {"loss": {"name": "losses@ACTLossHead", "loss_type": "mse"}}}, "arch.loss.loss_type: unknown 'mse'"),
+    ({"arch": {"loss": {"nme": "x"}}}, "arch.loss.nme: unknown key; did you mean name?"),
+    ({"lrr": 0.1}, "lrr: unknown key; did you mean lr?"),
+    ({"dataset": {"data_pth": "x"}}, "dataset.data_pth: unknown key; did you mean data_path?"),
+    ({"gradient_accumulation_steps": 2}, "gradient_accumulation_steps: 2 is not supported"),
+])
+def test_training_config_errors_name_the_key(change, message):
+    raw = safe_torch_load(FIXTURES / "ref_trainer_sudoku.pth")["config"]
+    config = {**raw, **{k: v for k, v in change.items() if k not in ("arch", "dataset")}}
+    config["arch"] = {**raw["arch"], **change.get("arch", {})}
+    config["dataset"] = {**raw["dataset"], **change.get("dataset", {})}
+    with pytest.raises(ConfigError) as err:
+        load_pretrain_config(config)
+    assert message in str(err.value)
+
+
+def test_trm_config_refuses_eqr_only_keys():
+    raw = safe_torch_load(FIXTURES / "ref_trainer_sudoku.pth")["config"]
+    arch = {**raw["arch"], "name": "trm@TRMModel"}
+    with pytest.raises(ConfigError, match=r"arch\.H_init_std: unknown key for trm@TRMModel"):
+        load_pretrain_config({**raw, "arch": arch})

@@ -6,8 +6,10 @@ import fnmatch
 import importlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import huggingface_hub
@@ -49,7 +51,24 @@ class FakeHub:
 
 
 @pytest.fixture
-def hub(tmp_path, monkeypatch) -> FakeHub:
+def endpoint(monkeypatch):
+    """A local TCP listener standing in for the Hub's endpoint, so the reachability probe connects."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        yield
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch, endpoint) -> FakeHub:
     remote = tmp_path / "remote"
     sudoku = remote / "sapientinc/sudoku-extreme"
     sudoku.mkdir(parents=True)
@@ -132,7 +151,7 @@ def not_found() -> Response:
     ],
 )
 def test_download_failure_is_one_message_with_the_local_alternative(
-    tmp_path, monkeypatch, capsys, error, words
+    tmp_path, monkeypatch, capsys, endpoint, error, words
 ):
     def fail(*args, **kwargs):
         raise error
@@ -150,3 +169,33 @@ def test_shell_wrapper_runs_the_python_entry_point():
     env = {**os.environ, "PYTHON": sys.executable}
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True, env=env)
     assert "--with-ckpts" in result.stdout and "--ckpt-dir" in result.stdout
+
+
+@pytest.mark.parametrize("existing", [False, True])
+@pytest.mark.parametrize("flags", [[], ["--ckpts-only"], ["--with-ckpts"]])
+def test_offline_download_says_unreachable_quickly(tmp_path, existing, flags):
+    """The Hub's address refuses connections (the network call, stubbed): never success, never a wait."""
+    data, ckpt = tmp_path / "data", tmp_path / "checkpoints"
+    if existing:  # an earlier download or build must not pass for this one
+        (data / "sudoku-extreme-1k-aug-1000" / "train").mkdir(parents=True)
+        (data / "sudoku-extreme-1k-aug-1000" / "train" / "dataset.json").write_text("{}")
+        ckpt.mkdir()
+    env = {**os.environ, "PYTHON": sys.executable, "HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}"}
+    env.pop("HF_HUB_OFFLINE", None)
+    start = time.perf_counter()
+    proc = subprocess.run([str(ROOT / "scripts" / "download_artifacts.sh"), *flags, "--data-dir", str(data),
+                           "--ckpt-dir", str(ckpt)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    elapsed = time.perf_counter() - start
+    assert proc.returncode != 0 and elapsed < 5, (proc.returncode, elapsed)
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+    assert "unreachable" in proc.stderr and "->" not in proc.stdout
+
+
+def test_offline_hub_build_fails_at_once_without_a_cache(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    start = time.perf_counter()
+    assert build_sudoku(["--output-dir", str(tmp_path / "out")]) == 1
+    assert time.perf_counter() - start < 5
+    err = capsys.readouterr().err
+    assert "unreachable" in err and "--source generate" in err and err.count("\n") == 1

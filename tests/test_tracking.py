@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from utils.tracking import Tracker, resolve_wandb_mode
+from utils.validation import ConfigError
 
 
 def test_default_mode_follows_credentials(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     assert resolve_wandb_mode(None) == "offline"
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
@@ -20,6 +24,7 @@ def test_default_mode_follows_credentials(monkeypatch, tmp_path):
 
 def test_offline_run_logs_to_disk_without_network(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     tracker = Tracker({"lr": 1e-4}, project="EqR", name="t", entity=None, mode=None, directory=str(tmp_path / "run"),
                       enabled=True)
@@ -35,3 +40,14 @@ def test_disabled_and_non_main_ranks_log_nothing(tmp_path):
         assert tracker.run is None and tracker.run_id is None
         tracker.log({"x": 1.0}, step=1)
         tracker.finish()
+
+
+def test_wandb_mode_environment_is_honoured(monkeypatch):
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    for env, mode in (("disabled", "disabled"), ("offline", "offline"), ("dryrun", "offline"), ("online", "online")):
+        monkeypatch.setenv("WANDB_MODE", env)
+        assert resolve_wandb_mode(None) == mode
+    assert resolve_wandb_mode("offline") == "offline"  # an explicit wandb_mode wins
+    monkeypatch.setenv("WANDB_MODE", "sometimes")
+    with pytest.raises(ConfigError, match="WANDB_MODE: 'sometimes'"):
+        resolve_wandb_mode(None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -13,14 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from hydra import compose, initialize_config_dir
 
+from config.compose import compose_pretrain_config
 from config.schema import load_pretrain_config
 from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset
 from tests.conftest import FIXTURES, ROOT
 from utils.checkpoint import CheckpointError, load_checkpoint, safe_torch_load, save_checkpoint_atomic
 from utils.distributed import DistInfo
-from utils.trainer import NonFiniteLossError, Trainer
+from utils.trainer import NonFiniteLossError, Trainer, format_summary
 from utils.validation import ConfigError
 
 TINY = [
@@ -42,37 +43,33 @@ def maze_dir(tmp_path_factory) -> Path:
 
 
 def make_config(name: str, data: Path, run_dir: Path, *overrides: str):
-    with initialize_config_dir(config_dir=str(ROOT / "config"), version_base=None):
-        cfg = compose(config_name=name, overrides=[*TINY, f"dataset.data_path={data}",
-                                                   f"checkpoint_path={run_dir}", *overrides])
-    from omegaconf import OmegaConf
-
-    return load_pretrain_config(OmegaConf.to_container(cfg, resolve=True))
+    return compose_pretrain_config(name, [*TINY, f"dataset.data_path={data}", f"checkpoint_path={run_dir}",
+                                          *overrides])
 
 
 def run_pretrain(*args: str, nproc: int = 1) -> subprocess.CompletedProcess:
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"] \
         if nproc > 1 else [sys.executable]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([*launcher, str(ROOT / "pretrain.py"), *args, "hydra.run.dir=.",
-                           "hydra.output_subdir=null"], capture_output=True, text=True, cwd=args_dir(args), env=env,
-                          timeout=300)
+    return subprocess.run([*launcher, str(ROOT / "pretrain.py"), *args], capture_output=True, text=True,
+                          cwd=args_dir(args), env=env, timeout=300)
 
 
 def args_dir(args: tuple[str, ...]) -> str:
     return next(a.split("=", 1)[1] for a in args if a.startswith("checkpoint_path="))
 
 
-def test_paper_configs_compose_and_validate():
-    with initialize_config_dir(config_dir=str(ROOT / "config"), version_base=None):
-        for name, hidden, mlp_t in [("train/eqr_sudoku", 512, True), ("train/trm_sudoku", 512, True),
-                                    ("train/eqr_maze_unique", 128, False), ("train/trm_maze_unique", 128, False)]:
-            from omegaconf import OmegaConf
-
-            config = load_pretrain_config(OmegaConf.to_container(compose(config_name=name), resolve=True))
-            assert config.arch["hidden_size"] == hidden and config.arch["mlp_t"] is mlp_t
-            assert config.global_batch_size == 768 and config.lr == 1e-4 and config.ema_rate == 0.999
-            assert config.checkpoint_path == f"checkpoints/EqR/{name.split('/')[1]}"
+def test_every_shipped_config_composes_and_validates():
+    for path in sorted((ROOT / "config" / "train").glob("*.yaml")):
+        config = compose_pretrain_config(f"train/{path.stem}", [])
+        assert config.checkpoint_path == f"checkpoints/EqR/{path.stem}"
+    for name, hidden, mlp_t in [("train/eqr_sudoku", 512, True), ("train/trm_sudoku", 512, True),
+                                ("train/eqr_maze_unique", 128, False), ("train/trm_maze_unique", 128, False)]:
+        config = compose_pretrain_config(name, [])
+        assert config.arch["hidden_size"] == hidden and config.arch["mlp_t"] is mlp_t
+        assert config.global_batch_size == 768 and config.lr == 1e-4 and config.ema_rate == 0.999
+    for arch in ("eqr", "trm", "hrm", "transformer"):
+        assert compose_pretrain_config("cfg_pretrain", [f"arch={arch}"]).arch["name"].startswith(arch)
 
 
 @pytest.mark.parametrize("override,key", [("arch.pos_encodings=foo", "arch.pos_encodings"),
@@ -301,3 +298,19 @@ def test_load_checkpoint_accepts_the_hrm_release_layout(tmp_path):
     for key, value in state.items():
         assert torch.equal(trainer.head.state_dict()[key.removeprefix("_orig_mod.")], value), key
     assert torch.isfinite(trainer.train_step()["loss"])
+
+
+def test_nothing_to_do_and_no_rates_before_any_row_halted(maze_dir, tmp_path, caplog):
+    config = make_config("train/trm_maze_unique", maze_dir, tmp_path, "max_steps=2", "checkpoint_interval_steps=2",
+                         "log_interval_steps=1", "arch.halt_exploration_prob=0.0")
+    trainer = Trainer(config, CPU)
+    first = trainer.reduce_metrics(trainer.train_step(), 1)  # halt_max_steps 4: no row has halted yet
+    assert first["train/count"] == 0 and "train/accuracy" not in first and first["train/lm_loss"] > 0
+    first.update({"train/samples_per_s": 10.0})
+    assert "acc n/a  exact n/a  steps n/a" in format_summary(1, 2, first)
+    trainer.run()
+    again = make_config("train/trm_maze_unique", maze_dir, tmp_path, "max_steps=2", "checkpoint_interval_steps=2",
+                        "resume=true")
+    with caplog.at_level(logging.INFO):
+        Trainer(again, CPU).run()
+    assert f"already at step 2 of 2, nothing to do ({tmp_path})" in caplog.text

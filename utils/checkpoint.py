@@ -23,7 +23,7 @@ import yaml
 from torch import nn
 
 from models.act import ACTModel
-from models.registry import build_model
+from models.registry import build_model, unknown_arch_keys
 from utils.safe_load import CheckpointError, safe_torch_load
 from utils.validation import ConfigError
 
@@ -212,6 +212,9 @@ def build_from_checkpoint(
         log.info("%s: holds no EMA weights; using its model weights", path)
     fields = {**infer_data_fields(arch, state), **(data_fields or {})}
     try:
+        unknown = unknown_arch_keys(arch) if "name" in arch else []
+        if unknown:  # a checkpoint is an artifact: load it, but say what its config holds that is not used
+            log.warning("%s: config.arch keys unknown to %s are ignored: %s", path, arch["name"], ", ".join(unknown))
         model = build_model(arch, fields, loss_head=loss_head)
     except ConfigError as err:
         hint = " (pass the dataset, whose dataset.json gives seq_len)" if "seq_len" in str(err) else ""

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from utils.validation import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -34,11 +36,11 @@ def pick_device(requested: str, local_rank: int) -> torch.device:
         requested = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     if requested == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("device: cuda requested but no CUDA device is available")
+            raise ConfigError("device: cuda requested but no CUDA device is available (use device=cpu or device=auto)")
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
     if requested == "mps" and not torch.backends.mps.is_available():
-        raise RuntimeError("device: mps requested but MPS is not available")
+        raise ConfigError("device: mps requested but MPS is not available (use device=cpu or device=auto)")
     return torch.device(requested)
 
 

@@ -59,10 +59,18 @@ class EvalConfig(BaseModel):
     save_outputs: list[Literal[OUTPUT_FIELDS]] = Field(default_factory=list)  # type: ignore[valid-type]
     reference_files: bool = True
 
-    @field_validator("halt_max_steps", "different_init", "checkpoint_list", "dataset_data_path", mode="before")
+    @field_validator("checkpoint_list", "dataset_data_path", mode="before")
     @classmethod
     def _listify(cls, value: Any) -> Any:
         return value if value is None else _as_list(value)
+
+    @field_validator("halt_max_steps", "different_init", mode="before")
+    @classmethod
+    def _int_list(cls, value: Any) -> Any:
+        """A scalar becomes a one-element list; a bad scalar is named by its key, not as element 0."""
+        if not isinstance(value, (list, tuple)) and not (isinstance(value, int) and not isinstance(value, bool)):
+            raise ValueError("expected an integer or a list of integers like [16,64]")
+        return _as_list(value)
 
     @field_validator("param_iter", mode="before")
     @classmethod

@@ -7,6 +7,8 @@ import netrc
 import os
 from typing import Any
 
+from utils.validation import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -20,9 +22,16 @@ def has_wandb_credentials() -> bool:
 
 
 def resolve_wandb_mode(requested: str | None) -> str:
-    """`null` means online when credentials exist, offline otherwise (runs sync later)."""
+    """`null` means the `WANDB_MODE` environment variable when set, else online when credentials
+    exist and offline otherwise (runs sync later)."""
     if requested is not None:
         return requested
+    env = os.environ.get("WANDB_MODE", "").strip().lower()
+    if env:
+        mode = {"dryrun": "offline", "run": "online"}.get(env, env)
+        if mode not in ("online", "offline", "disabled"):
+            raise ConfigError(f"WANDB_MODE: {env!r} is not online, offline or disabled")
+        return mode
     return "online" if has_wandb_credentials() else "offline"
 
 

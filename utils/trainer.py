@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from config.schema import PretrainConfig, validate_arch
-from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig
+from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig, read_metadata
 from models.act import Carry
 from models.blocks import PuzzleEmbedding, ReasoningStack
 from models.ema import EMA
@@ -38,6 +38,7 @@ from utils.distributed import DistInfo, all_reduce_sum_, gather_objects
 from utils.optim import SignSGDSparse, cosine_schedule_with_warmup_lr, make_adam_atan2
 from utils.safe_load import safe_torch_load
 from utils.tracking import Tracker
+from utils.validation import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,16 @@ class NonFiniteLossError(RuntimeError):
 
 def steps_for(config: PretrainConfig, total_groups: int, mean_puzzle_examples: float) -> int:
     """Total optimizer steps: epochs x floor(groups x examples per puzzle / global batch)."""
+    if total_groups < config.global_batch_size:
+        raise ConfigError(
+            f"global_batch_size: {config.global_batch_size} exceeds the {total_groups} groups of the training set; "
+            "lower it (every batch holds one puzzle per group)"
+        )
     if config.max_steps is not None:
         return config.max_steps
     per_epoch = int(total_groups * mean_puzzle_examples / config.global_batch_size)
     if per_epoch < 1:
-        raise ValueError(
+        raise ConfigError(
             f"global_batch_size: {config.global_batch_size} exceeds one epoch of the training set "
             f"({total_groups} groups); lower it or set max_steps"
         )
@@ -74,13 +80,17 @@ class Trainer:
         self.device = dist_info.device
         self.run_dir = Path(config.checkpoint_path)
 
-        self.train_data = PuzzleDataset(self._data_config(test=False), split="train")
-        meta = self.train_data.metadata
+        # dataset.json first: the arch and the batch are checked against it before any array is opened.
+        meta = read_metadata(config.dataset.data_paths, "train")
         self.data_fields = {"seq_len": meta.seq_len, "vocab_size": meta.vocab_size,
                             "num_puzzle_identifiers": meta.num_puzzle_identifiers,
                             "batch_size": config.global_batch_size // dist_info.world_size}
         validate_arch(config.arch, self.data_fields)
+        if config.global_batch_size % dist_info.world_size:
+            raise ConfigError(f"global_batch_size: {config.global_batch_size} is not divisible by "
+                              f"{dist_info.world_size} ranks")
         self.total_steps = steps_for(config, meta.total_groups, meta.mean_puzzle_examples)
+        self.train_data = PuzzleDataset(self._data_config(test=False), split="train")
 
         torch.manual_seed(config.seed)  # identical initial weights on every rank
         self.head = build_model(config.arch, self.data_fields).to(self.device)
@@ -175,7 +185,9 @@ class Trainer:
         summed = dict(zip(keys, (v.item() for v in values), strict=True))
         count = summed.pop("count")
         samples = self.config.global_batch_size * steps
-        out = {f"train/{k}": (v / samples if k.endswith("loss") else v / max(count, 1.0)) for k, v in summed.items()}
+        # Rates average over the rows that halted in the window; with none there is nothing to report.
+        out = {f"train/{k}": v / samples if k.endswith("loss") else v / count
+               for k, v in summed.items() if k.endswith("loss") or count > 0}
         out["train/count"] = count
         out["train/grad_norm"] = grad_norm
         out["train/lr"] = self.lr_at(self.step, self.config.lr)
@@ -184,6 +196,8 @@ class Trainer:
     # ---- loop ---------------------------------------------------------------------------
     def run(self) -> dict[str, float]:
         c = self.config
+        if self.step >= self.total_steps and self.dist.is_main:
+            log.info("already at step %d of %d, nothing to do (%s)", self.step, self.total_steps, self.run_dir)
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.dist.is_main, desc=c.run_name)
         last: dict[str, float] = {}
         window: dict[str, torch.Tensor] = {}
@@ -282,7 +296,11 @@ def seed_everything(seed: int) -> None:
 
 
 def format_summary(step: int, total: int, m: dict[str, float]) -> str:
-    return (f"step {step}/{total}  lm_loss {m.get('train/lm_loss', math.nan):.4f}  "
-            f"q_halt_loss {m.get('train/q_halt_loss', math.nan):.4f}  acc {m.get('train/accuracy', math.nan):.4f}  "
-            f"exact {m.get('train/exact_accuracy', math.nan):.4f}  steps {m.get('train/steps', math.nan):.2f}  "
+    """One console line; rates over halted rows read "n/a" while no row has halted yet."""
+
+    def value(key: str, spec: str) -> str:
+        return format(m[f"train/{key}"], spec) if f"train/{key}" in m else "n/a"
+
+    return (f"step {step}/{total}  lm_loss {value('lm_loss', '.4f')}  q_halt_loss {value('q_halt_loss', '.4f')}  "
+            f"acc {value('accuracy', '.4f')}  exact {value('exact_accuracy', '.4f')}  steps {value('steps', '.2f')}  "
             f"lr {m['train/lr']:.2e}  |g| {m['train/grad_norm']:.3f}  {m['train/samples_per_s']:.0f} samples/s")
