@@ -2,7 +2,7 @@
 
 Runs as one process or under `torchrun --standalone --nproc-per-node N pretrain.py ...`.
 The config is composed from `config/` (Hydra syntax: `key=value`, `+key=value`, `arch=trm`) and
-validated before any work; the loop lives in utils/trainer.py. Bad input stops with one line on
+validated before any work; the loop lives in training/trainer.py. Bad input stops with one line on
 stderr and exit status 2; `--debug` (or HYDRA_FULL_ERROR=1) shows the traceback instead.
 """
 
@@ -12,15 +12,10 @@ import logging
 import os
 import sys
 
-from config.compose import compose_pretrain_config
-from dataset.format import DatasetFormatError
+from training import USER_ERRORS, ConfigError, Trainer, compose_pretrain_config
 from utils import distributed
-from utils.safe_load import CheckpointError
-from utils.trainer import NonFiniteLossError, Trainer
-from utils.validation import ConfigError
 
 USAGE = "usage: python pretrain.py [--config-name NAME] [--debug] [key=value ...]"
-USER_ERRORS = (ConfigError, CheckpointError, DatasetFormatError, NonFiniteLossError)
 
 
 def parse_args(argv: list[str]) -> tuple[str, list[str], bool]:

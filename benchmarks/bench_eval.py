@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from dataset.build_sudoku_dataset import SudokuBuildConfig, build_sudoku_dataset  # noqa: E402
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig, read_metadata  # noqa: E402
-from utils.checkpoint import load_checkpoint  # noqa: E402
-from utils.evaluation import ElasticExit, EvalResult, run_evaluation  # noqa: E402
+from evaluation.engine import ElasticExit, EvalResult, run_evaluation  # noqa: E402
+from models.loading import load_checkpoint  # noqa: E402
 
 
 def _batches(data: Path, batch: int) -> list:

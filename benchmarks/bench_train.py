@@ -2,7 +2,7 @@
 
     python benchmarks/bench_train.py [--steps 3] [--batch-sudoku 16] [--batch-maze 4] [--compile]
 
-Runs `utils.trainer.Trainer` on small generated datasets with the paper's Sudoku and Maze
+Runs `training.trainer.Trainer` on small generated datasets with the paper's Sudoku and Maze
 architectures (config/train/eqr_*.yaml) at a reduced global batch, in float32 (CPU) or the
 configs' bfloat16 (CUDA). Reports steps/s and samples/s, and the time per step that the
 reference recipe's global batch (768) would take at the measured per-sample rate.
@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 from config.schema import load_pretrain_config  # noqa: E402
 from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset  # noqa: E402
 from dataset.build_sudoku_dataset import SudokuBuildConfig, build_sudoku_dataset  # noqa: E402
+from training.trainer import Trainer  # noqa: E402
 from utils.distributed import setup  # noqa: E402
-from utils.trainer import Trainer  # noqa: E402
 
 REFERENCE_BATCH = 768
 

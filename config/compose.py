@@ -21,8 +21,15 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from config.schema import REFERENCE_ONLY_KEYS, PretrainConfig, drop_reference_keys, load_pretrain_config, unknown_key
-from models.registry import ARCH_META_KEYS, ARCHITECTURES, REFERENCE_ONLY_ARCH_KEYS
+from config.schema import (
+    REFERENCE_ONLY_DATASET_KEYS,
+    REFERENCE_ONLY_KEYS,
+    PretrainConfig,
+    drop_reference_keys,
+    load_pretrain_config,
+    unknown_key,
+)
+from models.registry import ARCHITECTURES, REFERENCE_ONLY_ARCH_KEYS
 from utils.validation import ConfigError
 
 log = logging.getLogger(__name__)
@@ -45,13 +52,15 @@ def _value(override: str) -> Any:
 
 
 def _reference_only(key: str) -> bool:
-    return key in REFERENCE_ONLY_KEYS or (key.startswith("arch.") and key[5:] in REFERENCE_ONLY_ARCH_KEYS)
+    section, _, name = key.partition(".")
+    return key in REFERENCE_ONLY_KEYS or (section == "arch" and name in REFERENCE_ONLY_ARCH_KEYS) or (
+        section == "dataset" and name in REFERENCE_ONLY_DATASET_KEYS)
 
 
 def _unknown_override(key: str) -> str:
     """The message for an override of a key that is not in the composed config."""
     if key.startswith("arch."):
-        known = set(ARCH_META_KEYS).union(*(cls.config_cls.model_fields for cls in ARCHITECTURES.values()))
+        known = set().union(*(cls.config_cls.model_fields for cls in ARCHITECTURES.values()))
         return unknown_key(key, known)
     return unknown_key(key, PretrainConfig.model_fields)
 

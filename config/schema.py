@@ -19,15 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from models.config import ArchConfig, parse_config
-from models.losses import LOSS_FUNCTIONS
-from models.registry import (
-    ARCH_META_KEYS,
-    REFERENCE_ONLY_ARCH_KEYS,
-    resolve_architecture,
-    resolve_loss_head,
-    unknown_arch_keys,
-)
+from models.config import ArchConfig, LossConfig, parse_config
+from models.registry import REFERENCE_ONLY_ARCH_KEYS, resolve_architecture, resolve_loss_head, unknown_arch_keys
 from utils.validation import ConfigError, format_validation_error
 
 log = logging.getLogger(__name__)
@@ -41,7 +34,8 @@ REFERENCE_ONLY_KEYS = frozenset({
     "optimizer_kwargs", "retain_graph", "steps_hist_log_interval_steps", "steps_hist_plotly",
     "target_q_update_every", "train_epochs_per_iter",
 })
-LOSS_KEYS = frozenset({"name", "loss_type"})
+# ... and of its `dataset` section.
+REFERENCE_ONLY_DATASET_KEYS = frozenset({"evaluators"})
 # Reference keys whose non-neutral value would change training: refused rather than ignored.
 NEUTRAL_ONLY = {"gradient_accumulation_steps": (None, 1), "optimizer_kwargs": (None, {})}
 DATA_FIELDS = ("seq_len", "vocab_size", "num_puzzle_identifiers", "batch_size")
@@ -59,7 +53,6 @@ class DatasetSection(BaseModel):
 
     name: str
     data_path: str | list[str]
-    evaluators: list[Any] = Field(default_factory=list)
 
     @property
     def data_paths(self) -> list[str]:
@@ -126,10 +119,11 @@ def drop_reference_keys(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]
                               f"leave it at {neutral[-1]!r})")
     ignored = sorted(k for k in data if k in REFERENCE_ONLY_KEYS)
     kept = {k: v for k, v in data.items() if k not in REFERENCE_ONLY_KEYS}
-    arch = kept.get("arch")
-    if isinstance(arch, dict):
-        ignored += sorted(f"arch.{k}" for k in arch if k in REFERENCE_ONLY_ARCH_KEYS)
-        kept["arch"] = {k: v for k, v in arch.items() if k not in REFERENCE_ONLY_ARCH_KEYS}
+    for section, keys in (("arch", REFERENCE_ONLY_ARCH_KEYS), ("dataset", REFERENCE_ONLY_DATASET_KEYS)):
+        values = kept.get(section)
+        if isinstance(values, dict):
+            ignored += sorted(f"{section}.{k}" for k in values if k in keys)
+            kept[section] = {k: v for k, v in values.items() if k not in keys}
     return kept, ignored
 
 
@@ -176,17 +170,13 @@ def validate_arch(arch: dict[str, Any], data_fields: dict[str, Any] | None = Non
         raise ConfigError("arch.name: missing (e.g. eqr@EqRModel)")
     name = arch["name"]
     config_cls = resolve_architecture(name).config_cls
-    known = set(config_cls.model_fields) | ARCH_META_KEYS
-    problems = [unknown_key(f"arch.{k}", known, f" for {name}") for k in unknown_arch_keys(arch)]
+    problems = [unknown_key(f"arch.{k}", config_cls.model_fields, f" for {name}") for k in unknown_arch_keys(arch)]
     loss = arch.get("loss") or {}
-    if not isinstance(loss, dict):
-        problems.append(f"arch.loss: expected a mapping with name and loss_type, got {loss!r}")
-    else:
-        problems += [unknown_key(f"arch.loss.{k}", LOSS_KEYS) for k in loss if k not in LOSS_KEYS]
-        if loss.get("loss_type", "stablemax_cross_entropy") not in LOSS_FUNCTIONS:
-            problems.append(f"arch.loss.loss_type: unknown {loss['loss_type']!r}; known: {sorted(LOSS_FUNCTIONS)}")
+    if isinstance(loss, dict):  # the loss head's name is the registry's to check; values are the schema's
+        fields = LossConfig.model_fields
+        problems += [unknown_key(f"arch.loss.{k}", fields) for k in loss if k not in fields]
     if problems:
         raise ConfigError("; ".join(problems))
-    resolve_loss_head(loss.get("name", "losses@ACTLossHead"))
+    resolve_loss_head(loss.get("name", LossConfig().name) if isinstance(loss, dict) else LossConfig().name)
     fields = data_fields if data_fields is not None else _placeholders(arch)
     return parse_config(config_cls, {**arch, **fields}, prefix="arch")

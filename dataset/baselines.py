@@ -1,6 +1,8 @@
 """Trivial answers a trained model has to beat, so reported accuracies can be read against them.
 
     python -m dataset.baselines DATA_DIR [--split test]
+
+The dataset's task supplies its baseline (dataset/tasks.py); mazes: mark every open cell as path.
 """
 
 from __future__ import annotations
@@ -12,15 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from dataset.format import DatasetFormatError, load_metadata, load_set
-from dataset.maze import CHARSET
-
-
-def maze_mark_every_open_cell(inputs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Predict 'o' on every open cell: right wherever the path runs, wrong on every dead end."""
-    open_id, path_id = 1 + CHARSET.index(" "), 1 + CHARSET.index("o")
-    preds = np.where(inputs == open_id, path_id, inputs)
-    correct = preds == labels
-    return {"exact_accuracy": float(correct.all(axis=1).mean()), "accuracy": float(correct.mean())}
+from dataset.tasks import task_of
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,12 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     except DatasetFormatError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if metadata.vocab_size != 1 + len(CHARSET):
-        print(f"error: {args.data_dir}: only maze datasets (vocab {1 + len(CHARSET)}) have a baseline here",
-              file=sys.stderr)
+    task = task_of(metadata, args.data_dir)
+    if task.baseline is None:
+        print(f"error: {args.data_dir}: the {task.name} task defines no trivial baseline", file=sys.stderr)
         return 2
-    result = maze_mark_every_open_cell(np.asarray(arrays.inputs), np.asarray(arrays.labels))
-    print(f"trivial baseline (mark every open cell as path) on {args.data_dir} [{args.split}]: "
+    result = task.baseline(np.asarray(arrays.inputs), np.asarray(arrays.labels))
+    print(f"trivial baseline ({task.baseline_name}) on {args.data_dir} [{args.split}]: "
           f"exact_accuracy {result['exact_accuracy']:.4f}, accuracy {result['accuracy']:.4f}")
     return 0
 

@@ -18,9 +18,9 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError, model_validator
 from tqdm import tqdm
 
-from dataset.atomic import atomic_output_dir, check_target
 from dataset.format import SplitArrays, write_identifiers, write_split
 from dataset.maze import VOCAB_SIZE, MazeGenerationError, MazeMode, longest_possible_path, sample_maze
+from utils.atomic import atomic_output_dir, check_target
 from utils.validation import ConfigError, format_validation_error
 
 
@@ -146,7 +146,7 @@ def build_maze_dataset(config: MazeBuildConfig) -> Path:
     with atomic_output_dir(config.output_dir, config.overwrite) as tmp:
         for name, rows in (("train", slice(0, cut)), ("test", slice(cut, None))):
             arrays = SplitArrays.one_example_per_puzzle(inputs[rows], labels[rows])
-            write_split(tmp / name, arrays, vocab_size=VOCAB_SIZE)
+            write_split(tmp / name, arrays, vocab_size=VOCAB_SIZE, task="maze")
         write_identifiers(tmp)
     print(f"wrote {config.output_dir}: train {cut}, test {config.test_samples} mazes")
     return config.output_dir
@@ -187,15 +187,10 @@ def parse_args(argv: list[str] | None = None) -> MazeBuildConfig:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        config = parse_args(argv)
-    except ConfigError as err:
+        build_maze_dataset(parse_args(argv))
+    except (ConfigError, FileExistsError, MazeGenerationError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
-    try:
-        build_maze_dataset(config)
-    except (FileExistsError, MazeGenerationError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(err, ConfigError) else 1
     return 0
 
 

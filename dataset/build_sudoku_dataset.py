@@ -17,12 +17,12 @@ import huggingface_hub
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from dataset.atomic import atomic_output_dir, check_target
 from dataset.download import HUB_ERRORS, hub_error_message, hub_reachable, quiet_retries
 from dataset.format import SplitArrays, write_identifiers, write_split
 from dataset.sudoku import VOCAB_SIZE, augment, encode_tokens
 from dataset.sudoku_csv import InvalidRowError, SudokuRows, read_sudoku_csv
 from dataset.sudoku_generate import GenerationError, generate_rows
+from utils.atomic import atomic_output_dir, check_target
 from utils.validation import ConfigError, format_validation_error
 
 GENERATED_DEFAULT_SIZE = 1000
@@ -104,7 +104,7 @@ def build_sudoku_dataset(config: SudokuBuildConfig) -> Path:
         raise EmptySplitError(f"no puzzles left (train {len(train)}, test {len(test)}) after filtering")
     with atomic_output_dir(config.output_dir, config.overwrite) as tmp:
         for name, rows, num_aug in (("train", train, config.num_aug), ("test", test, 0)):
-            write_split(tmp / name, _split_arrays(rows, num_aug, rng), vocab_size=VOCAB_SIZE)
+            write_split(tmp / name, _split_arrays(rows, num_aug, rng), vocab_size=VOCAB_SIZE, task="sudoku")
         write_identifiers(tmp)
     per = 1 + config.num_aug
     print(f"wrote {config.output_dir}: train {len(train)} puzzles x {per}, test {len(test)} puzzles")

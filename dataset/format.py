@@ -20,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from utils.validation import format_validation_error
 
 FIELDS = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
+# Label of a position that is not scored: loaded labels equal to a dataset's ignore_label_id become
+# this, and every loss and metric skips it.
+IGNORE_LABEL_ID = -100
 
 
 class DatasetFormatError(ValueError):
@@ -41,6 +44,7 @@ class DatasetMetadata(BaseModel):
     mean_puzzle_examples: float
     sets: list[str]
     total_samples: int | None = None
+    task: str | None = None  # the puzzle type (dataset/tasks.py); absent in datasets written before it existed
 
 
 @dataclass
@@ -80,8 +84,9 @@ def write_split(
     blank_identifier_id: int = 0,
     num_puzzle_identifiers: int = 1,
     set_name: str = "all",
+    task: str | None = None,
 ) -> DatasetMetadata:
-    """Write one split with a single set and its dataset.json."""
+    """Write one split with a single set and its dataset.json (recording `task`, the puzzle type)."""
     split_dir.mkdir(parents=True, exist_ok=True)
     for field in FIELDS:
         np.save(split_dir / f"{set_name}__{field}.npy", getattr(arrays, field))
@@ -98,6 +103,7 @@ def write_split(
         mean_puzzle_examples=num_examples / max(num_puzzles, 1),
         sets=[set_name],
         total_samples=num_examples,
+        task=task,
     )
     (split_dir / "dataset.json").write_text(json.dumps(metadata.model_dump(), indent=2) + "\n")
     return metadata
@@ -191,7 +197,7 @@ def load_set(split_dir: Path, set_name: str, metadata: DatasetMetadata, mmap: bo
             f"{paths['labels']}: shape {labels.shape} differs from inputs {inputs.shape}"
         )
     _check_range(paths["inputs"], inputs, metadata.vocab_size, "token id")
-    _check_range(paths["labels"], labels, metadata.vocab_size, "label id", allowed=(-100,))
+    _check_range(paths["labels"], labels, metadata.vocab_size, "label id", allowed=(IGNORE_LABEL_ID,))
     identifiers = arrays["puzzle_identifiers"]
     if identifiers.ndim != 1:
         raise DatasetFormatError(

@@ -10,6 +10,7 @@ number of moves from start to goal.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import deque
 from typing import Literal
@@ -171,3 +172,50 @@ def decode_grid(tokens: np.ndarray, size: int) -> list[str]:
     return [
         "".join(chars[t] if 0 <= t < len(chars) else "?" for t in row) for row in tokens.reshape(size, size)
     ]
+
+
+def text_lines(tokens: np.ndarray) -> list[str]:
+    """The grid as rows of `# SGo` characters."""
+    return decode_grid(np.asarray(tokens), math.isqrt(len(tokens)))
+
+
+def draw_frame(ax, inputs: np.ndarray, labels: np.ndarray, pred: np.ndarray, previous: np.ndarray | None) -> None:
+    """Walls, start, goal and the predicted path; wrong cells crossed out."""
+    side = math.isqrt(len(inputs))
+    colour = {"#": (0.2, 0.2, 0.2), " ": (1, 1, 1), "S": (0.2, 0.7, 0.2), "G": (0.85, 0.2, 0.2), "o": (0.3, 0.5, 1)}
+    image = np.ones((len(inputs), 3))
+    for token, char in enumerate(CHARSET, start=1):
+        image[inputs == token] = colour[char]
+    image[(pred == PATH) & (inputs == OPEN)] = colour["o"]
+    ax.imshow(image.reshape(side, side, 3))
+    wrong = (pred != labels) & (labels >= 0)
+    rows, cols = np.divmod(np.flatnonzero(wrong), side)
+    ax.scatter(cols, rows, marker="x", color="orange", s=30)
+
+
+def follows_rules(inputs: np.ndarray, preds: np.ndarray) -> np.ndarray:
+    """Bool [N]: the predicted path cells are open cells that form one simple chain from S to G."""
+    out = np.zeros(len(inputs), dtype=bool)
+    side = math.isqrt(inputs.shape[1])
+    for i, (x, y) in enumerate(zip(inputs, preds, strict=True)):
+        path = (y == PATH) & (x == OPEN)
+        if ((y == PATH) & (x != OPEN)).any() or (x == START).sum() != 1 or (x == GOAL).sum() != 1:
+            continue
+        on = path | (x == START) | (x == GOAL)
+        cells = {int(c) for c in np.flatnonzero(on)}
+        degree = {c: sum(n in cells for n in _neighbours(c, side)) for c in cells}
+        start, goal = int(np.flatnonzero(x == START)[0]), int(np.flatnonzero(x == GOAL)[0])
+        reached, frontier = {start}, [start]
+        while frontier:
+            frontier = [n for c in frontier for n in _neighbours(c, side) if n in cells and n not in reached]
+            reached.update(frontier)
+        out[i] = (reached == cells and degree[start] == degree[goal] == 1
+                  and all(d == 2 for c, d in degree.items() if c not in (start, goal)))
+    return out
+
+
+def mark_every_open_cell(inputs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Trivial baseline: 'o' on every open cell, right wherever the path runs, wrong on every dead end."""
+    preds = np.where(inputs == OPEN, PATH, inputs)
+    correct = preds == labels
+    return {"exact_accuracy": float(correct.all(axis=1).mean()), "accuracy": float(correct.mean())}

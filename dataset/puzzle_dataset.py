@@ -21,11 +21,10 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dataset.format import DatasetFormatError, DatasetMetadata, load_metadata, load_split
+from dataset.format import IGNORE_LABEL_ID, DatasetFormatError, DatasetMetadata, load_metadata, load_split
 
 log = logging.getLogger(__name__)
 
-IGNORE_INDEX = -100
 _SHARED_FIELDS = ("pad_id", "ignore_label_id", "blank_identifier_id", "vocab_size", "seq_len")
 
 Batch = dict[str, torch.Tensor]
@@ -41,7 +40,6 @@ class PuzzleDatasetConfig(BaseModel):
     rank: int = Field(default=0, ge=0)
     world_size: int = Field(default=1, ge=1)
     seed: int = Field(default=0, ge=0)
-    epochs_per_iter: int = Field(default=1, ge=1)
     test_set_mode: bool = False
 
     @model_validator(mode="before")
@@ -148,7 +146,7 @@ class PuzzleDataset:
         """Rows of the given global examples, padded to `size` rows."""
         seq_len = self.metadata.seq_len
         inputs = np.full((size, seq_len), self.metadata.pad_id, dtype=np.int32)
-        labels = np.full((size, seq_len), IGNORE_INDEX, dtype=np.int32)
+        labels = np.full((size, seq_len), IGNORE_LABEL_ID, dtype=np.int32)
         identifiers = np.full(size, self.metadata.blank_identifier_id, dtype=np.int32)
         part = np.searchsorted(self._example_bases, examples, side="right") - 1
         for k in np.unique(part):
@@ -158,7 +156,7 @@ class PuzzleDataset:
             labels[rows] = self._labels[k][local]
         n = len(examples)
         if self.metadata.ignore_label_id is not None:
-            labels[:n][labels[:n] == self.metadata.ignore_label_id] = IGNORE_INDEX
+            labels[:n][labels[:n] == self.metadata.ignore_label_id] = IGNORE_LABEL_ID
         identifiers[:n] = self._identifiers[puzzles]
         return {
             "inputs": torch.from_numpy(inputs),
@@ -189,11 +187,6 @@ class PuzzleDataset:
         self._batch += 1
         return self._gather(examples[start : start + local], puzzles[start : start + local], local)
 
-    def stream(self) -> Iterator[Batch]:
-        """Endless training batches, for loops that run a fixed number of steps."""
-        while True:
-            yield self.next_train_batch()
-
     def test_batches(self) -> Iterator[tuple[Batch, int]]:
         """Sequential batches over all examples with the number of real (unpadded) rows."""
         total, global_size, local = (
@@ -206,18 +199,6 @@ class PuzzleDataset:
             examples = np.arange(lo, min(lo + local, total))
             puzzles = np.searchsorted(self._puzzle_indices, examples, side="right") - 1
             yield self._gather(examples, puzzles, local), len(examples)
-
-    def __iter__(self) -> Iterator[Batch]:
-        """test_set_mode: one sequential pass. Training: up to the end of epochs_per_iter epochs."""
-        if self.config.test_set_mode:
-            for batch, _ in self.test_batches():
-                yield batch
-            return
-        if self._batch >= self.batches_per_epoch:
-            self._epoch, self._batch = self._epoch + 1, 0
-        last_epoch = self._epoch + self.config.epochs_per_iter - 1
-        while self._epoch < last_epoch or self._batch < self.batches_per_epoch:
-            yield self.next_train_batch()
 
     def state_dict(self) -> dict[str, int]:
         """Sampler position; with the same data, seed and global batch it resumes exactly."""

@@ -1,43 +1,19 @@
 """Print one dataset example as a readable grid: `python -m dataset.show DIR --split test --index 3`.
 
-Sudoku (seq_len 81, vocab 11) is drawn with box lines and '.' for blanks, mazes (vocab 6,
-square seq_len) with the `# SGo` charset; anything else as raw token ids.
+The dataset's task (dataset/tasks.py) draws it: Sudoku with box lines and '.' for blanks, mazes
+with the `# SGo` charset, a dataset no task claims as raw token ids.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from dataset import maze, sudoku
-from dataset.format import DatasetFormatError, DatasetMetadata, load_split
-
-
-def sudoku_lines(tokens: np.ndarray) -> list[str]:
-    """9x9 grid with box separators; token 1 (blank) as '.', pad as ' '."""
-    chars = [" ", "."] + [str(d) for d in range(1, 10)]
-    lines = []
-    for r in range(9):
-        if r in (3, 6):
-            lines.append("------+-------+------")
-        cells = [chars[t] if 0 <= t < len(chars) else "?" for t in tokens[r * 9 : r * 9 + 9]]
-        lines.append(" | ".join(" ".join(cells[c : c + 3]) for c in (0, 3, 6)))
-    return lines
-
-
-def grid_lines(tokens: np.ndarray, metadata: DatasetMetadata) -> list[str]:
-    """Render one sequence according to what the dataset looks like."""
-    tokens = np.asarray(tokens, dtype=np.int64)
-    side = math.isqrt(metadata.seq_len)
-    if metadata.seq_len == sudoku.SEQ_LEN and metadata.vocab_size == sudoku.VOCAB_SIZE:
-        return sudoku_lines(tokens)
-    if metadata.vocab_size == maze.VOCAB_SIZE and side * side == metadata.seq_len:
-        return maze.decode_grid(tokens, side)
-    return [" ".join(str(t) for t in tokens)]
+from dataset.format import DatasetFormatError, load_split
+from dataset.tasks import task_of
 
 
 def describe(data_dir: Path, split: str, index: int) -> str:
@@ -58,8 +34,9 @@ def describe(data_dir: Path, split: str, index: int) -> str:
         f"identifier {int(arrays.puzzle_identifiers[puzzle])})",
         "metadata: " + ", ".join(f"{k}={v}" for k, v in metadata.model_dump().items()),
     ]
-    body = ["input:", *grid_lines(arrays.inputs[offset], metadata), "", "label:"]
-    body += grid_lines(arrays.labels[offset], metadata)
+    task = task_of(metadata, data_dir)
+    body = ["input:", *task.text_lines(np.asarray(arrays.inputs[offset], dtype=np.int64)), "", "label:"]
+    body += task.text_lines(np.asarray(arrays.labels[offset], dtype=np.int64))
     return "\n".join(header + [""] + body)
 
 

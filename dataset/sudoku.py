@@ -39,12 +39,65 @@ def encode_tokens(boards: np.ndarray) -> np.ndarray:
     return (boards + 1).astype(np.uint8)
 
 
+def unit_digit_counts(boards: np.ndarray) -> np.ndarray:
+    """Int [N, 27, 10]: how often each digit (0 = empty) occurs in each unit: the one Sudoku rule check."""
+    units = np.clip(boards.astype(np.int64), 0, 9)[:, UNIT_CELLS]  # [N, 27, 9]
+    return (units[..., None] == np.arange(10)).sum(axis=2)
+
+
 def unit_violations(solutions: np.ndarray) -> np.ndarray:
     """Bool [N, 27]: unit u of board n does not hold each digit 1..9 exactly once."""
-    digits = solutions.astype(np.int64)
-    bits = np.where((digits >= 1) & (digits <= 9), np.left_shift(1, np.clip(digits, 1, 9) - 1), 0)
-    unit_bits = np.bitwise_or.reduce(bits[:, UNIT_CELLS], axis=2)
-    return unit_bits != 0x1FF
+    return (unit_digit_counts(solutions)[..., 1:] != 1).any(axis=-1)
+
+
+def repeated_cells(boards: np.ndarray) -> np.ndarray:
+    """Bool [N, 81]: the cell's digit occurs again in its row, column or box (empty cells never)."""
+    counts = unit_digit_counts(boards)  # [N, 27, 10]
+    digits = np.clip(boards.astype(np.int64), 0, 9)  # [N, 81]
+    repeated = np.zeros(digits.shape, dtype=bool)
+    for unit, cells in enumerate(UNIT_CELLS):
+        repeated[:, cells] |= np.take_along_axis(counts[:, unit], digits[:, cells], axis=1) > 1
+    return repeated & (digits > 0)
+
+
+def text_lines(tokens: np.ndarray) -> list[str]:
+    """9x9 grid with box separators; token 1 (blank) as '.', pad as ' '."""
+    chars = [" ", "."] + [str(d) for d in range(1, 10)]
+    lines = []
+    for r in range(9):
+        if r in (3, 6):
+            lines.append("------+-------+------")
+        cells = [chars[t] if 0 <= t < len(chars) else "?" for t in tokens[r * 9 : r * 9 + 9]]
+        lines.append(" | ".join(" ".join(cells[c : c + 3]) for c in (0, 3, 6)))
+    return lines
+
+
+def draw_frame(ax, inputs: np.ndarray, labels: np.ndarray, pred: np.ndarray, previous: np.ndarray | None) -> None:
+    """Givens in bold, predicted digits in blue (red where they repeat in a unit), changed cells shaded."""
+    given = np.clip(inputs.astype(int) - 1, 0, 9).reshape(9, 9)
+    digits = np.clip(pred.astype(int) - 1, 0, 9)
+    bad = repeated_cells(digits[None])[0].reshape(9, 9)
+    digits = digits.reshape(9, 9)
+    changed = np.zeros((9, 9), dtype=bool) if previous is None else (
+        digits != np.clip(previous.astype(int) - 1, 0, 9).reshape(9, 9))
+    ax.imshow(changed.astype(float), cmap="YlOrBr", vmin=0, vmax=2.5)
+    for r in range(9):
+        for c in range(9):
+            if given[r, c]:
+                ax.text(c, r, str(given[r, c]), ha="center", va="center", fontsize=12, weight="bold")
+            elif digits[r, c]:
+                ax.text(c, r, str(digits[r, c]), ha="center", va="center", fontsize=12,
+                        color="red" if bad[r, c] else "tab:blue")
+    for k in range(10):
+        width = 2.0 if k % 3 == 0 else 0.5
+        ax.axhline(k - 0.5, color="black", lw=width)
+        ax.axvline(k - 0.5, color="black", lw=width)
+
+
+def follows_rules(inputs: np.ndarray, preds: np.ndarray) -> np.ndarray:
+    """Bool [N]: a predicted grid keeps the givens and repeats no digit in any unit."""
+    givens, digits = inputs.astype(np.int64) - 1, preds.astype(np.int64) - 1
+    return agrees_with_givens(np.clip(givens, 0, 9), digits) & ~repeated_cells(digits).any(axis=1)
 
 
 def agrees_with_givens(puzzles: np.ndarray, solutions: np.ndarray) -> np.ndarray:

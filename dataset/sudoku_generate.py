@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from dataset.atomic import atomic_output_dir
 from dataset.sudoku_csv import SudokuRows, write_sudoku_csv
 from dataset.sudoku_solver import generate_puzzle, rate
+from utils.atomic import atomic_output_dir
 
 SOURCE_NAME = "generated"
 ATTEMPTS_PER_PUZZLE = 200

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from models.blocks import ReasoningStack
 from models.config import ArchConfig, parse_config
 
 Batch = dict[str, torch.Tensor]
@@ -49,6 +50,13 @@ class Carry:
         )
 
 
+def latent_residual(z_H: torch.Tensor, z_L: torch.Tensor, previous: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """[R] norm of one segment's change of the whole latent state (z_H and z_L together) per row."""
+    dH = (z_H.float() - previous[0].float()).flatten(1)
+    dL = (z_L.float() - previous[1].float()).flatten(1)
+    return (dH.square().sum(1) + dL.square().sum(1)).sqrt()
+
+
 def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return mask.view((-1,) + (1,) * (like.ndim - 1))
 
@@ -78,6 +86,13 @@ class ACTModel(nn.Module):
 
     def build_inner(self, cfg: ArchConfig) -> nn.Module:
         raise NotImplementedError
+
+    def enable_gradient_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute every block's activations in the backward pass instead of storing them
+        (the segment's last recursion, the only one with gradients): less memory, more compute."""
+        for module in self.inner.modules():
+            if isinstance(module, ReasoningStack):
+                module.gradient_checkpointing = enabled
 
     @property
     def no_ACT_continue(self) -> bool:

@@ -59,11 +59,14 @@ class ReasoningStack(nn.Module):
         self.gradient_checkpointing = False
 
     def forward(self, h: torch.Tensor, u: torch.Tensor, cos_sin: CosSin | None) -> torch.Tensor:
-        h = h + u
+        return self.blocks(h + u, cos_sin)
+
+    def blocks(self, x: torch.Tensor, cos_sin: CosSin | None) -> torch.Tensor:
+        """The layers alone, without input injection (the feed-forward baseline's whole network)."""
         checkpointed = self.gradient_checkpointing and torch.is_grad_enabled()
         for layer in self.layers:
-            h = checkpoint(layer, h, cos_sin, use_reentrant=False) if checkpointed else layer(h, cos_sin)
-        return h
+            x = checkpoint(layer, x, cos_sin, use_reentrant=False) if checkpointed else layer(x, cos_sin)
+        return x
 
 
 def sinusoidal_table(positions: int, dim: int) -> torch.Tensor:

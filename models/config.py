@@ -17,11 +17,32 @@ from utils.validation import ConfigError, format_validation_error
 _DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
+def puzzle_positions(puzzle_emb_ndim: int, hidden_size: int, puzzle_emb_len: int = 0) -> int:
+    """Tokens a puzzle embedding of `puzzle_emb_ndim` occupies before the grid: `puzzle_emb_len`
+    when given, else ceil(ndim / hidden); 0 without one."""
+    if puzzle_emb_ndim == 0:
+        return 0
+    return puzzle_emb_len or -(puzzle_emb_ndim // -hidden_size)
+
+
+class LossConfig(BaseModel):
+    """`arch.loss`: the loss head (`module@Class`, resolved by the registry) and its token loss."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "losses@ACTLossHead"
+    loss_type: Literal["stablemax_cross_entropy", "softmax_cross_entropy"] = "stablemax_cross_entropy"
+
+
 class ArchConfig(BaseModel):
-    """Keys shared by every recurrent reasoner."""
+    """Keys shared by every recurrent reasoner. `name` (`module@Class`), `short_name` and `loss`
+    are the reference's bookkeeping keys; the rest shape the network."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
+    name: str | None = None
+    short_name: str | None = None
+    loss: LossConfig = Field(default_factory=LossConfig)
     batch_size: int | None = Field(default=None, gt=0)
     seq_len: int = Field(gt=0)
     vocab_size: int = Field(gt=0)
@@ -56,9 +77,7 @@ class ArchConfig(BaseModel):
     @property
     def puzzle_positions(self) -> int:
         """Tokens the puzzle embedding occupies before the grid (0 without one)."""
-        if self.puzzle_emb_ndim == 0:
-            return 0
-        return self.puzzle_emb_len or -(self.puzzle_emb_ndim // -self.hidden_size)
+        return puzzle_positions(self.puzzle_emb_ndim, self.hidden_size, self.puzzle_emb_len)
 
     @property
     def total_positions(self) -> int:

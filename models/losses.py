@@ -12,9 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dataset.format import IGNORE_LABEL_ID
 from models.act import ACTModel, Batch, Carry
-
-IGNORE_LABEL_ID = -100
 
 
 def stablemax(x: torch.Tensor, epsilon: float = 1e-30) -> torch.Tensor:

@@ -7,6 +7,7 @@ from typing import Any
 from torch import nn
 
 from models.act import ACTModel
+from models.config import ArchConfig
 from models.eqr import EqRModel
 from models.hrm import HRMModel
 from models.losses import ACTLossHead, InferenceLossHead
@@ -29,18 +30,20 @@ LOSS_HEADS: dict[str, type[nn.Module]] = {
     "losses@InferenceLossHead": InferenceLossHead,
 }
 
-DEFAULT_LOSS = {"name": "losses@ACTLossHead", "loss_type": "stablemax_cross_entropy"}
-
-# `arch` keys that are not architecture fields: the class name, the loss head, a display name ...
-ARCH_META_KEYS = frozenset({"name", "loss", "short_name"})
-# ... and keys the reference's configs carry that this project does not use.
+# `arch` keys the reference's configs carry that this project does not use.
 REFERENCE_ONLY_ARCH_KEYS = frozenset({"causal"})
 
 
 def unknown_arch_keys(arch: dict[str, Any]) -> list[str]:
     """Keys of `arch` that its architecture does not know (the reference-only ones excepted)."""
     fields = resolve_architecture(arch["name"]).config_cls.model_fields
-    return sorted(k for k in arch if k not in fields and k not in ARCH_META_KEYS and k not in REFERENCE_ONLY_ARCH_KEYS)
+    return sorted(k for k in arch if k not in fields and k not in REFERENCE_ONLY_ARCH_KEYS)
+
+
+def register_architecture(name: str, model_cls: type[ACTModel]) -> type[ACTModel]:
+    """Make `arch.name=<name>` build `model_cls` (docs/extending.md); returns the class."""
+    ARCHITECTURES[name] = model_cls
+    return model_cls
 
 
 def _resolve(name: str, table: dict[str, type], key: str) -> type:
@@ -57,22 +60,24 @@ def resolve_loss_head(name: str) -> type[nn.Module]:
     return _resolve(name, LOSS_HEADS, "arch.loss.name")
 
 
-def build_model(
-    arch: dict[str, Any], data_fields: dict[str, Any] | None = None, loss_head: str | None = None
-) -> nn.Module:
-    """Build `LossHead(Model(config))` from an `arch` config dict.
-
-    `data_fields` (seq_len, vocab_size, num_puzzle_identifiers, batch_size) fill in what a
-    checkpoint's `config.arch` leaves to the dataset. `loss_head` overrides `arch.loss.name`
-    (evaluation swaps in `losses@InferenceLossHead`).
-    """
-    if "name" not in arch:
+def build_reasoner(arch: dict[str, Any] | ArchConfig, data_fields: dict[str, Any] | None = None) -> ACTModel:
+    """The bare reasoner of an `arch` config: a parsed `ArchConfig` as it is, or a dict (the reference's
+    layout) with `data_fields` (seq_len, vocab_size, num_puzzle_identifiers, batch_size) filling in
+    what a checkpoint's `config.arch` leaves to the dataset."""
+    name = arch.name if isinstance(arch, ArchConfig) else arch.get("name")
+    if name is None:
         raise ConfigError(f"arch.name: missing; known: {', '.join(sorted(ARCHITECTURES))}")
-    model_cls = resolve_architecture(arch["name"])
-    model = model_cls({**arch, **(data_fields or {})})
-    loss_cfg = {**DEFAULT_LOSS, **dict(arch.get("loss") or {})}
-    head_name = loss_head or loss_cfg["name"]
-    head_cls = resolve_loss_head(head_name)
+    model_cls = resolve_architecture(name)
+    return model_cls(arch if isinstance(arch, ArchConfig) else {**arch, **(data_fields or {})})
+
+
+def build_model(
+    arch: dict[str, Any] | ArchConfig, data_fields: dict[str, Any] | None = None, loss_head: str | None = None
+) -> nn.Module:
+    """`LossHead(Model(config))`; `loss_head` overrides `arch.loss.name` (evaluation's `losses@InferenceLossHead`)."""
+    model = build_reasoner(arch, data_fields)
+    loss = model.config.loss
+    head_cls = resolve_loss_head(loss_head or loss.name)
     if head_cls is ACTLossHead:
-        return ACTLossHead(model, loss_type=loss_cfg.get("loss_type", DEFAULT_LOSS["loss_type"]))
+        return ACTLossHead(model, loss_type=loss.loss_type)
     return head_cls(model)

@@ -25,8 +25,7 @@ class TransformerInner(ReasonerIO):
     def recur(
         self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor, cos_sin: CosSin | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        for layer in self.L_level.layers:
-            x = layer(x, cos_sin)
+        x = self.L_level.blocks(x, cos_sin)
         return x, x
 
 

@@ -3,7 +3,7 @@
 Takes fixture files and folders (a folder is searched; an HRM/TRM release-layout folder is one
 fixture). Prints, per fixture, the mode it ran in on this machine and the relative error of every
 recorded tensor, flags what is above its tolerance, and exits 1 if anything is. The criterion
-(utils/golden.py) is portable: one segment from a recorded carry is asserted everywhere; a
+(analysis/golden.py) is portable: one segment from a recorded carry is asserted everywhere; a
 free-running trajectory only where segment 0 is bit-exact, and reported otherwise.
 """
 
@@ -15,8 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.checkpoint import CheckpointError  # noqa: E402
-from utils.golden import FixtureError, check_file, companion_of, fixture_paths  # noqa: E402
+from analysis import USER_ERRORS, check_file, companion_of, fixture_paths  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in fixture_paths(args.paths):
         try:
             report = check_file(path)
-        except (FixtureError, CheckpointError) as err:
+        except USER_ERRORS as err:
             print(f"{err}  <-- FAIL")
             failed.append(str(path))
             continue

@@ -63,10 +63,10 @@ for seed in $SEEDS; do
                 wandb_mode=disabled
             echo $(( $(date +%s) - start )) > "$RUN/train_wall_s.txt"
         fi
-        evaluate eval_indist "$DATA" halt_max_steps="$DEPTHS" per_trajectory=true
-        evaluate eval_long "$HARD" halt_max_steps="$DEPTHS" per_trajectory=true
+        evaluate eval_indist "$DATA" depths="$DEPTHS" per_trajectory=true
+        evaluate eval_long "$HARD" depths="$DEPTHS" per_trajectory=true
         if [ "$arm" = eqr ]; then
-            evaluate eval_breadth "$DATA" halt_max_steps="$BREADTH_DEPTH" different_init="$BREADTHS" \
+            evaluate eval_breadth "$DATA" depths="$BREADTH_DEPTH" different_init="$BREADTHS" \
                 convergence_top_k=1
         fi
     done

@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.study_report import load_study, write_report  # noqa: E402
+from analysis import load_study, write_report  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,7 +55,7 @@ mkdir -p docs/results
 for task in $tasks; do
     out="docs/results/$task"
     "${PYTHON:-python3}" evaluate.py "checkpoint=${CKPT[$task]}" "dataset_data_path=${DATA[$task]}" \
-        "halt_max_steps=$depths" "different_init=$breadths" convergence_top_k=1 convergence_window=3 \
+        "depths=$depths" "different_init=$breadths" convergence_top_k=1 convergence_window=3 \
         "global_batch_size=$batch" "output_dir=$out" "${limit_args[@]}" "${extra[@]}"
     {
         echo "# $task: exact accuracy over depth D and breadth B"

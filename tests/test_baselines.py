@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from dataset.baselines import main, maze_mark_every_open_cell
+from dataset.baselines import main
 from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset
+from dataset.maze import mark_every_open_cell as maze_mark_every_open_cell
 
 WALL, OPEN, START, GOAL, PATH = 1, 2, 3, 4, 5
 

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from utils.breadth_metrics import (
+from evaluation.breadth_metrics import (
     ConvergenceTracker,
     breadth_metrics,
     convergence_scores,

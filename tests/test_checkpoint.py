@@ -12,9 +12,10 @@ import yaml
 
 from models.act import Carry
 from models.ema import EMA
+from models.loading import load_checkpoint
 from models.registry import build_model
 from tests.conftest import FIXTURES, tiny_arch
-from utils.checkpoint import CheckpointError, canonical_key, load_checkpoint, read_checkpoint, safe_torch_load
+from utils.checkpoint import CheckpointError, canonical_key, read_checkpoint, safe_torch_load
 from utils.safe_load import ReferenceLatentCarry, ReferenceModelCarry
 
 RELEASE = FIXTURES / "release_format_sudoku.pth"
@@ -25,7 +26,7 @@ HRM_RELEASE = FIXTURES / "hrm_release_layout"
 def test_release_checkpoint_loads_with_ema_by_default():
     loaded = load_checkpoint(RELEASE)
     assert loaded.used_ema and loaded.step == 50000
-    assert type(loaded.model).__name__ == "InferenceLossHead"
+    assert type(loaded.act_model).__name__ == "EqRModel"
     assert loaded.act_model.config.seq_len == 81 and loaded.act_model.config.vocab_size == 11
     raw = loaded.contents.raw
     shadow = {canonical_key(k): v for k, v in raw["ema"]["shadow"].items()}

@@ -88,7 +88,8 @@ def test_reference_trainer_config_loads_with_ignored_key_warnings(caplog):
 @pytest.mark.parametrize(("change", "message"), [
     ({"arch": {"hiden_size": 64}}, "arch.hiden_size: unknown key for eqr@EqRModel; did you mean hidden_size?"),
     ({"arch": {"noise_scale": "abc"}}, "arch.noise_scale: Input should be a valid number"),
-    ({"arch": {"loss": {"name": "losses@ACTLossHead", "loss_type": "mse"}}}, "arch.loss.loss_type: unknown 'mse'"),
+    ({"arch": {"loss": {"name": "losses@ACTLossHead", "loss_type": "mse"}}},
+     "arch.loss.loss_type: Input should be 'stablemax_cross_entropy'"),
     ({"arch": {"loss": {"nme": "x"}}}, "arch.loss.nme: unknown key; did you mean name?"),
     ({"lrr": 0.1}, "lrr: unknown key; did you mean lr?"),
     ({"dataset": {"data_pth": "x"}}, "dataset.data_pth: unknown key; did you mean data_path?"),

@@ -12,9 +12,9 @@ import torch.multiprocessing as mp
 
 from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig
+from evaluation.engine import EvalResult, run_evaluation
 from models.registry import build_model
 from tests.conftest import tiny_arch
-from utils.evaluation import EvalResult, run_evaluation
 
 ARCH = tiny_arch("trm@TRMModel", seq_len=36, vocab_size=6)
 # TRM restarting from its own fixed init: no random draws, so how the rows are sliced cannot matter.

@@ -1,4 +1,4 @@
-"""The one-pass depth x breadth evaluation core (`utils/evaluation.py`)."""
+"""The one-pass depth x breadth evaluation core (`evaluation/engine.py`)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
+from dataset.symmetries import dihedral_transforms
+from evaluation.engine import ElasticExit, _batch_seed, evaluate_depths, run_evaluation
 from models.registry import build_model
 from tests.conftest import copy_tagging_reset, tiny_arch
-from utils.evaluation import ElasticExit, _batch_seed, evaluate_depths, run_evaluation
-from utils.tta import dihedral_transforms
 
 S, V, B = 3, 4, 4
 OWN = {"restart_std": None}  # scripted models keep their own reset: it tags each copy

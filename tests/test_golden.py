@@ -1,6 +1,6 @@
 """The reference's recorded tensors, reproduced through the same paths evaluation and training use.
 
-The criterion is portable (utils/golden.py, SPEC 7.1): every segment from a recorded carry to 2e-4
+The criterion is portable (analysis/golden.py, SPEC 7.1): every segment from a recorded carry to 2e-4
 on any CPU; free-running trajectories bit-exact where segment 0 is, reported elsewhere. CI runs
 this file a second time under ATEN_CPU_CAPABILITY=avx2.
 """
@@ -14,8 +14,8 @@ import sys
 import pytest
 import torch
 
+from analysis.golden import BIT_EXACT_TOL, KERNELS_DIFFER, SEGMENT_TOL, check_file
 from tests.conftest import FIXTURES, ROOT, tiny_arch
-from utils.golden import BIT_EXACT_TOL, KERNELS_DIFFER, SEGMENT_TOL, check_file
 
 MODEL_FIXTURES = ["eqr_sudoku_mlp_t.pt", "trm_sudoku_mlp_t.pt", "eqr_maze_attn_rope.pt", "hrm_sudoku_rope.pt"]
 ALL_FIXTURES = [*MODEL_FIXTURES, "release_format_sudoku.pth", "ref_trainer_sudoku.pth", "hrm_release_layout",

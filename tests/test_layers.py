@@ -47,13 +47,17 @@ def test_swiglu_intermediate_width(dim, expansion, inter):
 def test_rope_preserves_norm_and_encodes_relative_position():
     rope = RotaryEmbedding(16, 10, 10000.0)
     cos, sin = rope()
-    q, k = torch.randn(1, 10, 1, 16), torch.randn(1, 1, 1, 16).expand(1, 10, 1, 16)
-    qr = apply_rotary_pos_emb(q, cos, sin)
-    torch.testing.assert_close(qr.norm(dim=-1), q.norm(dim=-1))
-    # <R_m q, R_n k> depends only on m - n.
-    q_same = q[:, :1].expand(1, 10, 1, 16)
-    dots = (apply_rotary_pos_emb(q_same, cos, sin) * apply_rotary_pos_emb(k, cos, sin)).sum(-1)
-    torch.testing.assert_close(dots, dots[:, :1].expand_as(dots))
+    q = torch.randn(1, 10, 1, 16)
+    torch.testing.assert_close(apply_rotary_pos_emb(q, cos, sin).norm(dim=-1), q.norm(dim=-1))
+    # One query and one key vector placed at every position: <R_m q, R_n k> depends on m - n only.
+    q0, k0 = torch.randn(16, dtype=torch.float64), torch.randn(16, dtype=torch.float64)
+    rq = apply_rotary_pos_emb(q0.expand(1, 10, 1, 16), cos.double(), sin.double())[0, :, 0]
+    rk = apply_rotary_pos_emb(k0.expand(1, 10, 1, 16), cos.double(), sin.double())[0, :, 0]
+    dots = rq @ rk.T  # [m, n]
+    for offset in range(-9, 10):
+        diagonal = torch.diagonal(dots, offset=offset)
+        torch.testing.assert_close(diagonal, diagonal[:1].expand_as(diagonal), rtol=1e-6, atol=1e-6)  # float32 tables
+    assert len({round(torch.diagonal(dots, offset=o)[0].item(), 6) for o in range(-9, 10)}) == 19
 
 
 def test_rope2d_rotates_halves_by_row_and_column():
@@ -68,5 +72,6 @@ def test_rope2d_rotates_halves_by_row_and_column():
     torch.testing.assert_close(out, torch.cat((first, second), -1))
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with CUDA a flash-attention kernel may be selected")
 def test_cpu_attention_backend_is_sdpa():
     assert attention_backend()[0] == "sdpa"

@@ -93,12 +93,28 @@ def test_eqr_with_lambda_one_and_no_noise_equals_trm_update():
     torch.testing.assert_close(eqr.inner(z, z, batch)[2], trm.inner(z, z, batch)[2], rtol=0, atol=0)
 
 
-def test_damping_mixes_previous_state():
-    arch = tiny_arch(lambda_=0.5)
-    inner = build_model(arch).model.inner
-    h, u = torch.randn(2, 16, 32), torch.randn(2, 16, 32)
-    expected = 0.5 * h + 0.5 * inner.L_level(h, u, inner.cos_sin())
-    torch.testing.assert_close(inner.update(h, u, inner.cos_sin()), expected)
+def test_damped_segment_matches_a_hand_unrolled_recurrence():
+    """One EqR segment against SPEC's recurrence written out with an undamped TRM's blocks (same weights)."""
+    lam, H, L = 0.3, 2, 3
+    arch = tiny_arch(lambda_=lam, H_cycles=H, L_cycles=L)
+    eqr = build_model(arch).model.eval()
+    trm = build_model({k: v for k, v in arch.items() if k != "lambda_"} | {"name": "trm@TRMModel"}).model.eval()
+    trm.load_state_dict(eqr.state_dict(), strict=False)
+    batch = make_batch(arch)
+    z_H0, z_L0 = torch.randn(eqr.carry_shape(4)), torch.randn(eqr.carry_shape(4))
+    with torch.no_grad():
+        x = trm.inner.input_embeddings(batch["inputs"], None)
+        cos_sin, blocks = trm.inner.cos_sin(), trm.inner.L_level  # Blocks(h + u)
+        z_H, z_L = z_H0, z_L0
+        for _ in range(H):
+            for _ in range(L):
+                z_L = (1 - lam) * z_L + lam * blocks(z_L, z_H + x, cos_sin)
+            z_H = (1 - lam) * z_H + lam * blocks(z_H, z_L, cos_sin)
+        got_H, got_L, logits, *_ = eqr.inner(z_H0, z_L0, batch)
+    torch.testing.assert_close(got_H, z_H)
+    torch.testing.assert_close(got_L, z_L)
+    torch.testing.assert_close(logits, trm.inner.lm_head(z_H))
+    assert not torch.allclose(got_H, trm.inner(z_H0, z_L0, batch)[0])  # the damping changes the answer
 
 
 def test_eval_halts_only_at_max_steps():
@@ -227,3 +243,39 @@ def test_transformer_baseline_single_segment_contract():
     batch = make_batch(arch)
     carry, out = model(model.initial_carry(batch), batch)
     assert carry.halted.all() and out["logits"].shape == (4, 16, 7)
+
+
+@pytest.mark.parametrize("name", ["eqr@EqRModel", "trm@TRMModel", "hrm@HRMModel", "transformer@TransformerModel"])
+def test_gradient_checkpointing_recomputes_the_blocks_with_gradients(name, monkeypatch):
+    """Each block call of the grad-enabled recursion runs once more in backward; the gradients are unchanged."""
+    from models.blocks import ReasoningBlock
+
+    count = [0]
+    original = ReasoningBlock.forward
+
+    def counting_forward(self, *args, **kwargs):  # calls through: counts every run, recomputations included
+        count[0] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ReasoningBlock, "forward", counting_forward)
+    arch = tiny_arch(name, L_layers=2, H_layers=1)
+    grads, calls = [], []
+    for enabled in (False, True):
+        torch.manual_seed(0)
+        head = build_model(arch)
+        head.model.enable_gradient_checkpointing(enabled)
+        batch = make_batch(arch)
+        head.train()
+        count[0] = 0
+        torch.manual_seed(1)
+        _, loss, *_ = head(carry=head.initial_carry(batch), batch=batch)
+        forward = count[0]
+        loss.backward()
+        calls.append((forward, count[0] - forward))
+        grads.append({n: p.grad.clone() for n, p in head.named_parameters() if p.grad is not None})
+    cfg = build_model(arch).model.config
+    with_grad = {"eqr@EqRModel": (cfg.L_cycles + 1) * cfg.L_layers, "trm@TRMModel": (cfg.L_cycles + 1) * cfg.L_layers,
+                 "hrm@HRMModel": cfg.L_layers + cfg.H_layers, "transformer@TransformerModel": cfg.L_layers}[name]
+    assert calls[0][1] == 0 and calls[1] == (calls[0][0], with_grad)
+    for key, value in grads[0].items():
+        torch.testing.assert_close(grads[1][key], value, rtol=1e-6, atol=1e-7)

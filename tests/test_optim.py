@@ -13,7 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from models.blocks import PuzzleEmbedding
-from utils.optim import AdamATan2, SignSGDSparse, cosine_schedule_with_warmup_lr, make_adam_atan2
+from training.optim import AdamATan2, SignSGDSparse, cosine_schedule_with_warmup_lr, make_adam_atan2
 
 
 def reference_adam_atan2(
@@ -128,7 +128,7 @@ def test_adam_atan2_state_dict_layout_and_resume() -> None:
 
 def test_make_adam_atan2_falls_back_on_cpu_and_logs(caplog: pytest.LogCaptureFixture) -> None:
     model = torch.nn.Linear(3, 2)
-    with caplog.at_level(logging.INFO, logger="utils.optim"):
+    with caplog.at_level(logging.INFO, logger="training.optim"):
         opt = make_adam_atan2(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=1.0)
     assert type(opt) is AdamATan2
     assert len(opt.param_groups[0]["params"]) == 2

@@ -60,8 +60,18 @@ def groups_of(batch: dict[str, torch.Tensor]) -> list[int]:
     return batch["inputs"][:, 0].tolist()
 
 
+def epoch(ds: PuzzleDataset) -> list[dict[str, torch.Tensor]]:
+    """The rest of the current epoch's training batches."""
+    return [ds.next_train_batch() for _ in range(ds.batches_per_epoch)]
+
+
+def stream(ds: PuzzleDataset):
+    while True:
+        yield ds.next_train_batch()
+
+
 def test_batch_layout_and_label_mapping(data_dir):
-    batch = next(iter(make(data_dir, 8)))
+    batch = make(data_dir, 8).next_train_batch()
     assert batch["inputs"].shape == (8, SEQ_LEN) and batch["inputs"].dtype == torch.int32
     assert batch["labels"].shape == (8, SEQ_LEN) and batch["labels"].dtype == torch.int32
     assert batch["puzzle_identifiers"].shape == (8,) and batch["puzzle_identifiers"].dtype == torch.int32
@@ -73,40 +83,40 @@ def test_batch_layout_and_label_mapping(data_dir):
 def test_one_epoch_visits_every_group_exactly_once(data_dir):
     ds = make(data_dir, 8)
     assert ds.batches_per_epoch == 3
-    batches = list(ds)
+    batches = epoch(ds)
     assert len(batches) == 3
     visited = [g for b in batches for g in groups_of(b)]
     assert sorted(visited) == list(range(24))
-    second = [g for b in ds for g in groups_of(b)]
+    second = [g for b in epoch(ds) for g in groups_of(b)]
     assert sorted(second) == list(range(24)) and second != visited
 
 
 def test_puzzle_and_example_belong_to_the_group(data_dir):
     ds = make(data_dir, 8)
     arrays_groups = np.load(data_dir / "train" / "all__group_indices.npy")
-    for batch in ds:
+    for batch in epoch(ds):
         for group, puzzle, example in batch["inputs"][:, :3].tolist():
             assert arrays_groups[group] <= puzzle - 1 < arrays_groups[group + 1]
             assert example in (1, 2)
 
 
 def test_every_example_of_a_puzzle_gets_drawn(data_dir):
-    stream = make(data_dir, 8, seed=2).stream()
-    drawn = {tuple(row) for _ in range(60) for row in next(stream)["inputs"][:, 1:3].tolist()}
+    batches = stream(make(data_dir, 8, seed=2))
+    drawn = {tuple(row) for _ in range(60) for row in next(batches)["inputs"][:, 1:3].tolist()}
     stored = {tuple(row) for row in np.load(data_dir / "train" / "all__inputs.npy")[:, 1:3].tolist()}
     assert drawn == stored
 
 
 def test_partial_last_batch_is_dropped_and_groups_stay_distinct(tmp_path):
     ds = make(write_dataset(tmp_path / "ds", num_groups=23), 8)
-    visited = [g for b in ds for g in groups_of(b)]
+    visited = [g for b in epoch(ds) for g in groups_of(b)]
     assert ds.batches_per_epoch == 2 and len(visited) == len(set(visited)) == 16
 
 
 def test_two_ranks_split_the_global_batch(data_dir):
-    whole = list(make(data_dir, 8, seed=7))
-    rank0 = list(make(data_dir, 8, seed=7, rank=0, world_size=2))
-    rank1 = list(make(data_dir, 8, seed=7, rank=1, world_size=2))
+    whole = epoch(make(data_dir, 8, seed=7))
+    rank0 = epoch(make(data_dir, 8, seed=7, rank=0, world_size=2))
+    rank1 = epoch(make(data_dir, 8, seed=7, rank=1, world_size=2))
     for full, a, b in zip(whole, rank0, rank1, strict=True):
         assert a["inputs"].shape == (4, SEQ_LEN)
         assert not set(groups_of(a)) & set(groups_of(b))
@@ -116,14 +126,14 @@ def test_two_ranks_split_the_global_batch(data_dir):
 
 def test_resume_mid_epoch_gives_identical_batches(data_dir):
     ds = make(data_dir, 4, seed=3)
-    stream = ds.stream()
+    batches = stream(ds)
     for _ in range(4):
-        next(stream)
+        next(batches)
     state = ds.state_dict()
-    expected = [next(stream) for _ in range(6)]
+    expected = [next(batches) for _ in range(6)]
     resumed = make(data_dir, 4, seed=3)
     resumed.load_state_dict(json.loads(json.dumps(state)))
-    again = resumed.stream()
+    again = stream(resumed)
     for want in expected:
         got = next(again)
         for key in want:
@@ -138,17 +148,13 @@ def test_resume_rejects_a_different_setup(data_dir):
 
 def test_stream_rolls_over_epochs_with_new_orders(data_dir):
     ds = make(data_dir, 8, seed=1)
-    stream = ds.stream()
-    epochs = [[g for _ in range(3) for g in groups_of(next(stream))] for _ in range(3)]
+    batches = stream(ds)
+    epochs = [[g for _ in range(3) for g in groups_of(next(batches))] for _ in range(3)]
     assert all(sorted(e) == list(range(24)) for e in epochs)
     assert epochs[0] != epochs[1] != epochs[2]
     assert ds.state_dict()["epoch"] == 2
-    same = make(data_dir, 8, seed=1).stream()
+    same = stream(make(data_dir, 8, seed=1))
     assert groups_of(next(same)) == epochs[0][:8]
-
-
-def test_epochs_per_iter(data_dir):
-    assert len(list(make(data_dir, 8, epochs_per_iter=2))) == 6
 
 
 def test_test_iterator_is_sequential_and_padded(data_dir):
@@ -163,7 +169,6 @@ def test_test_iterator_is_sequential_and_padded(data_dir):
     last, valid = pairs[-1]
     assert (last["inputs"][valid:] == 0).all() and (last["labels"][valid:] == -100).all()
     assert (last["puzzle_identifiers"][valid:] == 0).all()
-    assert len(list(ds)) == len(pairs)
 
 
 def test_test_iterator_with_two_ranks(data_dir):
@@ -189,7 +194,7 @@ def test_metadata_and_multiple_paths(tmp_path):
     )
     ds = make([first, second], 8)
     assert ds.metadata.total_groups == 24 and ds.batches_per_epoch == 3
-    rows = torch.cat([b["inputs"] for b in ds])
+    rows = torch.cat([b["inputs"] for b in epoch(ds)])
     assert len(rows) == 24
     with pytest.raises(DatasetFormatError, match="vocab_size"):
         make([first, write_dataset(tmp_path / "c", vocab=100)], 8)

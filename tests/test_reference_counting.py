@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from evaluation.engine import run_evaluation
 from models.registry import build_model
 from tests.conftest import copy_tagging_reset, tiny_arch
-from utils.evaluation import run_evaluation
 
 # ---------------------------------------------------------------- restarts for every architecture
 
@@ -178,7 +178,7 @@ def test_reference_counting_alone_uses_the_plain_names():
 
 def test_convergence_score_in_the_forward_dtype():
     """The reference scores in bfloat16 on GPU; its scores are those of the rounded logits."""
-    from utils.breadth_metrics import ConvergenceTracker
+    from evaluation.breadth_metrics import ConvergenceTracker
 
     g = torch.Generator().manual_seed(0)
     logits = [torch.randn(4, 3, 5, generator=g).to(torch.bfloat16) for _ in range(3)]

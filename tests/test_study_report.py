@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analysis.study_data import auroc, load_study, path_lengths
+from analysis.study_report import write_report
 from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset
-from utils.study_report import auroc, load_study, path_lengths, write_report
 
 
 def test_auroc_matches_pair_counting():

@@ -12,13 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dataset.atomic import atomic_output_dir
 from dataset.build_sudoku_dataset import main as build_main
 from dataset.show import main as show_main
 from dataset.sudoku import augment
 from dataset.sudoku_csv import InvalidRowError, read_sudoku_csv
 from dataset.sudoku_generate import generate_rows, write_generated_csvs
 from dataset.sudoku_solver import generate_puzzle
+from utils.atomic import atomic_output_dir
 
 FIXTURE = Path(__file__).parent / "data" / "sudoku_hard.csv"
 
@@ -169,6 +169,7 @@ def test_local_csv_build_round_trips_the_csv_strings(tmp_path):
         "mean_puzzle_examples": 1.0,
         "sets": ["all"],
         "total_samples": 24,
+        "task": "sudoku",
     }
     assert json.loads((out / "identifiers.json").read_text()) == ["<blank>"]
 

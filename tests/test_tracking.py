@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from utils.tracking import Tracker, resolve_wandb_mode
+from training.tracking import Tracker, resolve_wandb_mode
 from utils.validation import ConfigError
 
 

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from analysis.golden import METRIC_TOL, check_file
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig
 from models.blocks import PuzzleEmbedding
 from models.ema import EMA
 from models.registry import build_model
 from tests.conftest import FIXTURES
-from utils.golden import METRIC_TOL, check_file
-from utils.optim import AdamATan2, SignSGDSparse, cosine_schedule_with_warmup_lr
+from training.optim import AdamATan2, SignSGDSparse, cosine_schedule_with_warmup_lr
 
 DATA = FIXTURES / "train_golden" / "eqr_sudoku_data"
 SETTINGS = {"global_batch_size": 16, "max_steps": 6, "lr": 1e-3, "lr_warmup_steps": 2, "lr_min_ratio": 0.5,

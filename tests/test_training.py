@@ -15,13 +15,19 @@ import pytest
 import torch
 import yaml
 
+import pretrain
 from config.compose import compose_pretrain_config
 from config.schema import load_pretrain_config
 from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset
+from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig
+from evaluation import evaluate_depths
+from models.loading import load_checkpoint
+from models.registry import build_model
 from tests.conftest import FIXTURES, ROOT
-from utils.checkpoint import CheckpointError, load_checkpoint, safe_torch_load, save_checkpoint_atomic
+from training.progress import MetricWindow, format_summary
+from training.trainer import NonFiniteLossError, Trainer
+from utils.checkpoint import CheckpointError, safe_torch_load, save_checkpoint_atomic
 from utils.distributed import DistInfo
-from utils.trainer import NonFiniteLossError, Trainer, format_summary
 from utils.validation import ConfigError
 
 TINY = [
@@ -75,11 +81,12 @@ def test_every_shipped_config_composes_and_validates():
 @pytest.mark.parametrize("override,key", [("arch.pos_encodings=foo", "arch.pos_encodings"),
                                           ("global_batch_size=0", "global_batch_size"),
                                           ("arch.name=foo@Bar", "arch.name")])
-def test_invalid_override_fails_naming_the_key(maze_dir, tmp_path, override, key):
-    proc = run_pretrain("--config-name", "train/eqr_maze_unique", *TINY, f"dataset.data_path={maze_dir}",
-                        f"checkpoint_path={tmp_path}", override)
-    assert proc.returncode != 0
-    assert f"config error: {key}" in proc.stderr
+def test_invalid_override_fails_naming_the_key(maze_dir, tmp_path, capsys, override, key):
+    """In-process through pretrain.main (tests/test_cli_errors.py runs the subprocess cases)."""
+    code = pretrain.main(["--config-name", "train/eqr_maze_unique", *TINY, f"dataset.data_path={maze_dir}",
+                          f"checkpoint_path={tmp_path}", override])
+    assert code == 2
+    assert f"config error: {key}" in capsys.readouterr().err
     assert not list(tmp_path.glob("step_*.pth"))
 
 
@@ -231,6 +238,21 @@ def test_periodic_evaluation_uses_ema_and_leaves_training_untouched(maze_dir, tm
     assert 0.0 <= last["eval/exact_accuracy"] <= 1.0 and last["eval/count"] == 16
     assert evaluated.head.training
 
+    # The periodic evaluation ran the EMA weights: the same evaluation of a copy holding the EMA shadow
+    # reproduces its numbers, one holding the live weights does not.
+    test = PuzzleDataset(PuzzleDatasetConfig(data_path=maze_dir, global_batch_size=16, test_set_mode=True), "test")
+    results = {}
+    for weights in ("ema", "live"):
+        copy = build_model(evaluated.arch)
+        copy.load_state_dict(evaluated.head.state_dict())
+        if weights == "ema":
+            evaluated.ema.copy_to(copy)
+        depth = copy.model.config.halt_max_steps
+        results[weights] = evaluate_depths(copy.model.eval(), test.test_batches(), [depth], seed=0)[depth]
+    logged = {k: v for k, v in last.items() if k.startswith("eval/")}
+    assert {f"eval/{k}": v for k, v in results["ema"].items()} == logged
+    assert results["live"]["final_residual"] != results["ema"]["final_residual"]
+
 
 def test_logged_metrics_cover_the_whole_logging_window(maze_dir, tmp_path):
     """halt_max_steps 4, no early halts: over 8 steps each of the 16 rows halts twice, after 4 steps."""
@@ -304,9 +326,11 @@ def test_nothing_to_do_and_no_rates_before_any_row_halted(maze_dir, tmp_path, ca
     config = make_config("train/trm_maze_unique", maze_dir, tmp_path, "max_steps=2", "checkpoint_interval_steps=2",
                          "log_interval_steps=1", "arch.halt_exploration_prob=0.0")
     trainer = Trainer(config, CPU)
-    first = trainer.reduce_metrics(trainer.train_step(), 1)  # halt_max_steps 4: no row has halted yet
+    window = MetricWindow()
+    window.add(trainer.train_step())
+    first = window.reduce(config.global_batch_size)  # halt_max_steps 4: no row has halted yet
     assert first["train/count"] == 0 and "train/accuracy" not in first and first["train/lm_loss"] > 0
-    first.update({"train/samples_per_s": 10.0})
+    first.update({"train/samples_per_s": 10.0, "train/lr": 1e-4})
     assert "acc n/a  exact n/a  steps n/a" in format_summary(1, 2, first)
     trainer.run()
     again = make_config("train/trm_maze_unique", maze_dir, tmp_path, "max_steps=2", "checkpoint_interval_steps=2",

@@ -7,7 +7,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from utils.tta import build_transforms, dihedral_transforms, identity, resolve_kind, sudoku_transforms
+from dataset.symmetries import dihedral_transforms, identity, sudoku_transforms
+from dataset.tasks import TASKS, TOKENS
+from evaluation.tta import build_transforms
 from utils.validation import ConfigError
 
 # A valid solved Sudoku (tokens = digit + 1).
@@ -96,15 +98,18 @@ def test_row_index_is_transform_major_within_puzzle():
 
 
 def test_kind_resolution_and_errors():
-    assert resolve_kind("auto", 81, 11) == "sudoku"
-    assert resolve_kind("auto", 900, 6) == "dihedral"
-    with pytest.raises(ConfigError, match="tta_kind: cannot tell"):
-        resolve_kind("auto", 16, 7)
-    with pytest.raises(ConfigError, match="tta_kind: sudoku needs"):
-        build_transforms(2, "sudoku", 900, 6)
+    """`auto` asks the dataset's task; an explicit family is checked against the shape."""
+    sudoku, maze = TASKS["sudoku"], TASKS["maze"]
+    assert torch.equal(build_transforms(3, "auto", sudoku, 81, 11).token_map, sudoku_transforms(3).token_map)
+    assert torch.equal(build_transforms(3, "auto", maze, 900, 6).position_perm,
+                       dihedral_transforms(30, 6, 3).position_perm)
+    with pytest.raises(ConfigError, match="the tokens task declares no symmetries"):
+        build_transforms(2, "auto", TOKENS, 16, 7)
+    with pytest.raises(ConfigError, match="sudoku symmetries need seq_len 81"):
+        build_transforms(2, "sudoku", maze, 900, 6)
     with pytest.raises(ConfigError, match="not a square"):
-        build_transforms(2, "dihedral", 10, 6)
-    assert build_transforms(1, "auto", 16, 7).size == 1  # tta=1 never needs a kind
+        build_transforms(2, "dihedral", TOKENS, 10, 6)
+    assert build_transforms(1, "auto", TOKENS, 16, 7).size == 1  # tta=1 never needs a family
 
 
 def test_transform_set_rejects_non_permutations():

@@ -9,12 +9,16 @@ from PIL import Image
 
 from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset
 from dataset.build_sudoku_dataset import SudokuBuildConfig, build_sudoku_dataset
+from dataset.sudoku import repeated_cells
 from models.registry import build_model
 from scripts.visualize import main
 from tests.conftest import FIXTURES, tiny_arch
-from utils.trajectory_view import sudoku_violations
 
 SOLVED = np.array([[(3 * (r % 3) + r // 3 + c) % 9 + 1 for c in range(9)] for r in range(9)])
+
+
+def sudoku_violations(grid: np.ndarray) -> np.ndarray:
+    return repeated_cells(grid.reshape(1, 81))[0].reshape(9, 9)
 
 
 def test_sudoku_violations_flag_exactly_the_duplicates():
@@ -58,7 +62,7 @@ def test_maze_checkpoint_and_bad_inputs(tmp_path, capsys):
 
 
 def test_record_trajectory_residuals_match_the_states():
-    from utils.trajectory_view import record_trajectory
+    from analysis.trajectory import record_trajectory
 
     arch = tiny_arch(noise_scale=0.0)
     model = build_model(arch).model

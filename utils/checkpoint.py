@@ -1,4 +1,4 @@
-"""Checkpoints in every supported layout, turned into a model; atomic writes of our own.
+"""Checkpoint files: the three layouts read into one `CheckpointContents`, and our own written atomically.
 
 Three layouts are read (README, "Loading released checkpoints"):
 - this project's training checkpoints and the EqR release: a dict with `model`, `ema`, `config`, ...;
@@ -6,26 +6,23 @@ Three layouts are read (README, "Loading released checkpoints"):
   admitted by `utils.safe_load`;
 - the HRM / TRM release layout: a bare state dict (`_orig_mod.model.inner.*`, no EMA) in a file
   such as `checkpoint` or `step_<N>`, with the training config in `all_config.yaml` beside it.
-Keys are canonicalised to `inner.*` whatever compile or wrapper prefixes they carry.
+Keys are canonicalised to `inner.*` whatever compile or wrapper prefixes they carry. Turning
+the contents into a model is `models/loading.py`'s job; nothing here knows an architecture.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
-from torch import nn
 
-from models.act import ACTModel
-from models.registry import build_model, unknown_arch_keys
+from utils.atomic import atomic_file
 from utils.safe_load import CheckpointError, safe_torch_load
-from utils.validation import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -41,70 +38,6 @@ def canonical_key(key: str) -> str:
 
 def canonical_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {canonical_key(k): v for k, v in state.items()}
-
-
-@dataclass
-class LoadReport:
-    missing: list[str] = field(default_factory=list)
-    unexpected: list[str] = field(default_factory=list)
-    mismatched: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not (self.missing or self.unexpected or self.mismatched)
-
-    def describe(self) -> str:
-        groups = (("missing", self.missing), ("unexpected", self.unexpected), ("shape mismatch", self.mismatched))
-        return "; ".join(f"{label}: {', '.join(names)}" for label, names in groups if names)
-
-
-def load_model_state(
-    model: ACTModel, state: dict[str, torch.Tensor], strict: bool = True, source: str = "state dict"
-) -> LoadReport:
-    """Load a state dict in any of the accepted key schemes into an ACT model, reporting by name."""
-    state = canonical_state_dict(state)
-    expected = model.state_dict()
-    report = LoadReport(
-        missing=sorted(set(expected) - set(state)),
-        unexpected=sorted(set(state) - set(expected)),
-        mismatched=sorted(
-            f"{k} (checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)})"
-            for k, v in expected.items()
-            if k in state and state[k].shape != v.shape
-        ),
-    )
-    if not report.ok:
-        if strict:
-            raise CheckpointError(f"{source}: does not fit the model: {report.describe()}")
-        log.warning("%s: loading non-strictly: %s", source, report.describe())
-    bad = {m.split(" ")[0] for m in report.mismatched}
-    model.load_state_dict({k: v for k, v in state.items() if k in expected and k not in bad}, strict=False)
-    return report
-
-
-def infer_data_fields(arch: dict[str, Any], state: dict[str, torch.Tensor]) -> dict[str, int]:
-    """Recover vocab_size, num_puzzle_identifiers and (where the weights pin it) seq_len.
-
-    Released configs leave these to the dataset's dataset.json; the weights determine them
-    whenever a table or a token-mixing MLP has one row per token or puzzle.
-    """
-    state = canonical_state_dict(state)
-    fields: dict[str, int] = {}
-    if "inner.embed_tokens.embedding_weight" in state:
-        fields["vocab_size"] = state["inner.embed_tokens.embedding_weight"].shape[0]
-    if "inner.puzzle_emb.weights" in state:
-        fields["num_puzzle_identifiers"] = state["inner.puzzle_emb.weights"].shape[0]
-    ndim = int(arch.get("puzzle_emb_ndim", 0) or 0)
-    hidden = int(arch.get("hidden_size", 1))
-    plen = (int(arch.get("puzzle_emb_len", 0) or 0) or -(ndim // -hidden)) if ndim else 0
-    for key in ("inner.L_level.layers.0.mlp_t.down_proj.weight", "inner.embed_pos.embedding_weight",
-                "inner.absolute_pos_embedding"):
-        if key in state:
-            fields["seq_len"] = state[key].shape[0] - plen
-            break
-    if "seq_len" not in fields and arch.get("board_height") and arch.get("board_width"):
-        fields["seq_len"] = int(arch["board_height"]) * int(arch["board_width"])
-    return fields
 
 
 @dataclass
@@ -174,86 +107,15 @@ def read_checkpoint(path: str | Path, *, need_config: bool = True) -> Checkpoint
                           f"{RELEASE_CONFIG} beside it; found {found})")
 
 
-@dataclass
-class LoadedCheckpoint:
-    model: nn.Module  # loss-head-wrapped
-    contents: CheckpointContents
-    used_ema: bool
-
-    @property
-    def act_model(self) -> ACTModel:
-        return self.model.model
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return self.contents.config
-
-    @property
-    def step(self) -> int | None:
-        return self.contents.step
-
-
-def build_from_checkpoint(
-    contents: CheckpointContents,
-    *,
-    use_ema: bool = True,
-    data_fields: dict[str, Any] | None = None,
-    loss_head: str | None = "losses@InferenceLossHead",
-    strict: bool = True,
-) -> LoadedCheckpoint:
-    """Build the model a checkpoint describes and load its (EMA, when present and asked) weights."""
-    path = contents.path
-    arch = contents.arch
-    state = dict(contents.model_state)
-    used_ema = bool(use_ema and contents.ema_state)
-    if used_ema:
-        state.update(contents.ema_state or {})
-    elif use_ema:
-        log.info("%s: holds no EMA weights; using its model weights", path)
-    fields = {**infer_data_fields(arch, state), **(data_fields or {})}
-    try:
-        unknown = unknown_arch_keys(arch) if "name" in arch else []
-        if unknown:  # a checkpoint is an artifact: load it, but say what its config holds that is not used
-            log.warning("%s: config.arch keys unknown to %s are ignored: %s", path, arch["name"], ", ".join(unknown))
-        model = build_model(arch, fields, loss_head=loss_head)
-    except ConfigError as err:
-        hint = " (pass the dataset, whose dataset.json gives seq_len)" if "seq_len" in str(err) else ""
-        raise CheckpointError(f"{path}: {err}{hint}") from None
-    load_model_state(model.model, state, strict=strict, source=str(path))
-    return LoadedCheckpoint(model=model, contents=contents, used_ema=used_ema)
-
-
-def load_checkpoint(
-    path: str | Path,
-    *,
-    use_ema: bool = True,
-    data_fields: dict[str, Any] | None = None,
-    loss_head: str | None = "losses@InferenceLossHead",
-    strict: bool = True,
-) -> LoadedCheckpoint:
-    """`build_from_checkpoint(read_checkpoint(path))`: a ready model from any supported layout."""
-    return build_from_checkpoint(read_checkpoint(path), use_ema=use_ema, data_fields=data_fields,
-                                 loss_head=loss_head, strict=strict)
-
-
 STEP_FILE = re.compile(r"^step_(\d+)\.pth$")
 
 
 def save_checkpoint_atomic(payload: dict[str, Any], path: str | Path) -> Path:
-    """Write to a temporary file in the same directory, fsync, then rename over `path`.
-
-    A process killed mid-write leaves at most a stray `.tmp` file, never a truncated
-    checkpoint under the final name, so the previous checkpoint stays loadable.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    """`torch.save` through a temporary file and a rename (`utils.atomic.atomic_file`): a process
+    killed mid-write never leaves a truncated checkpoint under the final name."""
+    with atomic_file(path) as handle:
+        torch.save(payload, handle)
+    return Path(path)
 
 
 def step_checkpoints(directory: str | Path) -> list[Path]:

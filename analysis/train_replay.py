@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from config.schema import PretrainConfig, load_pretrain_config
+from training.trainer import Trainer
 from utils.distributed import DistInfo
-from utils.trainer import Trainer
 
 # Keys of a trajectory file that are training-config keys of the same name.
 CONFIG_KEYS = ("global_batch_size", "max_steps", "lr", "lr_warmup_steps", "lr_min_ratio", "beta1", "beta2",

@@ -12,10 +12,9 @@ from collections import deque
 
 import torch
 
-IGNORE_LABEL_ID = -100
+from dataset.format import IGNORE_LABEL_ID
 
 __all__ = [
-    "IGNORE_LABEL_ID",
     "ConvergenceTracker",
     "breadth_metrics",
     "convergence_scores",

@@ -1,7 +1,8 @@
 """Validated evaluation options (`evaluate.py key=value ...` over `config/eval/*.yaml`).
 
-A scalar or a list is accepted for `halt_max_steps` and `different_init`; lists sweep the
-product. Every error names its key, so a bad command line gives one clear line.
+A scalar or a list is accepted for `depths` (alias `halt_max_steps`, the reference's name) and
+`different_init`; lists sweep the product. Every error names its key, so a bad command line
+gives one clear line.
 """
 
 from __future__ import annotations
@@ -9,13 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from utils.eval_counting import Counting
-from utils.eval_outputs import OUTPUT_FIELDS
-from utils.evaluation import ElasticExit
-from utils.tta import TTAKind
+from evaluation.counting import Counting
+from evaluation.engine import ElasticExit
+from evaluation.outputs import OUTPUT_FIELDS
+from evaluation.tta import TTAKind
 from utils.validation import ConfigError, format_validation_error
+
+DEFAULT_EVAL_YAML = Path(__file__).resolve().parents[1] / "config" / "eval" / "depth_breadth.yaml"
 
 
 def _as_list(value: Any) -> Any:
@@ -32,7 +37,7 @@ class EvalConfig(BaseModel):
     eval_yaml: str | None = None
     dataset_data_path: list[str] | None = None
     split: str = "test"
-    halt_max_steps: list[int] = Field(default_factory=lambda: [16])
+    depths: list[int] = Field(default_factory=lambda: [16])
     different_init: list[int] = Field(default_factory=lambda: [1])
     convergence_top_k: int | None = Field(default=None, ge=1)
     convergence_window: int = Field(default=3, ge=1)
@@ -64,7 +69,7 @@ class EvalConfig(BaseModel):
     def _listify(cls, value: Any) -> Any:
         return value if value is None else _as_list(value)
 
-    @field_validator("halt_max_steps", "different_init", mode="before")
+    @field_validator("depths", "different_init", mode="before")
     @classmethod
     def _int_list(cls, value: Any) -> Any:
         """A scalar becomes a one-element list; a bad scalar is named by its key, not as element 0."""
@@ -78,13 +83,13 @@ class EvalConfig(BaseModel):
         if not isinstance(value, dict):
             return value
         for key, values in value.items():
-            if key in ("halt_max_steps", "different_init"):
+            if key in ("depths", "halt_max_steps", "different_init"):
                 raise ValueError(f"{key}: sweep it with {key}=[...] (its values share one pass)")
             if isinstance(values, (list, tuple)) and not values:
                 raise ValueError(f"{key}: needs at least one value")
         return {k: _as_list(v) for k, v in value.items()}
 
-    @field_validator("halt_max_steps", "different_init")
+    @field_validator("depths", "different_init")
     @classmethod
     def _positive(cls, values: list[int]) -> list[int]:
         if not values:
@@ -124,9 +129,42 @@ class EvalConfig(BaseModel):
         return Path(self.output_dir) if self.output_dir else Path(checkpoint).parent
 
 
-def parse_eval_config(values: dict[str, Any]) -> EvalConfig:
-    """Validate a merged option dict; raise ConfigError with `key: message` lines."""
+def parse_eval_config(values: dict[str, Any], names: dict[str, str] | None = None) -> EvalConfig:
+    """Validate a merged option dict; raise ConfigError with `key: message` lines (keys as in `names`)."""
     try:
         return EvalConfig.model_validate(values)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err)) from None
+        raise ConfigError(format_validation_error(err, names=names)) from None
+
+
+def with_depth_alias(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """`halt_max_steps` (the reference's name) read as `depths`; both in one source is an error."""
+    if "halt_max_steps" not in values:
+        return values
+    if "depths" in values:
+        raise ConfigError(f"halt_max_steps: an alias of depths; {where} gives both")
+    values = dict(values)
+    values["depths"] = values.pop("halt_max_steps")
+    return values
+
+
+def load_options(argv: list[str]) -> EvalConfig:
+    """`key=value` arguments merged over the YAML named by `eval_yaml=` (default depth_breadth.yaml)."""
+    bad = [a for a in argv if "=" not in a]
+    if bad:
+        raise ConfigError(f"{bad[0]}: expected key=value")
+    try:
+        given = OmegaConf.to_container(OmegaConf.from_dotlist(argv))
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"command line: {str(err).splitlines()[0]}") from None
+    overrides = with_depth_alias(given, "the command line")
+    yaml_path = Path(str(overrides.get("eval_yaml") or DEFAULT_EVAL_YAML))
+    if not yaml_path.is_file():
+        raise ConfigError(f"eval_yaml: no such file {yaml_path}")
+    try:
+        defaults = with_depth_alias(OmegaConf.to_container(OmegaConf.load(yaml_path), resolve=True), str(yaml_path))
+        merged: Any = OmegaConf.to_container(OmegaConf.merge(defaults, overrides), resolve=True)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{yaml_path}: {str(err).splitlines()[0]}") from None
+    merged["eval_yaml"] = str(yaml_path)
+    return parse_eval_config(merged, {"depths": "halt_max_steps"} if "halt_max_steps" in given else None)

@@ -3,6 +3,9 @@
 Every segment is a training step: the loss head runs one segment on the persistent carry,
 the summed loss is divided by the global batch size, gradients are summed across ranks,
 and the optimizers step. Rows that halted are replaced by fresh samples at the next step.
+The trainer owns its components (model, optimizers, EMA, sampler, carry, tracker); each saves
+and restores its own state, and `state_dict` / `load_state_dict` compose them into the
+checkpoint's layout.
 """
 
 from __future__ import annotations
@@ -10,39 +13,32 @@ from __future__ import annotations
 import logging
 import math
 import os
-import random
 import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from config.schema import PretrainConfig, validate_arch
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig, read_metadata
+from evaluation.engine import batches_in, evaluate_depths
 from models.act import Carry
-from models.blocks import PuzzleEmbedding, ReasoningStack
+from models.blocks import PuzzleEmbedding
 from models.ema import EMA
+from models.loading import load_model_state
 from models.registry import build_model
-from utils import train_state
-from utils.checkpoint import (
-    load_model_state,
-    prune_checkpoints,
-    read_checkpoint,
-    save_checkpoint_atomic,
-    step_checkpoints,
-)
+from training import state
+from training.optim import LRSchedule, SignSGDSparse, make_adam_atan2
+from training.progress import MetricWindow, format_summary
+from training.tracking import Tracker
+from utils.checkpoint import prune_checkpoints, read_checkpoint, save_checkpoint_atomic, step_checkpoints
 from utils.distributed import DistInfo, all_reduce_sum_, gather_objects
-from utils.optim import SignSGDSparse, cosine_schedule_with_warmup_lr, make_adam_atan2
-from utils.safe_load import safe_torch_load
-from utils.tracking import Tracker
+from utils.safe_load import CheckpointError, safe_torch_load
 from utils.validation import ConfigError
 
 log = logging.getLogger(__name__)
-
-COUNT_METRICS = ("accuracy", "exact_accuracy", "q_halt_accuracy", "steps")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -58,13 +54,7 @@ def steps_for(config: PretrainConfig, total_groups: int, mean_puzzle_examples: f
         )
     if config.max_steps is not None:
         return config.max_steps
-    per_epoch = int(total_groups * mean_puzzle_examples / config.global_batch_size)
-    if per_epoch < 1:
-        raise ConfigError(
-            f"global_batch_size: {config.global_batch_size} exceeds one epoch of the training set "
-            f"({total_groups} groups); lower it or set max_steps"
-        )
-    return config.epochs * per_epoch
+    return config.epochs * int(total_groups * mean_puzzle_examples / config.global_batch_size)
 
 
 def use_compile(config: PretrainConfig, device: torch.device) -> bool:
@@ -82,47 +72,49 @@ class Trainer:
 
         # dataset.json first: the arch and the batch are checked against it before any array is opened.
         meta = read_metadata(config.dataset.data_paths, "train")
-        self.data_fields = {"seq_len": meta.seq_len, "vocab_size": meta.vocab_size,
-                            "num_puzzle_identifiers": meta.num_puzzle_identifiers,
-                            "batch_size": config.global_batch_size // dist_info.world_size}
-        validate_arch(config.arch, self.data_fields)
         if config.global_batch_size % dist_info.world_size:
             raise ConfigError(f"global_batch_size: {config.global_batch_size} is not divisible by "
                               f"{dist_info.world_size} ranks")
+        self.arch = validate_arch(config.arch, {
+            "seq_len": meta.seq_len, "vocab_size": meta.vocab_size,
+            "num_puzzle_identifiers": meta.num_puzzle_identifiers,
+            "batch_size": config.global_batch_size // dist_info.world_size})
         self.total_steps = steps_for(config, meta.total_groups, meta.mean_puzzle_examples)
         self.train_data = PuzzleDataset(self._data_config(test=False), split="train")
 
         torch.manual_seed(config.seed)  # identical initial weights on every rank
-        self.head = build_model(config.arch, self.data_fields).to(self.device)
+        self.head = build_model(self.arch).to(self.device)
         if config.load_checkpoint:  # weights only, from any supported layout
             contents = read_checkpoint(config.load_checkpoint, need_config=False)
             load_model_state(self.head.model, contents.model_state, strict=True, source=config.load_checkpoint)
         if config.gradient_checkpoint:
-            for module in self.head.modules():
-                if isinstance(module, ReasoningStack):
-                    module.gradient_checkpointing = True
+            self.head.model.enable_gradient_checkpointing()
         self.forward = torch.compile(self.head) if use_compile(config, self.device) else self.head
 
-        self.base_lrs = [config.lr]
         self.optimizers: list[Any] = [make_adam_atan2(
             [p for p in self.head.parameters() if p.requires_grad], lr=config.lr,
             betas=(config.beta1, config.beta2), weight_decay=config.weight_decay)]
+        base_lrs = [config.lr]
         for emb in (m for m in self.head.modules() if isinstance(m, PuzzleEmbedding)):
             self.optimizers.append(SignSGDSparse(emb, lr=config.puzzle_emb_lr,
                                                  weight_decay=config.puzzle_emb_weight_decay))
-            self.base_lrs.append(config.puzzle_emb_lr)
+            base_lrs.append(config.puzzle_emb_lr)
+        self.schedule = LRSchedule(base_lrs, config.lr_warmup_steps, self.total_steps, config.lr_min_ratio)
         self.ema = EMA(self.head, config.ema_rate) if config.ema else None
 
         self.step = 0
         self.carry: Carry | None = None
-        self.wandb_run_id: str | None = None
+        wandb_run_id = None
         # Per-rank randomness (halting exploration, RI, noise) from here on.
-        seed_everything(config.seed + dist_info.rank)
-        self._maybe_resume()
+        state.seed_everything(config.seed + dist_info.rank)
+        resume_from = self._resume_path()
+        if resume_from is not None:
+            wandb_run_id = self.load_state_dict(safe_torch_load(resume_from, map_location="cpu"), str(resume_from))
+            log.info("resumed from %s at step %d", resume_from, self.step)
         self.tracker = Tracker(config.model_dump(), project=config.project_name, name=config.run_name,
                                entity=config.entity, mode=config.wandb_mode, directory=str(self.run_dir),
-                               enabled=dist_info.is_main, run_id=self.wandb_run_id)
-        self.wandb_run_id = self.tracker.run_id
+                               enabled=dist_info.is_main, run_id=wandb_run_id)
+        self.wandb_run_id = self.tracker.run_id or wandb_run_id
 
     def _data_config(self, test: bool) -> PuzzleDatasetConfig:
         return PuzzleDatasetConfig(data_paths=self.config.dataset.data_paths,
@@ -148,9 +140,9 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip_norm)
 
         self.step += 1
-        for optimizer, base in zip(self.optimizers, self.base_lrs, strict=True):
-            lr = self.lr_at(self.step, base)
-            set_lr(optimizer, lr)
+        for optimizer, lr in zip(self.optimizers, self.schedule.lrs(self.step), strict=True):
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
@@ -170,29 +162,6 @@ class Trainer:
         """Rows of this rank that halted in the last segment (they restart at the next step)."""
         return int(self.carry.halted.sum()) if self.carry is not None else 0
 
-    def lr_at(self, step: int, base_lr: float) -> float:
-        c = self.config
-        return cosine_schedule_with_warmup_lr(step, base_lr, c.lr_warmup_steps, self.total_steps, c.lr_min_ratio)
-
-    def reduce_metrics(self, window: dict[str, torch.Tensor], steps: int) -> dict[str, float]:
-        """Counts summed over the logging window and across ranks: rates over halted rows, losses per
-        sample of the global batch, grad norm averaged over the window's steps."""
-        window = dict(window)
-        grad_norm = window.pop("grad_norm").item() / steps
-        keys = sorted(window)
-        values = [window[k].double().reshape(1) for k in keys]
-        all_reduce_sum_(values)
-        summed = dict(zip(keys, (v.item() for v in values), strict=True))
-        count = summed.pop("count")
-        samples = self.config.global_batch_size * steps
-        # Rates average over the rows that halted in the window; with none there is nothing to report.
-        out = {f"train/{k}": v / samples if k.endswith("loss") else v / count
-               for k, v in summed.items() if k.endswith("loss") or count > 0}
-        out["train/count"] = count
-        out["train/grad_norm"] = grad_norm
-        out["train/lr"] = self.lr_at(self.step, self.config.lr)
-        return out
-
     # ---- loop ---------------------------------------------------------------------------
     def run(self) -> dict[str, float]:
         c = self.config
@@ -200,34 +169,32 @@ class Trainer:
             log.info("already at step %d of %d, nothing to do (%s)", self.step, self.total_steps, self.run_dir)
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.dist.is_main, desc=c.run_name)
         last: dict[str, float] = {}
-        window: dict[str, torch.Tensor] = {}
-        window_start, window_steps = time.perf_counter(), 0
+        window, window_start = MetricWindow(), time.perf_counter()
         while self.step < self.total_steps:
-            for key, value in self.train_step().items():
-                window[key] = window[key] + value if key in window else value
-            window_steps += 1
+            window.add(self.train_step())
             bar.update(1)
-            if self.step % c.log_interval_steps == 0 or self.step == self.total_steps:
-                last = self.reduce_metrics(window, window_steps)
-                last["train/samples_per_s"] = window_steps * c.global_batch_size / (time.perf_counter() - window_start)
-                window, window_start, window_steps = {}, time.perf_counter(), 0
+            if self._due(c.log_interval_steps):
+                last = window.reduce(c.global_batch_size)
+                last["train/lr"] = self.schedule.lrs(self.step)[0]
+                last["train/samples_per_s"] = window.steps * c.global_batch_size / (time.perf_counter() - window_start)
+                window, window_start = MetricWindow(), time.perf_counter()
                 self.tracker.log(last, self.step)
                 if self.dist.is_main:
                     bar.write(format_summary(self.step, self.total_steps, last))
-            if c.eval_interval_steps and (self.step % c.eval_interval_steps == 0 or self.step == self.total_steps):
+            if self._due(c.eval_interval_steps):
                 last.update(self.evaluate())
-            if c.checkpoint_interval_steps and (
-                self.step % c.checkpoint_interval_steps == 0 or self.step == self.total_steps
-            ):
+            if self._due(c.checkpoint_interval_steps):
                 self.save()
         bar.close()
         self.tracker.finish()
         return last
 
+    def _due(self, interval: int | None) -> bool:
+        """Every `interval` steps and at the last one (never without an interval)."""
+        return bool(interval) and (self.step % interval == 0 or self.step == self.total_steps)
+
     def evaluate(self) -> dict[str, float]:
         """Exact accuracy at halt_max_steps on the test split, with EMA weights, RNG untouched."""
-        from utils.evaluation import batches_in, evaluate_depths
-
         test = PuzzleDataset(self._data_config(test=True), split="test")
         batches = (
             ({k: v.to(self.device) for k, v in batch.items()}, valid)
@@ -250,57 +217,74 @@ class Trainer:
         return metrics
 
     # ---- checkpoints --------------------------------------------------------------------
+    def state_dict(self, rank_states: list[dict[str, Any]]) -> dict[str, Any]:
+        """The checkpoint: every component's own state, in the released layout (training/state.py)."""
+        own = rank_states[0]
+        return {
+            "model": self.head.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "config": self.config.model_dump(),
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "optimizers": [opt.state_dict() for opt in self.optimizers],
+            "optimizer_lrs": self.schedule.lrs(self.step),
+            "carry": own["carry"], "rng": own["rng"], "numpy": own["numpy"], "python": own["python"],
+            "rank_states": rank_states,
+            "train_dataset": self.train_data.state_dict(),
+            "iteration": self.step,
+            "wandb_run_id": self.wandb_run_id,
+        }
+
+    def load_state_dict(self, ckpt: Any, source: str) -> str | None:
+        """Put every component back where the checkpoint was taken; returns its W&B run id."""
+        if not isinstance(ckpt, dict) or "optimizers" not in ckpt or "model" not in ckpt:
+            raise CheckpointError(f"{source}: not a training checkpoint with optimizer state; resume= needs one "
+                                  "(use load_checkpoint= to start from its weights)")
+        rank_states = state.rank_states_of(ckpt, source, self.dist.world_size)
+        load_model_state(self.head.model, ckpt["model"], strict=True, source=source)
+        if self.ema is not None:
+            if not ckpt.get("ema"):
+                raise CheckpointError(f"{source}: has no EMA state but ema=true")
+            self.ema.load_state_dict(state.ema_shadow(ckpt))
+        if len(ckpt["optimizers"]) != len(self.optimizers):
+            raise CheckpointError(f"{source}: {len(ckpt['optimizers'])} optimizer states for {len(self.optimizers)}")
+        for optimizer, saved in zip(self.optimizers, ckpt["optimizers"], strict=True):
+            state.check_optimizer_state(optimizer, saved, source)
+            optimizer.load_state_dict(saved)
+        try:
+            self.train_data.load_state_dict(ckpt["train_dataset"])
+        except (KeyError, ValueError) as err:
+            raise CheckpointError(f"{source}: train_dataset: {err}") from None
+        self.step = int(ckpt["step"])
+        own = rank_states[self.dist.rank]
+        shape = self.head.model.carry_shape(self.config.global_batch_size // self.dist.world_size)
+        self.carry = state.carry_from(own["carry"], shape, self.device, source)
+        state.set_rng_state(own)
+        return ckpt.get("wandb_run_id")
+
     def save(self) -> Path | None:
         """Rank 0 writes `step_<n>.pth` (every rank's carry and RNG gathered in); all are kept unless
         `checkpoint_keep_last` is set, so accuracy over training can be evaluated afterwards."""
-        rank_states = gather_objects(train_state.rank_state(self.carry))
+        rank_states = gather_objects(state.rank_state(self.carry))
         if not self.dist.is_main:
             return None
-        payload = train_state.checkpoint_payload(self, rank_states)
-        path = save_checkpoint_atomic(payload, self.run_dir / f"step_{self.step}.pth")
-        train_state.write_config_yaml(self.config, self.run_dir / "all_config.yaml")
+        path = save_checkpoint_atomic(self.state_dict(rank_states), self.run_dir / f"step_{self.step}.pth")
+        state.write_config_yaml(self.config.model_dump(), self.run_dir / "all_config.yaml")
         if self.config.checkpoint_keep_last is not None:
             prune_checkpoints(self.run_dir, self.config.checkpoint_keep_last)
         log.info("saved %s", path)
         return path
 
-    def _maybe_resume(self) -> None:
+    def _resume_path(self) -> Path | None:
         resume = self.config.resume
         if resume is False:
-            return
+            return None
         path = latest_or_none(self.run_dir) if resume is True else Path(resume)
         if path is None:
             log.info("resume: no checkpoint in %s, starting fresh", self.run_dir)
-            return
-        train_state.restore(self, safe_torch_load(path, map_location="cpu"), str(path))
-        log.info("resumed from %s at step %d", path, self.step)
+        return path
 
 
 def latest_or_none(run_dir: Path) -> Path | None:
     found = step_checkpoints(run_dir)
     return found[-1] if found else None
-
-
-def set_lr(optimizer: Any, lr: float) -> None:
-    if isinstance(optimizer, SignSGDSparse):
-        optimizer.lr = lr
-        return
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def format_summary(step: int, total: int, m: dict[str, float]) -> str:
-    """One console line; rates over halted rows read "n/a" while no row has halted yet."""
-
-    def value(key: str, spec: str) -> str:
-        return format(m[f"train/{key}"], spec) if f"train/{key}" in m else "n/a"
-
-    return (f"step {step}/{total}  lm_loss {value('lm_loss', '.4f')}  q_halt_loss {value('q_halt_loss', '.4f')}  "
-            f"acc {value('accuracy', '.4f')}  exact {value('exact_accuracy', '.4f')}  steps {value('steps', '.2f')}  "
-            f"lr {m['train/lr']:.2e}  |g| {m['train/grad_norm']:.3f}  {m['train/samples_per_s']:.0f} samples/s")

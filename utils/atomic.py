@@ -1,7 +1,7 @@
-"""Atomic dataset output: build into a temporary sibling directory, rename at the end.
+"""Atomic output: a file or a directory is written under a temporary sibling name and renamed.
 
-An interrupted build (error, Ctrl-C) leaves neither a half-written dataset nor its
-temporary directory, and an existing dataset is only replaced when asked to.
+An interrupted write (error, Ctrl-C, a killed process) never leaves a half-written checkpoint,
+result file or dataset under its final name; an existing dataset is only replaced when asked to.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any
 
 
 def check_target(target: Path, overwrite: bool) -> None:
@@ -49,3 +50,21 @@ def atomic_output_dir(target: Path | str, overwrite: bool = False) -> Iterator[P
     finally:
         if not committed:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def atomic_file(path: Path | str, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Yield a handle on `.<name>.<pid>.tmp` beside `path`; on success fsync it and rename it over
+    `path`. On an exception the temporary file is removed; a killed process leaves at most it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

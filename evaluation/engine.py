@@ -8,7 +8,7 @@ batch, and with B > 1 every restart starts from its own truncated-normal draw of
 (`restart_std`, for every architecture, as the reference does); augmentation breadth (TTA)
 additionally transforms the copies and maps their predictions back before voting. Only the
 current state, the convergence window and one prediction per trajectory are kept, never the
-logits of all segments. Counting, clean or the reference's way, is in utils/eval_counting.py.
+logits of all segments. Counting, clean or the reference's way, is in evaluation/counting.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,26 +24,14 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from models.act import ACTModel, Batch, Carry
-from models.layers import trunc_normal_like
-from utils.breadth_metrics import ConvergenceTracker
-from utils.eval_accumulator import MetricSums, TrajectoryRecords
-from utils.eval_counting import Counting, DepthView, count_depth, merge_counted, trajectory_columns
-from utils.eval_outputs import OutputRecorder
-from utils.tta import TransformSet, identity
+from dataset.symmetries import TransformSet, identity
+from evaluation.accumulator import MetricSums, TrajectoryRecords
+from evaluation.counting import Counting, DepthView, count_depth, merge_counted, trajectory_columns
+from evaluation.outputs import OutputRecorder
+from evaluation.trajectories import BatchRun, ElasticExit, rng_devices
+from models.act import ACTModel, Batch, latent_residual
 
 __all__ = ["ElasticExit", "EvalResult", "evaluate_depths", "run_evaluation"]
-
-
-@dataclass(frozen=True)
-class ElasticExit:
-    """Stop a trajectory early: its prediction unchanged for `patience` segments and its latent
-    residual below `tol` (or, with `use_q`, its q_halt logit above 0). Never before segment 2,
-    so that every trajectory has a convergence score."""
-
-    patience: int = 2
-    tol: float = 1e-2
-    use_q: bool = False
 
 
 @dataclass
@@ -63,111 +51,7 @@ def _batch_seed(seed: int, rank: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, rank, index]).generate_state(1)[0])
 
 
-def _residual(z_H: torch.Tensor, z_L: torch.Tensor, prev: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """[R] norm of the change of the whole latent state (z_H and z_L together) over one segment."""
-    dH = (z_H.float() - prev[0].float()).flatten(1)
-    dL = (z_L.float() - prev[1].float()).flatten(1)
-    return (dH.square().sum(1) + dL.square().sum(1)).sqrt()
-
-
-class _BatchRun:
-    """One batch's trajectories run segment by segment; exited rows keep their last outputs.
-
-    `restart_std` (breadth): every row starts from its own truncated-normal z_H and z_L instead of
-    the model's reset. `trackers` name the convergence scores kept ("clean": float32; "reference":
-    the forward dtype).
-    """
-
-    def __init__(self, model: ACTModel, data: Batch, elastic: ElasticExit | None, window: int | None,
-                 trackers: Sequence[str], restart_std: float | None) -> None:
-        self.model, self.elastic = model, elastic
-        rows = data["inputs"].shape[0]
-        device = data["inputs"].device
-        self.carry = model.initial_carry(data)
-        self.data = data
-        self.active = torch.arange(rows, device=device)
-        # Both draws replay the stream the model's first reset consumes (the RNG is restored after them),
-        # so EqR's restarts at std 1 are exactly its own random initialisation.
-        with torch.random.fork_rng(devices=_rng_devices(device)):
-            if restart_std is None:
-                self.state = model.inner.reset(self.carry.halted, self.carry.z_H, self.carry.z_L)
-            else:
-                self.state = (trunc_normal_like(self.carry.z_H, restart_std),
-                              trunc_normal_like(self.carry.z_L, restart_std))
-        if restart_std is not None:  # start from the draw: nothing is halted, so the model resets no row
-            self.carry = replace(self.carry, z_H=self.state[0], z_L=self.state[1],
-                                 halted=torch.zeros_like(self.carry.halted), current_data=data)
-        self.logits: torch.Tensor | None = None
-        self.q_halt = torch.zeros(rows, device=device)
-        self.exit_step = torch.full((rows,), torch.iinfo(torch.int32).max, dtype=torch.int32, device=device)
-        self.last_residual = torch.zeros(rows, device=device)
-        self.stable = torch.zeros(rows, dtype=torch.int32, device=device)
-        self.trackers = {name: ConvergenceTracker(window, native=name == "reference")
-                         for name in (trackers if window else ())}
-        self.frozen_scores = {name: torch.zeros(rows, device=device) for name in self.trackers}
-        self.segments = 0
-
-    @property
-    def done(self) -> bool:
-        return self.active.numel() == 0
-
-    def step(self, index: int) -> torch.Tensor:
-        """Run segment `index` (1-based) on the active rows; returns their latent residuals."""
-        carry, outputs = self.model(self.carry, self.carry.current_data if index > 1 else self.data)
-        self.carry = replace(carry, halted=torch.zeros_like(carry.halted))  # depth is ours, not halt_max_steps
-        residual = _residual(carry.z_H, carry.z_L, self.state)
-        self.state = (carry.z_H, carry.z_L)
-        self.segments += self.active.numel()
-        logits, q_halt = outputs["logits"], outputs["q_halt_logits"].float()
-        whole = self.active.numel() == self.exit_step.numel()
-        previous = self.logits
-        if whole:
-            self.logits, self.q_halt, self.last_residual = logits, q_halt, residual
-        else:
-            self.logits = previous.index_put((self.active,), logits)
-            self.q_halt = self.q_halt.index_put((self.active,), q_halt)
-            self.last_residual = self.last_residual.index_put((self.active,), residual)
-        for tracker in self.trackers.values():
-            tracker.update(self.logits)
-        if self.elastic is not None and index >= 2:
-            self._exit(index, previous, logits, q_halt, residual)
-        return residual
-
-    def _exit(self, index: int, previous: torch.Tensor, logits: torch.Tensor, q_halt: torch.Tensor,
-              residual: torch.Tensor) -> None:
-        same = (logits.argmax(-1) == previous[self.active].argmax(-1)).all(-1)
-        stable = torch.where(same, self.stable[self.active] + 1, 0)
-        self.stable = self.stable.index_put((self.active,), stable)
-        cfg = self.elastic
-        leaving = q_halt > 0 if cfg.use_q else (stable >= cfg.patience) & (residual < cfg.tol)
-        if not bool(leaving.any()):
-            return
-        gone = self.active[leaving]
-        self.exit_step[gone] = index
-        for name, tracker in self.trackers.items():
-            self.frozen_scores[name][gone] = tracker.scores()[gone].float()
-        keep = ~leaving
-        self.active = self.active[keep]
-        self.carry = Carry(
-            z_H=self.carry.z_H[keep], z_L=self.carry.z_L[keep], steps=self.carry.steps[keep],
-            halted=self.carry.halted[keep], current_data={k: v[keep] for k, v in self.carry.current_data.items()},
-        )
-        self.state = (self.state[0][keep], self.state[1][keep])
-
-    def scores(self, depth: int) -> dict[str, torch.Tensor]:
-        exited = self.exit_step <= depth
-        out = {}
-        for name, tracker in self.trackers.items():
-            live = tracker.scores()
-            out[name] = torch.where(exited, self.frozen_scores[name].to(live.dtype), live)
-        return out
-
-
-def _rng_devices(device: torch.device) -> list[int]:
-    return [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-
-
-def _view(run: _BatchRun, depth: int, labels: torch.Tensor, copies: int, valid_puzzles: int,
+def _view(run: BatchRun, depth: int, labels: torch.Tensor, copies: int, valid_puzzles: int,
           inverse: TransformSet, transform_index: torch.Tensor, scored: bool) -> DepthView:
     """The batch at `depth` as the counting rules see it (predictions mapped back to the original frame)."""
     return DepthView(
@@ -213,12 +97,12 @@ def run_evaluation(
     the model's own reset). `counting`: "clean", "reference" (SPEC 5.1: padding rows are run and
     counted as the reference does) or "both" (reference-counted values under `ref/`). With
     `per_trajectory` the result holds one row per trajectory and depth; `save_outputs` names the
-    tensors kept per depth (utils/eval_outputs.py). A progress bar over batches x segments runs on
+    tensors kept per depth (evaluation/outputs.py). A progress bar over batches x segments runs on
     rank 0 (`total_batches` gives it an end and an ETA).
     """
     depths = sorted(set(depths))
     if not depths or depths[0] < 1:
-        raise ValueError(f"halt_max_steps: every depth must be >= 1, got {list(depths)}")
+        raise ValueError(f"depths (halt_max_steps): every depth must be >= 1, got {list(depths)}")
     if different_init < 1:
         raise ValueError(f"different_init: must be >= 1, got {different_init}")
     if act_model.training:
@@ -244,7 +128,7 @@ def run_evaluation(
     bar = tqdm(total=total_batches * depths[-1] if total_batches else None, unit="segment", desc="evaluating",
                disable=not progress or rank != 0, mininterval=1.0, dynamic_ncols=True, leave=False)
     start = time.perf_counter()
-    with torch.random.fork_rng(devices=_rng_devices(device)), torch.inference_mode():
+    with torch.random.fork_rng(devices=rng_devices(device)), torch.inference_mode():
         for index, (batch, num_valid) in enumerate(batches):
             rows = batch["inputs"].shape[0] if "reference" in modes else num_valid
             if rows == 0:
@@ -252,7 +136,7 @@ def run_evaluation(
                 continue
             data, labels, transform_index = _expand(batch, rows, copies, different_init, transforms, device)
             torch.manual_seed(_batch_seed(seed, rank, index))
-            run = _BatchRun(act_model, data, elastic, window, modes, restart)
+            run = BatchRun(act_model, data, elastic, window, modes, restart)
             valid_rows = num_valid * copies
             pending = list(depths)
             executed = 0
@@ -269,7 +153,7 @@ def run_evaluation(
                 if "reference" in modes:  # every row, padding included, over the real rows
                     if step == 1:  # measured from the state before the reset (SPEC 5.1)
                         fits = previous_final is not None and previous_final[0].shape == before[0].shape
-                        residual = _residual(*run.state, previous_final if fits else
+                        residual = latent_residual(*run.state, previous_final if fits else
                                              (torch.zeros_like(before[0]), torch.zeros_like(before[1])))
                     residuals["reference"].ratio(key, residual.double().sum(), valid_rows)
                 while pending and (pending[0] == step or run.done):

@@ -9,29 +9,19 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig, read_metadata
-from models.config import parse_config
-from models.registry import ARCHITECTURES
-from utils.checkpoint import (
-    CheckpointContents,
-    CheckpointError,
-    LoadedCheckpoint,
-    build_from_checkpoint,
-    infer_data_fields,
-    read_checkpoint,
-)
-from utils.eval_config import EvalConfig
-from utils.eval_outputs import write_outputs
-from utils.eval_report import (
+from dataset.tasks import Task, task_of
+from evaluation.config import EvalConfig
+from evaluation.engine import EvalResult, batches_in, run_evaluation
+from evaluation.outputs import write_outputs
+from evaluation.report import (
     make_record,
     record_stem_of,
     summary_table,
@@ -40,8 +30,12 @@ from utils.eval_report import (
     write_reference_files,
     write_trajectories,
 )
-from utils.evaluation import EvalResult, batches_in, run_evaluation
-from utils.tta import build_transforms
+from evaluation.tta import build_transforms
+from models.config import parse_config
+from models.loading import LoadedCheckpoint, build_from_checkpoint, infer_data_fields
+from models.registry import ARCHITECTURES
+from utils import distributed
+from utils.checkpoint import CheckpointContents, CheckpointError, read_checkpoint
 from utils.validation import ConfigError
 
 log = logging.getLogger(__name__)
@@ -54,25 +48,9 @@ class SweepResult:
     summary: str = ""
 
 
-def init_distributed(device: str) -> tuple[int, int, torch.device]:
-    """(rank, world size, device); joins the torchrun process group when WORLD_SIZE > 1."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: cuda requested but no CUDA device is available")
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    if use_cuda:
-        index = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(index)
-        return rank, world, torch.device("cuda", index)
-    return rank, world, torch.device("cpu")
-
-
-def check_fit(checkpoint: str, cfg: EvalConfig) -> tuple[CheckpointContents, list[str], dict[str, int]]:
-    """The checkpoint, the data paths and the dataset's shape fields; refuses a dataset that does not
-    fit, before any model is built (a mismatch would otherwise surface as a list of weight shapes)."""
+def check_fit(checkpoint: str, cfg: EvalConfig) -> tuple[CheckpointContents, list[str], dict[str, int], Task]:
+    """The checkpoint, the data paths, the dataset's shape fields and task; refuses a dataset that does
+    not fit, before any model is built (a mismatch would otherwise surface as a list of weight shapes)."""
     contents = read_checkpoint(checkpoint)
     arch = contents.arch
     if arch.get("name") not in ARCHITECTURES:
@@ -91,7 +69,7 @@ def check_fit(checkpoint: str, cfg: EvalConfig) -> tuple[CheckpointContents, lis
                 f"dataset_data_path: {key} {fields[key]} of {', '.join(paths)} does not match the checkpoint's "
                 f"{inferred[key]} ({checkpoint})"
             )
-    return contents, paths, fields
+    return contents, paths, fields, task_of(meta, ", ".join(paths))
 
 
 DATA_FIELDS = {"seq_len", "vocab_size", "num_puzzle_identifiers", "batch_size"}
@@ -130,24 +108,25 @@ def _settings(cfg: EvalConfig, checkpoint: str, loaded: LoadedCheckpoint, data_p
         "elastic": cfg.elastic, "elastic_patience": cfg.elastic_patience,
         "elastic_tol": cfg.elastic_tol, "elastic_use_q": cfg.elastic_use_q, "seed": cfg.seed,
         "global_batch_size": cfg.global_batch_size, "max_eval_steps": cfg.max_eval_steps,
-        "world_size": world, "device": device.type, "pass_depth": max(cfg.halt_max_steps),
+        "world_size": world, "device": device.type, "pass_depth": max(cfg.depths),
         "pass_wall_s": run.wall_s, "pass_trajectory_segments": run.trajectory_segments,
     }
 
 
 def run_sweep(cfg: EvalConfig) -> SweepResult:
     """Evaluate every checkpoint at every (override point, D, B); write records, summary and plots on rank 0."""
-    rank, world, device = init_distributed(cfg.device)
+    info = distributed.setup(cfg.device)
+    rank, world, device = info.rank, info.world_size, info.device
     if cfg.global_batch_size % world:
         raise ConfigError(f"global_batch_size: {cfg.global_batch_size} is not divisible by {world} ranks")
     result = SweepResult()
     for checkpoint in cfg.checkpoints:
-        contents, data_paths, fields = check_fit(checkpoint, cfg)
+        contents, data_paths, fields, task = check_fit(checkpoint, cfg)
         points = override_points(cfg, contents, fields)
-        transforms = build_transforms(cfg.tta, cfg.tta_kind, fields["seq_len"], fields["vocab_size"], cfg.seed)
+        transforms = build_transforms(cfg.tta, cfg.tta_kind, task, fields["seq_len"], fields["vocab_size"], cfg.seed)
         folder = cfg.output_dir_for(checkpoint)
         for point in points:
-            overrides = {**fields, "halt_max_steps": max(cfg.halt_max_steps), **point}
+            overrides = {**fields, "halt_max_steps": max(cfg.depths), **point}
             if cfg.forward_dtype:
                 overrides["forward_dtype"] = cfg.forward_dtype
             loaded = build_from_checkpoint(contents, use_ema=cfg.use_ema, data_fields=overrides)
@@ -159,10 +138,10 @@ def run_sweep(cfg: EvalConfig) -> SweepResult:
                     split=cfg.split,
                 )
                 if rank == 0:
-                    log.info("%s: D=%s B=%d tta=%d%s", checkpoint, cfg.halt_max_steps, breadth, cfg.tta,
+                    log.info("%s: D=%s B=%d tta=%d%s", checkpoint, cfg.depths, breadth, cfg.tta,
                              f" {point}" if point else "")
                 run = run_evaluation(
-                    model, islice(dataset.test_batches(), cfg.max_eval_steps), cfg.halt_max_steps,
+                    model, islice(dataset.test_batches(), cfg.max_eval_steps), cfg.depths,
                     different_init=breadth, convergence_top_k=cfg.convergence_top_k,
                     convergence_window=cfg.convergence_window, seed=cfg.seed, tta=transforms,
                     elastic=cfg.elastic_exit, per_trajectory=cfg.per_trajectory,
@@ -170,7 +149,7 @@ def run_sweep(cfg: EvalConfig) -> SweepResult:
                     total_batches=batches_in(dataset.num_examples, cfg.global_batch_size, cfg.max_eval_steps),
                     progress=cfg.progress,
                 )
-                for depth in cfg.halt_max_steps:
+                for depth in cfg.depths:
                     settings = _settings(cfg, checkpoint, loaded, data_paths, depth, breadth, point, world, device,
                                          run)
                     record = make_record(settings, run.metrics[depth])

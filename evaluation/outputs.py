@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from utils.atomic import atomic_file
 from utils.distributed import gather_objects
 
 OUTPUT_FIELDS = ("preds", "logits", "inputs", "labels", "puzzle_identifiers", "q_halt_logits")
@@ -60,7 +61,6 @@ class OutputRecorder:
 
 def write_outputs(outputs: dict[str, torch.Tensor], path: Path) -> Path:
     """Save through a temporary file and a rename, so an interrupted run leaves no half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(outputs, tmp)
-    tmp.replace(path)
+    with atomic_file(path) as handle:
+        torch.save(outputs, handle)
     return path

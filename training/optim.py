@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -130,6 +131,20 @@ def cosine_schedule_with_warmup_lr(
         return base_lr * step / max(1, warmup_steps)
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return base_lr * (min_ratio + max(0.0, (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))))
+
+
+@dataclass(frozen=True)
+class LRSchedule:
+    """`cosine_schedule_with_warmup_lr` for every optimizer (one base learning rate each)."""
+
+    base_lrs: list[float]
+    warmup_steps: int
+    total_steps: int
+    min_ratio: float
+
+    def lrs(self, step: int) -> list[float]:
+        return [cosine_schedule_with_warmup_lr(step, base, self.warmup_steps, self.total_steps, self.min_ratio)
+                for base in self.base_lrs]
 
 
 class SignSGDSparse:

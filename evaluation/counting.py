@@ -5,7 +5,7 @@ evaluation reports (SPEC 5.1, docs/reference_differences.md): the padding rows o
 count as solved puzzles in every breadth metric, the convergence score is taken in the forward
 dtype and sorted without stability, q_halt counts as "halt" above 0 (not at 0), and q_halt
 precision and recall are per-batch ratios weighted by the batch's count. Residuals are counted by
-the engine (utils/evaluation.py), which sees every segment.
+the engine (evaluation/engine.py), which sees every segment.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from typing import Literal
 
 import torch
 
-from utils.breadth_metrics import IGNORE_LABEL_ID, breadth_metrics
-from utils.eval_accumulator import MetricSums
+from dataset.format import IGNORE_LABEL_ID
+from evaluation.accumulator import MetricSums
+from evaluation.breadth_metrics import breadth_metrics
 
 Counting = Literal["clean", "reference", "both"]
 REFERENCE_PREFIX = "ref/"

@@ -9,7 +9,7 @@ Formats (SPEC 7):
   the evaluation path, one segment compared;
 - breadth-metric fixtures (`logit_trajectory`, `metrics`): the metrics recomputed;
 - training trajectories (`initial_state_dict`, `steps`, data in `<stem>_data/`): replayed with
-  this project's trainer (`utils.train_replay`).
+  this project's trainer (`analysis.train_replay`).
 
 The criterion holds on every CPU (SPEC 7.1). One segment from a recorded carry must match to
 `SEGMENT_TOL` anywhere. A free-running trajectory amplifies float32 rounding segment by segment,
@@ -27,11 +27,12 @@ from typing import Any
 
 import torch
 
+from analysis.train_replay import data_dir_for, replay
+from evaluation.breadth_metrics import breadth_metrics, convergence_scores
+from models.loading import load_checkpoint, load_model_state
 from models.losses import softmax_cross_entropy, stablemax_cross_entropy
 from models.registry import build_model
-from utils.breadth_metrics import breadth_metrics, convergence_scores
-from utils.checkpoint import RELEASE_CONFIG, load_checkpoint, load_model_state
-from utils.train_replay import data_dir_for, replay
+from utils.checkpoint import RELEASE_CONFIG
 
 SEGMENT_TOL = 2e-4  # one segment from a recorded carry, any CPU (worst seen: 5.6e-5, Intel Xeon)
 BIT_EXACT_TOL = 1e-6  # free-running segments where segment 0 is bit-exact

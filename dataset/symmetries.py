@@ -1,27 +1,23 @@
-"""Augmentation breadth: validity-preserving puzzle transforms and their exact inverses.
+"""Validity-preserving puzzle transforms and their exact inverses (test-time augmentation).
 
 Each transform is a position permutation plus a token permutation, so a puzzle and its
 solution transform alike and a prediction made in the transformed frame maps back to the
-original frame exactly. Transform 0 is always the identity, so `tta=1` is plain evaluation.
-Sudoku uses digit, band/row, stack/column permutations and transpose; mazes use the 8
-symmetries of the square (rotations and reflections), which keep walls, start and goal.
+original frame exactly. Transform 0 is always the identity. Two families exist: `sudoku` (digit,
+band/row and stack/column permutations, transpose) and `dihedral` (the 8 symmetries of a square
+grid, which keep a maze's walls, start and goal). A task names its family (dataset/tasks.py).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
 from utils.validation import ConfigError
 
-TTAKind = Literal["auto", "sudoku", "dihedral"]
-
 SUDOKU_SEQ_LEN = 81
 SUDOKU_VOCAB = 11  # pad 0, blank 1, digits 1..9 -> tokens 2..10
-MAZE_VOCAB = 6  # pad 0, then "# SGo"
 
 
 @dataclass(frozen=True)
@@ -104,30 +100,24 @@ def sudoku_transforms(count: int, seed: int = 0) -> TransformSet:
     return TransformSet(torch.stack(perms), torch.stack(maps))
 
 
-def resolve_kind(kind: TTAKind, seq_len: int, vocab_size: int) -> Literal["sudoku", "dihedral"]:
-    """`auto` picks Sudoku for 81 tokens over vocab 11 and the square symmetries for maze grids."""
-    if kind != "auto":
-        return kind
-    if seq_len == SUDOKU_SEQ_LEN and vocab_size == SUDOKU_VOCAB:
-        return "sudoku"
-    if vocab_size == MAZE_VOCAB and math.isqrt(seq_len) ** 2 == seq_len:
-        return "dihedral"
-    raise ConfigError(
-        f"tta_kind: cannot tell the puzzle kind from seq_len {seq_len} and vocab {vocab_size}; "
-        "set tta_kind=sudoku or tta_kind=dihedral"
-    )
-
-
-def build_transforms(count: int, kind: TTAKind, seq_len: int, vocab_size: int, seed: int = 0) -> TransformSet:
-    """The transform set `tta=count` asks for on a dataset of this shape."""
-    if count == 1:
-        return identity(seq_len, vocab_size)
-    resolved = resolve_kind(kind, seq_len, vocab_size)
-    if resolved == "sudoku":
-        if (seq_len, vocab_size) != (SUDOKU_SEQ_LEN, SUDOKU_VOCAB):
-            raise ConfigError(f"tta_kind: sudoku needs seq_len 81 and vocab 11, got {seq_len} and {vocab_size}")
-        return sudoku_transforms(count, seed)
+def square_side(seq_len: int) -> int:
     side = math.isqrt(seq_len)
     if side * side != seq_len:
-        raise ConfigError(f"tta_kind: dihedral needs a square grid, seq_len {seq_len} is not a square")
-    return dihedral_transforms(side, vocab_size, count)
+        raise ConfigError(f"tta: dihedral symmetries need a square grid, seq_len {seq_len} is not a square")
+    return side
+
+
+def family_transforms(family: str, count: int, seq_len: int, vocab_size: int, seed: int = 0) -> TransformSet:
+    """`count` transforms of a family (identity first) for a dataset of this shape."""
+    if count == 1:
+        return identity(seq_len, vocab_size)
+    if family == "sudoku":
+        if (seq_len, vocab_size) != (SUDOKU_SEQ_LEN, SUDOKU_VOCAB):
+            raise ConfigError(f"tta: sudoku symmetries need seq_len 81 and vocab 11, got {seq_len} and {vocab_size}")
+        return sudoku_transforms(count, seed)
+    if family == "dihedral":
+        return dihedral_transforms(square_side(seq_len), vocab_size, count)
+    raise ConfigError(f"tta: unknown symmetry family {family!r}; known: {', '.join(FAMILIES)}")
+
+
+FAMILIES = ("sudoku", "dihedral")

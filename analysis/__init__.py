@@ -1,0 +1,16 @@
+"""Analysis of models and runs: golden comparison with the reference, the study report, trajectory views.
+Scripts use this package's API."""
+
+from analysis.golden import FixtureError, check_file, companion_of, fixture_paths
+from analysis.study_data import load_study
+from analysis.study_report import write_report
+from analysis.trajectory import record_trajectory, render, visualize
+from dataset.format import DatasetFormatError
+from utils.safe_load import CheckpointError
+from utils.validation import ConfigError
+
+# What a user's bad input raises: scripts print these as one line.
+USER_ERRORS = (FixtureError, ConfigError, CheckpointError, DatasetFormatError)
+
+__all__ = ["USER_ERRORS", "FixtureError", "check_file", "companion_of", "fixture_paths", "load_study",
+           "record_trajectory", "render", "visualize", "write_report"]

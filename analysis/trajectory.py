@@ -1,0 +1,122 @@
+"""One puzzle's trajectory across segments, rendered as PNG frames, a GIF and a residual curve.
+
+The dataset's task draws each frame (dataset/tasks.py): Sudoku frames show the predicted digits,
+shade the cells that changed since the previous segment and mark digits that break a rule; maze
+frames show walls, start, goal and the predicted path, with wrong cells crossed out. A frame's
+title says whether the prediction is correct, breaks the task's rules, or is a valid wrong answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from dataset.format import IGNORE_LABEL_ID, load_metadata, load_set  # noqa: E402
+from dataset.tasks import Task, task_of  # noqa: E402
+from models.act import ACTModel, latent_residual  # noqa: E402
+from models.loading import load_checkpoint  # noqa: E402
+from utils.validation import ConfigError  # noqa: E402
+
+
+@dataclass
+class Trajectory:
+    inputs: np.ndarray  # [S]
+    labels: np.ndarray  # [S], -100 where not scored
+    preds: np.ndarray  # [T, S], argmax after each segment
+    residuals: np.ndarray  # [T], ||state_t - state_{t-1}|| over z_H and z_L
+
+
+@torch.no_grad()
+def record_trajectory(act_model: ACTModel, batch: dict[str, torch.Tensor], segments: int, seed: int = 0) -> Trajectory:
+    """Run the first row of `batch` for `segments` segments from a fresh (random for EqR) state."""
+    act_model.eval()
+    torch.manual_seed(seed)
+    row = {k: v[:1] for k, v in batch.items()}
+    carry = act_model.initial_carry(row)
+    z_H, z_L = act_model.inner.reset(carry.halted, carry.z_H, carry.z_L)
+    preds, residuals = [], []
+    for _ in range(segments):
+        new_H, new_L, logits, _, _ = act_model.inner(z_H, z_L, row)
+        residuals.append(latent_residual(new_H, new_L, (z_H, z_L))[0].item())
+        preds.append(logits.argmax(-1)[0].cpu().numpy())
+        z_H, z_L = new_H, new_L
+    return Trajectory(inputs=row["inputs"][0].cpu().numpy(), labels=row["labels"][0].cpu().numpy(),
+                      preds=np.stack(preds), residuals=np.array(residuals))
+
+
+def verdict(traj: Trajectory, t: int, task: Task) -> str:
+    scored = traj.labels != IGNORE_LABEL_ID
+    if bool((traj.preds[t][scored] == traj.labels[scored]).all()):
+        return "correct"
+    if task.follows_rules is not None and not task.follows_rules(traj.inputs[None], traj.preds[t][None])[0]:
+        return "wrong, breaks the rules"
+    return "wrong"
+
+
+def render(traj: Trajectory, task: Task, out_dir: Path, title: str = "") -> dict[str, Path]:
+    """Write `frame_XXX.png` per segment, `trajectory.gif` and `residuals.png` into `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frames = []
+    for t in range(len(traj.preds)):
+        fig, ax = plt.subplots(figsize=(5, 5.4))
+        task.draw_frame(ax, traj.inputs, traj.labels, traj.preds[t], traj.preds[t - 1] if t else None)
+        ax.set_title(f"{title}segment {t + 1}: {verdict(traj, t, task)}, residual {traj.residuals[t]:.3g}")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        path = out_dir / f"frame_{t + 1:03d}.png"
+        fig.savefig(path, dpi=80, bbox_inches="tight")
+        plt.close(fig)
+        frames.append(path)
+    images = [Image.open(p).convert("RGB") for p in frames]
+    gif = out_dir / "trajectory.gif"
+    images[0].save(gif, save_all=True, append_images=images[1:], duration=600, loop=0)
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.semilogy(np.arange(1, len(traj.residuals) + 1), np.maximum(traj.residuals, 1e-12), marker="o")
+    ax.set_xlabel("segment")
+    ax.set_ylabel("||state_t - state_(t-1)||")
+    ax.set_title(f"{title}latent residual")
+    curve = out_dir / "residuals.png"
+    fig.savefig(curve, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return {"frames": out_dir, "gif": gif, "residuals": curve}
+
+
+def load_example(data_dir: Path, split: str, index: int) -> tuple[dict[str, torch.Tensor], Task, dict[str, int]]:
+    """One example of a dataset as a batch of one, its task, and the data fields a model needs."""
+    split_dir = data_dir / split
+    meta = load_metadata(split_dir)
+    arrays = load_set(split_dir, "all", meta)
+    if not 0 <= index < len(arrays.inputs):
+        raise ConfigError(f"--index: {index} is outside 0..{len(arrays.inputs) - 1} ({split_dir})")
+    labels = np.asarray(arrays.labels[index]).astype(np.int32)
+    labels = np.where(labels == meta.ignore_label_id, IGNORE_LABEL_ID, labels)
+    puzzle = int(np.searchsorted(arrays.puzzle_indices, index, side="right") - 1)
+    batch = {
+        "inputs": torch.from_numpy(np.asarray(arrays.inputs[index]).astype(np.int32))[None],
+        "labels": torch.from_numpy(labels)[None],
+        "puzzle_identifiers": torch.tensor([int(arrays.puzzle_identifiers[puzzle])], dtype=torch.int32),
+    }
+    fields = {"seq_len": meta.seq_len, "vocab_size": meta.vocab_size,
+              "num_puzzle_identifiers": meta.num_puzzle_identifiers}
+    return batch, task_of(meta, data_dir), fields
+
+
+def visualize(checkpoint: Path, data_dir: Path, split: str = "test", index: int = 0, segments: int = 16,
+              seed: int = 0, use_ema: bool = True, out: Path | None = None) -> tuple[Trajectory, dict[str, Path]]:
+    """Record one example's trajectory under a checkpoint and render it (default: next to the checkpoint)."""
+    if segments < 1:
+        raise ConfigError("--segments: must be >= 1")
+    batch, task, fields = load_example(data_dir, split, index)
+    loaded = load_checkpoint(checkpoint, use_ema=use_ema, data_fields=fields)
+    traj = record_trajectory(loaded.act_model, batch, segments, seed=seed)
+    out = out or checkpoint.parent / "visualize" / f"{split}_{index}"
+    return traj, render(traj, task, out, title=f"{split}[{index}] ")

@@ -1,0 +1,103 @@
+"""The task registry: one entry per puzzle type, holding everything that depends on what tokens mean.
+
+Datasets record their task in dataset.json (`"task": "maze"`); tools that need to know it (test-
+time augmentation, `dataset.show`, `scripts/visualize.py`, baselines, builders) ask `task_of`
+instead of guessing from shapes. A dataset written before the field existed is identified once,
+by the one registered task whose `matches(seq_len, vocab_size)` accepts it, with a warning; one
+that no task claims is shown as plain tokens. Adding a puzzle type is `register_task(Task(...))`
+(docs/extending.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dataset import maze, sudoku
+from dataset.format import DatasetFormatError, DatasetMetadata
+
+log = logging.getLogger(__name__)
+
+Examples = tuple[np.ndarray, np.ndarray]  # inputs, labels: [N, seq_len] token ids
+
+
+def _token_lines(tokens: np.ndarray) -> list[str]:
+    return [" ".join(str(int(t)) for t in tokens)]
+
+
+def _draw_tokens(ax: Any, inputs: np.ndarray, labels: np.ndarray, pred: np.ndarray,
+                 previous: np.ndarray | None) -> None:
+    """Predicted token ids as a heat map (a square grid when seq_len is a square), wrong cells crossed."""
+    side = math.isqrt(len(pred))
+    shape = (side, side) if side * side == len(pred) else (1, len(pred))
+    ax.imshow(pred.reshape(shape), cmap="viridis")
+    rows, cols = np.divmod(np.flatnonzero((pred != labels) & (labels >= 0)), shape[1])
+    ax.scatter(cols, rows, marker="x", color="red", s=30)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One puzzle type. Only `name` and `vocab_size` are required; the rest have neutral defaults."""
+
+    name: str
+    vocab_size: int
+    ignore_label_id: int | None = 0  # label id that is not scored (the pad token by default)
+    matches: Callable[[int, int], bool] = lambda seq_len, vocab_size: False  # (seq_len, vocab) of an untagged set
+    symmetry: str | None = None  # test-time augmentation family (dataset/symmetries.py), None: identity only
+    text_lines: Callable[[np.ndarray], list[str]] = _token_lines  # one example as text (`dataset.show`)
+    draw_frame: Callable[..., None] = _draw_tokens  # (ax, inputs, labels, pred, previous) for visualize
+    follows_rules: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None  # (inputs, preds) -> bool [N]
+    baseline: Callable[[np.ndarray, np.ndarray], dict[str, float]] | None = None  # (inputs, labels) -> metrics
+    baseline_name: str = ""
+    generate: Callable[[int, np.random.Generator], Examples] | None = None  # for `dataset.build_task`
+
+
+TASKS: dict[str, Task] = {}
+TOKENS = Task(name="tokens", vocab_size=0)  # what an unidentified dataset is shown as
+
+
+def register_task(task: Task) -> Task:
+    TASKS[task.name] = task
+    return task
+
+
+register_task(Task(
+    name="sudoku", vocab_size=sudoku.VOCAB_SIZE, symmetry="sudoku",
+    matches=lambda seq_len, vocab: (seq_len, vocab) == (sudoku.SEQ_LEN, sudoku.VOCAB_SIZE),
+    text_lines=sudoku.text_lines, draw_frame=sudoku.draw_frame, follows_rules=sudoku.follows_rules,
+))
+register_task(Task(
+    name="maze", vocab_size=maze.VOCAB_SIZE, symmetry="dihedral",
+    matches=lambda seq_len, vocab: vocab == maze.VOCAB_SIZE and math.isqrt(seq_len) ** 2 == seq_len,
+    text_lines=maze.text_lines, draw_frame=maze.draw_frame, follows_rules=maze.follows_rules,
+    baseline=maze.mark_every_open_cell, baseline_name="mark every open cell as path",
+))
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise DatasetFormatError(f"task {name!r} is not registered; known: {', '.join(sorted(TASKS))}")
+    return TASKS[name]
+
+
+_identified: set[str] = set()
+
+
+def task_of(metadata: DatasetMetadata, source: Path | str) -> Task:
+    """The dataset's task: as recorded, else identified from its shape (warning once per dataset)."""
+    if metadata.task is not None:
+        return get_task(metadata.task)
+    claims = [t for t in TASKS.values() if t.matches(metadata.seq_len, metadata.vocab_size)]
+    task = claims[0] if len(claims) == 1 else TOKENS
+    if str(source) not in _identified:
+        _identified.add(str(source))
+        how = f"identified as {task.name} from seq_len {metadata.seq_len} and vocab {metadata.vocab_size}" \
+            if task is not TOKENS else "shown as plain tokens"
+        log.warning("%s: dataset.json names no task; %s (rebuild the dataset to record it)", source, how)
+    return task

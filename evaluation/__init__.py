@@ -1,0 +1,15 @@
+"""Depth x breadth evaluation: the one-pass engine, its counting rules, the sweep over checkpoints,
+reports. Entry points use this package's API."""
+
+from dataset.format import DatasetFormatError
+from evaluation.config import EvalConfig, load_options, parse_eval_config
+from evaluation.engine import ElasticExit, EvalResult, evaluate_depths, run_evaluation
+from evaluation.sweep import SweepResult, run_sweep
+from utils.safe_load import CheckpointError
+from utils.validation import ConfigError
+
+# What a user's bad input raises: entry points print these as one line.
+USER_ERRORS = (ConfigError, CheckpointError, DatasetFormatError)
+
+__all__ = ["USER_ERRORS", "ElasticExit", "EvalConfig", "EvalResult", "SweepResult", "evaluate_depths",
+           "load_options", "parse_eval_config", "run_evaluation", "run_sweep"]

@@ -1,0 +1,145 @@
+"""Build the model a checkpoint describes and load its weights, reporting every mismatch by name.
+
+Reads any layout through `utils.checkpoint.read_checkpoint`; the EMA shadow is used when the file
+has one (unless asked otherwise). Data fields the checkpoint's `config.arch` leaves to the dataset
+(seq_len, vocab_size, num_puzzle_identifiers) come from the caller or, where the weights pin them,
+from the weights.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.act import ACTModel
+from models.config import puzzle_positions
+from models.registry import build_reasoner, unknown_arch_keys
+from utils.checkpoint import CheckpointContents, canonical_state_dict, read_checkpoint
+from utils.safe_load import CheckpointError
+from utils.validation import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadReport:
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def describe(self) -> str:
+        groups = (("missing", self.missing), ("unexpected", self.unexpected), ("shape mismatch", self.mismatched))
+        return "; ".join(f"{label}: {', '.join(names)}" for label, names in groups if names)
+
+
+def load_model_state(
+    model: ACTModel, state: dict[str, torch.Tensor], strict: bool = True, source: str = "state dict"
+) -> LoadReport:
+    """Load a state dict in any of the accepted key schemes into an ACT model, reporting by name."""
+    state = canonical_state_dict(state)
+    expected = model.state_dict()
+    report = LoadReport(
+        missing=sorted(set(expected) - set(state)),
+        unexpected=sorted(set(state) - set(expected)),
+        mismatched=sorted(
+            f"{k} (checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)})"
+            for k, v in expected.items()
+            if k in state and state[k].shape != v.shape
+        ),
+    )
+    if not report.ok:
+        if strict:
+            raise CheckpointError(f"{source}: does not fit the model: {report.describe()}")
+        log.warning("%s: loading non-strictly: %s", source, report.describe())
+    bad = {m.split(" ")[0] for m in report.mismatched}
+    model.load_state_dict({k: v for k, v in state.items() if k in expected and k not in bad}, strict=False)
+    return report
+
+
+def infer_data_fields(arch: dict[str, Any], state: dict[str, torch.Tensor]) -> dict[str, int]:
+    """Recover vocab_size, num_puzzle_identifiers and (where the weights pin it) seq_len.
+
+    Released configs leave these to the dataset's dataset.json; the weights determine them
+    whenever a table or a token-mixing MLP has one row per token or puzzle.
+    """
+    state = canonical_state_dict(state)
+    fields: dict[str, int] = {}
+    if "inner.embed_tokens.embedding_weight" in state:
+        fields["vocab_size"] = state["inner.embed_tokens.embedding_weight"].shape[0]
+    if "inner.puzzle_emb.weights" in state:
+        fields["num_puzzle_identifiers"] = state["inner.puzzle_emb.weights"].shape[0]
+    plen = puzzle_positions(int(arch.get("puzzle_emb_ndim", 0) or 0), int(arch.get("hidden_size", 1)),
+                            int(arch.get("puzzle_emb_len", 0) or 0))
+    for key in ("inner.L_level.layers.0.mlp_t.down_proj.weight", "inner.embed_pos.embedding_weight",
+                "inner.absolute_pos_embedding"):
+        if key in state:
+            fields["seq_len"] = state[key].shape[0] - plen
+            break
+    if "seq_len" not in fields and arch.get("board_height") and arch.get("board_width"):
+        fields["seq_len"] = int(arch["board_height"]) * int(arch["board_width"])
+    return fields
+
+
+@dataclass
+class LoadedCheckpoint:
+    act_model: ACTModel
+    contents: CheckpointContents
+    used_ema: bool
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.contents.config
+
+    @property
+    def step(self) -> int | None:
+        return self.contents.step
+
+
+def build_from_checkpoint(
+    contents: CheckpointContents,
+    *,
+    use_ema: bool = True,
+    data_fields: dict[str, Any] | None = None,
+    strict: bool = True,
+) -> LoadedCheckpoint:
+    """Build the model a checkpoint describes and load its (EMA, when present and asked) weights."""
+    path = contents.path
+    arch = contents.arch
+    state = dict(contents.model_state)
+    used_ema = bool(use_ema and contents.ema_state)
+    if used_ema:
+        state.update(contents.ema_state or {})
+    elif use_ema:
+        log.info("%s: holds no EMA weights; using its model weights", path)
+    fields = {**infer_data_fields(arch, state), **(data_fields or {})}
+    try:
+        unknown = unknown_arch_keys(arch) if "name" in arch else []
+        if unknown:  # a checkpoint is an artifact: load it, but say what its config holds that is not used
+            log.warning("%s: config.arch keys unknown to %s are ignored: %s", path, arch["name"], ", ".join(unknown))
+        model = build_reasoner(arch, fields)
+    except ConfigError as err:
+        hint = " (pass the dataset, whose dataset.json gives seq_len)" if "seq_len" in str(err) else ""
+        raise CheckpointError(f"{path}: {err}{hint}") from None
+    load_model_state(model, state, strict=strict, source=str(path))
+    return LoadedCheckpoint(act_model=model, contents=contents, used_ema=used_ema)
+
+
+def load_checkpoint(
+    path: str | Path,
+    *,
+    use_ema: bool = True,
+    data_fields: dict[str, Any] | None = None,
+    strict: bool = True,
+) -> LoadedCheckpoint:
+    """`build_from_checkpoint(read_checkpoint(path))`: a ready model from any supported layout."""
+    return build_from_checkpoint(read_checkpoint(path), use_ema=use_ema, data_fields=data_fields, strict=strict)
+
+
