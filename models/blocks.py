@@ -137,6 +137,10 @@ class ReasonerIO(nn.Module):
         elif cfg.pos_encodings == "absolute":
             self.register_buffer("absolute_pos_embedding", sinusoidal_table(positions, cfg.hidden_size))
 
+    def random_init_std(self) -> tuple[float, float] | None:
+        """The std of z_H and z_L when a reset draws them at random (EqR); None: a fixed initial state."""
+        return None
+
     def cos_sin(self) -> CosSin | None:
         return self.rotary_emb() if self.rotary_emb is not None else None
 

@@ -8,6 +8,9 @@ recurrence to contract onto an attractor that is robust to perturbation (test-ti
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 import torch
 
 from models.act import ACTModel
@@ -20,7 +23,23 @@ class EqRInner(TRMInner):
     cfg: EqRConfig
 
     def init_state(self) -> None:
-        """Nothing to store: every reset draws a fresh state (so checkpoints hold no H_init/L_init)."""
+        """Nothing to store: every reset draws a fresh state (so checkpoints hold no H_init/L_init).
+
+        The noise comes from the global RNG unless a source is given (`drawing_noise_from`): the
+        evaluation draws each trajectory's noise from its own generator."""
+        self.noise_source: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def random_init_std(self) -> tuple[float, float] | None:
+        return self.cfg.H_init_std, self.cfg.L_init_std
+
+    @contextmanager
+    def drawing_noise_from(self, source: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
+        """Within the block, `source(like)` returns the standard-normal noise of each update."""
+        previous, self.noise_source = self.noise_source, source
+        try:
+            yield
+        finally:
+            self.noise_source = previous
 
     def reset(self, halted: torch.Tensor, z_H: torch.Tensor, z_L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """I.i.d. truncated-normal draw per row, token and channel for the halted rows."""
@@ -33,7 +52,8 @@ class EqRInner(TRMInner):
         lam = self.cfg.lambda_
         out = (1 - lam) * h + lam * self.L_level(h, u, cos_sin)
         if self.cfg.noise_scale > 0:
-            out = out + self.cfg.noise_scale * torch.randn_like(out)
+            noise = torch.randn_like(out) if self.noise_source is None else self.noise_source(out)
+            out = out + self.cfg.noise_scale * noise
         return out
 
 
