@@ -12,39 +12,21 @@ shows the traceback instead).
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
 
-import torch
-
-from evaluation import USER_ERRORS, load_options, run_sweep
-from utils import distributed
+from evaluation import USER_ERRORS, load_options, run_command, run_sweep
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("-h", "--help"):
-        print(__doc__)
-        return 0
-    debug = "--debug" in argv or os.environ.get("HYDRA_FULL_ERROR") == "1"
-    argv = [a for a in argv if a != "--debug"]
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    # Recurrent latents drift into subnormal floats, which x86 CPUs process up to 100x slower.
-    torch.set_flush_denormal(True)
-    try:
-        result = run_sweep(load_options(argv))
-    except USER_ERRORS as err:
-        if debug:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    finally:
-        distributed.teardown()
+def _sweep(argv: list[str]) -> int:
+    result = run_sweep(load_options(argv))
     if result.files:
         print(result.summary)
         print(f"wrote {len(result.files)} files to {result.files[0].parent}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(argv, __doc__, _sweep, USER_ERRORS)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Analysis of models and runs: golden comparison with the reference, the study report, trajectory views.
 Scripts use this package's API."""
 
+from analysis.frontier import FrontierPoint, frontier_table, parse_frontier_options, run_frontier, write_frontier
 from analysis.golden import FixtureError, check_file, companion_of, fixture_paths
 from analysis.study_data import load_study
 from analysis.study_report import write_report
@@ -12,5 +13,6 @@ from utils.validation import ConfigError
 # What a user's bad input raises: scripts print these as one line.
 USER_ERRORS = (FixtureError, ConfigError, CheckpointError, DatasetFormatError)
 
-__all__ = ["USER_ERRORS", "FixtureError", "check_file", "companion_of", "fixture_paths", "load_study",
-           "record_trajectory", "render", "visualize", "write_report"]
+__all__ = ["USER_ERRORS", "FixtureError", "FrontierPoint", "check_file", "companion_of", "fixture_paths",
+           "frontier_table", "load_study", "parse_frontier_options", "record_trajectory", "render", "run_frontier",
+           "visualize", "write_frontier", "write_report"]

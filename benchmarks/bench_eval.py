@@ -12,7 +12,6 @@ numbers equal the per-depth runs, which the table checks). Data: a generated Sud
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -22,10 +21,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from analysis.machine import describe_machine  # noqa: E402
 from dataset.build_sudoku_dataset import SudokuBuildConfig, build_sudoku_dataset  # noqa: E402
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig, read_metadata  # noqa: E402
 from evaluation.engine import ElasticExit, EvalResult, run_evaluation  # noqa: E402
 from models.loading import load_checkpoint  # noqa: E402
+from utils import allocator  # noqa: E402
 
 
 def _batches(data: Path, batch: int) -> list:
@@ -58,6 +59,7 @@ def main() -> None:
     parser.add_argument("--elastic-tol", type=float, default=0.01)
     args = parser.parse_args()
     torch.set_flush_denormal(True)
+    allocator.keep_freed_memory()  # as evaluate.py does
 
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or build_sudoku_dataset(SudokuBuildConfig(
@@ -71,8 +73,7 @@ def main() -> None:
         depths, top = sorted(args.depths), max(args.depths)
         elastic = ElasticExit(patience=args.elastic_patience, tol=args.elastic_tol)
 
-        print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-              f"torch {torch.__version__}; checkpoint {Path(args.checkpoint).name}; "
+        print(f"machine: {describe_machine()}; checkpoint {Path(args.checkpoint).name}; "
               f"{sum(n for _, n in batches)} puzzles; D in {depths}; elastic patience {elastic.patience}, "
               f"tol {elastic.tol}")
         print()

@@ -72,25 +72,27 @@ class MetricSums:
         return out
 
 
-TRAJECTORY_COLUMNS = ("rank", "batch", "puzzle", "restart", "exact", "accuracy", "final_residual",
-                      "convergence_score", "steps")
+TRAJECTORY_COLUMNS = ("rank", "puzzle", "restart", "exact", "accuracy", "final_residual", "convergence_score",
+                      "steps", "stop")
 
 
 class TrajectoryRecords:
     """One row per trajectory and depth, for questions the averages cannot answer (are the correct
-    answers the converged ones?). `puzzle` is the row of the rank's batch, `restart` the trajectory
-    of that puzzle (transform-major with TTA); `convergence_score` is NaN when none was tracked."""
+    answers the converged ones?). `puzzle` is the puzzle's index in the evaluated split, `restart` the
+    trajectory of that puzzle (transform-major with TTA); `convergence_score` is NaN when none was
+    tracked. Rows come sorted by (puzzle, restart)."""
 
     def __init__(self, depths: list[int]) -> None:
         self._parts: dict[int, list[dict[str, torch.Tensor]]] = {d: [] for d in depths}
 
-    def add(self, depth: int, **columns: torch.Tensor) -> None:
-        part = {k: (v.long() if v.dtype == torch.bool else v).detach().cpu() for k, v in columns.items()}
+    def add(self, depth: int, **columns: torch.Tensor | list[str]) -> None:
+        part = {k: v if isinstance(v, list) else (v.long() if v.dtype == torch.bool else v).detach().cpu().tolist()
+                for k, v in columns.items()}
         self._parts[depth].append(part)
 
-    def gather(self) -> dict[int, dict[str, list[float]]]:
+    def gather(self) -> dict[int, dict[str, list]]:
         """Every rank's rows (rank order), as plain lists keyed by `TRAJECTORY_COLUMNS`."""
-        local = {depth: {k: [v for p in parts for v in p[k].tolist()] for k in TRAJECTORY_COLUMNS[1:]}
+        local = {depth: {k: [v for p in parts for v in p[k]] for k in TRAJECTORY_COLUMNS[1:]}
                  for depth, parts in self._parts.items()}
         merged = {depth: {k: [] for k in TRAJECTORY_COLUMNS} for depth in self._parts}
         for rank, part in enumerate(gather_objects(local)):
@@ -98,4 +100,31 @@ class TrajectoryRecords:
                 merged[depth]["rank"].extend([rank] * len(columns["exact"]))
                 for key, values in columns.items():
                     merged[depth][key].extend(values)
+        for depth, columns in merged.items():
+            order = sorted(range(len(columns["puzzle"])), key=lambda i, c=columns: (c["puzzle"][i], c["restart"][i]))
+            merged[depth] = {k: [v[i] for i in order] for k, v in columns.items()}
         return merged
+
+
+class ResidualSums:
+    """Sums of `residual_of_{i}_steps` by segment i: clean over real trajectories, the reference's
+    over every row (padding included) divided by the real ones."""
+
+    def __init__(self, depth: int) -> None:
+        self.clean = torch.zeros(depth + 1, dtype=torch.float64)
+        self.reference = torch.zeros(depth + 1, dtype=torch.float64)
+        self.real = torch.zeros(depth + 1, dtype=torch.float64)
+
+    def add(self, steps: torch.Tensor, residual: torch.Tensor, reference: torch.Tensor, padding: torch.Tensor) -> None:
+        steps, real = steps.cpu(), ~padding.cpu()
+        self.clean.index_add_(0, steps[real], residual.double().cpu()[real])
+        self.reference.index_add_(0, steps, reference.double().cpu())
+        self.real.index_add_(0, steps[real], torch.ones(int(real.sum()), dtype=torch.float64))
+
+    def into(self, sums: dict[str, MetricSums]) -> None:
+        for i in range(1, len(self.real)):
+            key = f"residual_of_{i}_steps"
+            if "clean" in sums and self.real[i] > 0:
+                sums["clean"].ratio(key, self.clean[i], self.real[i])
+            if "reference" in sums and (self.real[i] > 0 or self.reference[i] > 0):
+                sums["reference"].ratio(key, self.reference[i], self.real[i])

@@ -41,7 +41,10 @@ class EvalConfig(BaseModel):
     different_init: list[int] = Field(default_factory=lambda: [1])
     convergence_top_k: int | None = Field(default=None, ge=1)
     convergence_window: int = Field(default=3, ge=1)
-    global_batch_size: int = Field(default=16, gt=0)
+    breadth_agree: int | None = Field(default=None, ge=1)  # adaptive breadth: stop restarts once k agree
+    global_batch_size: int | None = Field(default=None, gt=0)  # puzzles; None: the checkpoint's training batch
+    max_rows: int | None = Field(default=None, gt=0)  # at most this many trajectories in flight per rank
+    compile: bool | None = None  # compile the segment; None: on CUDA
     max_eval_steps: int | None = Field(default=None, gt=0)
     use_ema: bool = True
     seed: int = Field(default=0, ge=0)
@@ -49,6 +52,10 @@ class EvalConfig(BaseModel):
     elastic_patience: int = Field(default=2, ge=1)
     elastic_tol: float = Field(default=1e-2, ge=0)
     elastic_use_q: bool = False
+    elastic_rules: list[Literal["stable", "residual", "q"]] = Field(default_factory=lambda: ["stable", "residual"],
+                                                                    min_length=1)
+    elastic_combine: Literal["all", "any"] = "all"
+    elastic_min_steps: int = Field(default=2, ge=1)
     tta: int = Field(default=1, ge=1)
     tta_kind: TTAKind = "auto"
     forward_dtype: Literal["bfloat16", "float16", "float32"] | None = None
@@ -108,6 +115,13 @@ class EvalConfig(BaseModel):
                 f"convergence_top_k: {self.convergence_top_k} exceeds the trajectories per puzzle "
                 f"(different_init x tta = {smallest})"
             )
+        if self.breadth_agree is not None:
+            if self.breadth_agree > smallest or smallest == 1:
+                raise ValueError(f"breadth_agree: {self.breadth_agree} needs more trajectories per puzzle "
+                                 f"(different_init x tta = {smallest})")
+            if self.reference_counting:
+                raise ValueError("breadth_agree: the reference has no adaptive breadth; "
+                                 "use it with reference_counting=false")
         return self
 
     @property
@@ -122,7 +136,9 @@ class EvalConfig(BaseModel):
     def elastic_exit(self) -> ElasticExit | None:
         if not self.elastic:
             return None
-        return ElasticExit(patience=self.elastic_patience, tol=self.elastic_tol, use_q=self.elastic_use_q)
+        return ElasticExit(patience=self.elastic_patience, tol=self.elastic_tol, use_q=self.elastic_use_q,
+                           rules=tuple(self.elastic_rules), combine=self.elastic_combine,
+                           min_steps=self.elastic_min_steps)
 
     def output_dir_for(self, checkpoint: str) -> Path:
         """`output_dir` when given, else the checkpoint's own directory."""

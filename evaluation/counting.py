@@ -17,6 +17,7 @@ import torch
 
 from dataset.format import IGNORE_LABEL_ID
 from evaluation.accumulator import MetricSums
+from evaluation.adaptive_breadth import PREFIX, adaptive_metrics
 from evaluation.breadth_metrics import breadth_metrics
 
 Counting = Literal["clean", "reference", "both"]
@@ -35,8 +36,14 @@ class DepthView:
     q_halt: torch.Tensor  # [P * copies] float
     steps: torch.Tensor  # [P * copies] segments run up to this depth
     final_residual: torch.Tensor  # [P * copies]
-    exited: torch.Tensor | None  # [P * copies] bool, elastic exit by this depth; None without elastic
+    stops: list[str] | None  # [P * copies] why each stopped by this depth ("depth" or the rules); None without elastic
     scores: dict[str, torch.Tensor]  # "clean" / "reference" -> [P * copies] convergence scores, when tracked
+    launched: torch.Tensor | None = None  # [P * copies] bool with adaptive breadth: the restart was started
+
+    @property
+    def exited(self) -> torch.Tensor | None:
+        """[P * copies] bool: an elastic rule stopped the trajectory by this depth."""
+        return None if self.stops is None else torch.tensor([s != "depth" for s in self.stops], dtype=torch.bool)
 
     @property
     def valid_rows(self) -> int:
@@ -44,17 +51,24 @@ class DepthView:
 
 
 def row_correctness(view: DepthView) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(scored, exact, token accuracy) per real row; a row with no scored token counts nowhere."""
+    """(scored, exact, token accuracy) per real row; a row with no scored token, or a restart that
+    adaptive breadth skipped, counts nowhere."""
     labels = view.labels[: view.valid_puzzles].repeat_interleave(view.copies, dim=0)
     mask = labels != IGNORE_LABEL_ID
     counts = mask.sum(-1)
     token_correct = (view.preds[: view.valid_rows] == labels) & mask
     exact = token_correct.sum(-1) == counts
-    return counts > 0, exact, token_correct.sum(-1).double() / counts.clamp_min(1)
+    scored = counts > 0
+    if view.launched is not None:
+        scored &= view.launched[: view.valid_rows]
+    return scored, exact, token_correct.sum(-1).double() / counts.clamp_min(1)
 
 
-def count_depth(sums: MetricSums, view: DepthView, top_k: int | None, reference: bool) -> None:
-    """Add one batch's contribution at one depth (numerators and denominators, reduced later)."""
+def count_depth(sums: MetricSums, view: DepthView, top_k: int | None, reference: bool,
+                agree: int | None = None) -> None:
+    """Add one batch's contribution at one depth (numerators and denominators, reduced later).
+    With adaptive breadth (`agree`, evaluation/adaptive_breadth.py) the started restarts of a puzzle
+    vary in number, so its metrics replace those of a full breadth."""
     rows = view.valid_rows
     valid, exact, token_accuracy = row_correctness(view)
     count = valid.sum()
@@ -82,6 +96,9 @@ def count_depth(sums: MetricSums, view: DepthView, top_k: int | None, reference:
     puzzles = view.labels.shape[0] if reference else view.valid_puzzles
     if view.copies == 1 or puzzles == 0:
         return
+    if agree is not None and view.launched is not None:
+        _count_adaptive(sums, view, agree)
+        return
     labels = view.labels[:puzzles]
     scores = view.scores.get("reference" if reference else "clean")
     scores = scores[: puzzles * view.copies] if scores is not None else None
@@ -98,8 +115,20 @@ def count_depth(sums: MetricSums, view: DepthView, top_k: int | None, reference:
             sums.ratio(key, value * weight, weight)
 
 
-def trajectory_columns(view: DepthView, batch_index: int) -> dict[str, torch.Tensor]:
-    """One row per real, scored trajectory (`per_trajectory=true`), clean scores."""
+def _count_adaptive(sums: MetricSums, view: DepthView, agree: int) -> None:
+    rows = view.valid_rows
+    scores = view.scores.get("clean")
+    scores = scores[:rows] if scores is not None else None
+    found = adaptive_metrics(view.preds[:rows], view.labels[: view.valid_puzzles], view.copies,
+                             view.launched[:rows], view.steps[:rows], agree, scores)
+    for key in ("exact_accuracy", "agreed", "mean_restarts", "segments_per_puzzle"):
+        sums.ratio(PREFIX + key, found[key], found["puzzles"])
+    sums.maximum(PREFIX + "k", agree)
+
+
+def trajectory_columns(view: DepthView, puzzles: torch.Tensor) -> dict[str, torch.Tensor | list[str]]:
+    """One row per real, scored trajectory (`per_trajectory=true`), clean scores; `puzzles` holds the
+    view's global puzzle indices; `stop` says why it stopped ("depth", or the elastic rules that held)."""
     rows = view.valid_rows
     valid, exact, token_accuracy = row_correctness(view)
     index = torch.arange(rows, device=view.preds.device)
@@ -107,13 +136,16 @@ def trajectory_columns(view: DepthView, batch_index: int) -> dict[str, torch.Ten
     if scores is None:
         scores = torch.full((rows,), float("nan"), device=index.device)
     columns = {
-        "batch": torch.full_like(index, batch_index), "puzzle": index // view.copies,
-        "restart": index % view.copies, "exact": exact, "accuracy": token_accuracy,
+        "puzzle": puzzles.to(index.device)[index // view.copies], "restart": index % view.copies,
+        "exact": exact, "accuracy": token_accuracy,
         "final_residual": view.final_residual[:rows],
         "convergence_score": scores[:rows],
         "steps": view.steps[:rows],
     }
-    return {k: v[valid] for k, v in columns.items()}
+    out: dict[str, torch.Tensor | list[str]] = {k: v[valid] for k, v in columns.items()}
+    stops = view.stops[:rows] if view.stops is not None else ["depth"] * rows
+    out["stop"] = [reason for reason, keep in zip(stops, valid.tolist(), strict=True) if keep]
+    return out
 
 
 def merge_counted(clean: dict[str, float] | None, reference: dict[str, float] | None) -> dict[str, float]:

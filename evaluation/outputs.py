@@ -3,7 +3,7 @@
 One file per (D, B) point, `<record stem>_outputs.pt`, loadable with `torch.load(weights_only=True)`:
 a dict with the requested fields for every real trajectory, in dataset order (puzzle-major, the
 B x tta copies of a puzzle together), plus `puzzle` (the puzzle's index in the evaluated split)
-and `restart` (the copy's index within its puzzle). Everything is in the frame the model saw:
+and `restart` (the copy's index within its puzzle, transform-major with TTA). Everything is in the frame the model saw:
 with `tta` > 1, `inputs`, `labels` and `logits` of a copy are those of its transformed puzzle,
 and `preds` is always the argmax of `logits`.
 """
@@ -30,32 +30,32 @@ class OutputRecorder:
         if unknown:
             raise ValueError(f"save_outputs: unknown {unknown}; known: {list(OUTPUT_FIELDS)}")
         self.fields = list(dict.fromkeys(fields))
-        self._parts: dict[int, list[tuple[int, dict[str, torch.Tensor]]]] = {d: [] for d in depths}
+        self._parts: dict[int, list[tuple[int, int, dict[str, torch.Tensor]]]] = {d: [] for d in depths}
 
-    def add(self, depth: int, batch_index: int, run: Any, data: dict[str, torch.Tensor], rows: int) -> None:
-        """`run`: the batch's `_BatchRun` at `depth`; `data`: the rows it ran; the first `rows` are real."""
-        logits = run.logits[:rows]
-        source = {
-            "preds": lambda: logits.argmax(-1).to(torch.int32),
-            "logits": lambda: logits.float(),
-            "inputs": lambda: data["inputs"][:rows],
-            "labels": lambda: data["labels"][:rows],
-            "puzzle_identifiers": lambda: data["puzzle_identifiers"][:rows],
-            "q_halt_logits": lambda: run.q_halt[:rows].float(),
-        }
-        self._parts[depth].append((batch_index, {f: source[f]().detach().cpu() for f in self.fields}))
+    def add(self, depth: int, trajectories: Sequence[Any]) -> None:
+        """The finished `trajectories` (evaluation/trajectories.py) at `depth`."""
+        for traj in trajectories:
+            snap = traj.snapshots[depth]
+            source = {
+                "preds": lambda snap=snap: snap["preds"].to(torch.int32),
+                "logits": lambda snap=snap: snap["logits"],
+                "inputs": lambda traj=traj: traj.data["inputs"][0],
+                "labels": lambda traj=traj: traj.data["labels"][0],
+                "puzzle_identifiers": lambda traj=traj: traj.data["puzzle_identifiers"][0],
+                "q_halt_logits": lambda snap=snap: snap["q_halt"],
+            }
+            row = {f: torch.as_tensor(source[f]()).detach().cpu() for f in self.fields}
+            self._parts[depth].append((traj.puzzle, traj.copy, row))
 
-    def gather(self, copies: int) -> dict[int, dict[str, torch.Tensor]]:
-        """Every rank's rows in dataset order: batch by batch, and rank by rank within a batch."""
+    def gather(self) -> dict[int, dict[str, torch.Tensor]]:
+        """Every rank's rows in dataset order: by puzzle, then by copy."""
         ranked = gather_objects(self._parts)
         out = {}
         for depth in self._parts:
-            chunks = sorted(((b, r, part) for r, parts in enumerate(ranked) for b, part in parts[depth]),
-                            key=lambda item: (item[0], item[1]))
-            fields = {f: torch.cat([part[f] for _, _, part in chunks]) if chunks else torch.empty(0)
-                      for f in self.fields}
-            index = torch.arange(sum(part[self.fields[0]].shape[0] for _, _, part in chunks))
-            out[depth] = {**fields, "puzzle": index // copies, "restart": index % copies}
+            rows = sorted((entry for parts in ranked for entry in parts[depth]), key=lambda e: (e[0], e[1]))
+            fields = {f: torch.stack([row[f] for *_, row in rows]) if rows else torch.empty(0) for f in self.fields}
+            out[depth] = {**fields, "puzzle": torch.tensor([p for p, _, _ in rows], dtype=torch.int64),
+                          "restart": torch.tensor([c for _, c, _ in rows], dtype=torch.int64)}
         return out
 
 

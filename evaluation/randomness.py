@@ -5,8 +5,8 @@ on the batch it runs in, its slot, the batch size or the number of ranks. The dr
 counter-based generator: a 32-bit integer hash (`lowbias32`) of the trajectory's two keys, a
 stream number (segment x 256 + call) and the element index, turned into uniforms, Gaussians
 (Box-Muller) or truncated Gaussians (inverse CDF, as `trunc_normal_init_` draws them). All of it is
-tensor arithmetic on the trajectories' device, vectorised over rows and elements; products stay
-below 2^63 so int64 never overflows.
+int32 tensor arithmetic on the trajectories' device, vectorised over rows and elements (products
+wrap modulo 2^32, as the hash intends; a test checks them against exact 64-bit arithmetic).
 """
 
 from __future__ import annotations
@@ -16,49 +16,52 @@ import math
 import numpy as np
 import torch
 
-MASK32 = 0xFFFFFFFF
 CALLS_PER_SEGMENT = 256  # stream = segment * 256 + call
 INIT_H, INIT_L = 254, 255  # the calls of segment 0 that draw a trajectory's initial z_H and z_L
 
 
-def _mul32(x: torch.Tensor, constant: int) -> torch.Tensor:
-    """(x * constant) mod 2^32 for 32-bit x, split in 16-bit halves so no product reaches 2^63."""
-    low = x * (constant & 0xFFFF)
-    high = ((x * (constant >> 16)) & 0xFFFF) << 16
-    return (low + high) & MASK32
+def _signed(constant: int) -> int:
+    return constant - (1 << 32) if constant >= 1 << 31 else constant
+
+
+_C1, _C2 = _signed(0x7FEB352D), _signed(0x846CA68B)
 
 
 def hash32(x: torch.Tensor) -> torch.Tensor:
-    """lowbias32: a 32-bit integer hash with full avalanche (int64 tensors holding 32-bit values)."""
-    x = x ^ (x >> 16)
-    x = _mul32(x, 0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = _mul32(x, 0x846CA68B)
-    return x ^ (x >> 16)
+    """lowbias32 on int32 tensors (32-bit patterns; products wrap modulo 2^32, shifts are made logical).
+    Works in place on a copy, so a large tensor costs two buffers rather than ten."""
+    x = x.clone()
+    x.bitwise_xor_(x.bitwise_right_shift(16).bitwise_and_(0xFFFF)).mul_(_C1)
+    x.bitwise_xor_(x.bitwise_right_shift(15).bitwise_and_(0x1FFFF)).mul_(_C2)
+    return x.bitwise_xor_(x.bitwise_right_shift(16).bitwise_and_(0xFFFF))
 
 
 def trajectory_keys(seed: int, puzzles: torch.Tensor, restarts: torch.Tensor) -> torch.Tensor:
-    """[R, 2] int64 keys of the trajectories (puzzle index, restart index) under `seed`."""
+    """[R, 2] int32 keys of the trajectories (puzzle index, restart index) under `seed`."""
     rows = [np.random.SeedSequence([seed, int(p), int(r)]).generate_state(2) for p, r in
             zip(puzzles.tolist(), restarts.tolist(), strict=True)]
-    return torch.tensor(np.array(rows, dtype=np.int64).reshape(-1, 2), dtype=torch.int64, device=puzzles.device)
+    keys = np.array(rows, dtype=np.uint32).reshape(-1, 2).view(np.int32)
+    return torch.from_numpy(keys.copy()).to(puzzles.device)
 
 
-def uniform(keys: torch.Tensor, stream: torch.Tensor, numel: int, offset: int = 0) -> torch.Tensor:
-    """[R, numel] float32 in (0, 1): element e of row r is a hash of (keys[r], stream[r], offset + e)."""
-    elements = torch.arange(offset, offset + numel, dtype=torch.int64, device=keys.device)
-    x = hash32(elements.unsqueeze(0) ^ keys[:, :1])
-    x = hash32(x ^ stream.to(torch.int64).unsqueeze(1))
-    x = hash32(x ^ keys[:, 1:])
-    return (x.to(torch.float64) + 0.5).mul_(2.0**-32).to(torch.float32)
+def uniform(keys: torch.Tensor, stream: torch.Tensor, numel: int) -> torch.Tensor:
+    """[R, numel] float32 in (0, 1), 24-bit resolution: a hash of (keys[r], stream[r], element index)."""
+    row = hash32(keys[:, 1] ^ stream.to(torch.int32)).unsqueeze(1)  # one stream seed per row
+    elements = torch.arange(numel, dtype=torch.int32, device=keys.device).unsqueeze(0)
+    x = hash32(elements ^ keys[:, :1])
+    x = hash32(x.bitwise_xor_(row))
+    return x.bitwise_right_shift_(8).bitwise_and_(0xFFFFFF).to(torch.float32).add_(0.5).mul_(2.0**-24)
 
 
 def normal(keys: torch.Tensor, stream: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """[R, *shape] standard normals (Box-Muller on two uniforms per element)."""
+    """[R, *shape] standard normals: Box-Muller, both outputs of each uniform pair used."""
     numel = math.prod(shape)
-    u1, u2 = uniform(keys, stream, numel), uniform(keys, stream, numel, offset=numel)
-    z = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)
-    return z.view(-1, *shape)
+    half = (numel + 1) // 2
+    u = uniform(keys, stream, 2 * half)
+    radius = u[:, :half].log_().mul_(-2.0).sqrt_()
+    angle = u[:, half:].mul_(2.0 * math.pi)
+    out = torch.cat((angle.cos(), angle.sin_()), dim=1).mul_(radius.repeat(1, 2))
+    return out[:, :numel].reshape(-1, *shape)
 
 
 def trunc_normal(keys: torch.Tensor, stream: torch.Tensor, shape: tuple[int, ...], std: float) -> torch.Tensor:

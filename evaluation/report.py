@@ -25,6 +25,8 @@ SUMMARY_COLUMNS: list[tuple[str, str]] = [
     ("different_init/any_correct", "any correct"),
     ("majority_vote/exact_accuracy", "majority"),
     ("convergence_top_k/exact_accuracy", "conv. top-k"),
+    ("adaptive_breadth/exact_accuracy", "adaptive"),
+    ("adaptive_breadth/mean_restarts", "restarts"),
     ("steps", "mean steps"),
     ("final_residual", "final residual"),
 ]
@@ -36,10 +38,10 @@ def overrides_label(overrides: dict[str, Any] | None) -> str:
 
 
 def record_stem(checkpoint: str, depth: int, breadth: int, tta: int = 1, elastic: bool = False,
-                overrides: dict[str, Any] | None = None) -> str:
-    """`eval_<checkpoint stem>_D<depth>_B<breadth>[_tta<N>][_elastic][_<key>=<value>...]`."""
+                overrides: dict[str, Any] | None = None, agree: int | None = None) -> str:
+    """`eval_<checkpoint stem>_D<depth>_B<breadth>[_tta<N>][_agree<k>][_elastic][_<key>=<value>...]`."""
     stem = f"eval_{Path(checkpoint).stem}_D{depth}_B{breadth}"
-    stem += (f"_tta{tta}" if tta > 1 else "") + ("_elastic" if elastic else "")
+    stem += (f"_tta{tta}" if tta > 1 else "") + (f"_agree{agree}" if agree else "") + ("_elastic" if elastic else "")
     label = overrides_label(overrides)
     return stem + (f"_{label}" if label else "")
 
@@ -51,7 +53,7 @@ def make_record(config: dict[str, Any], metrics: dict[str, float]) -> dict[str, 
 def record_stem_of(record: dict[str, Any]) -> str:
     cfg = record["config"]
     return record_stem(cfg["checkpoint"], cfg["halt_max_steps"], cfg["different_init"], cfg["tta"], cfg["elastic"],
-                       cfg.get("overrides"))
+                       cfg.get("overrides"), cfg.get("breadth_agree"))
 
 
 def write_record(record: dict[str, Any], output_dir: Path) -> tuple[Path, Path]:

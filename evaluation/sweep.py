@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -72,6 +73,7 @@ def check_fit(checkpoint: str, cfg: EvalConfig) -> tuple[CheckpointContents, lis
     return contents, paths, fields, task_of(meta, ", ".join(paths))
 
 
+DEFAULT_BATCH = 16  # puzzles per evaluation batch when the checkpoint records no training batch
 DATA_FIELDS = {"seq_len", "vocab_size", "num_puzzle_identifiers", "batch_size"}
 
 
@@ -96,76 +98,101 @@ def override_points(cfg: EvalConfig, contents: CheckpointContents, fields: dict[
     return points
 
 
-def _settings(cfg: EvalConfig, checkpoint: str, loaded: LoadedCheckpoint, data_paths: list[str], depth: int,
-              breadth: int, point: dict[str, Any], world: int, device: torch.device, run: EvalResult) -> dict:
+def _settings(cfg: EvalConfig, done: Evaluated, depth: int, info: distributed.DistInfo) -> dict:
     """What a record says about how it was made."""
+    loaded, run = done.loaded, done.run
     return {
-        "checkpoint": checkpoint, "step": loaded.step, "used_ema": loaded.used_ema,
-        "arch": loaded.contents.arch.get("name"), "dataset": data_paths, "split": cfg.split,
-        "halt_max_steps": depth, "different_init": breadth, "tta": cfg.tta, "overrides": point,
+        "checkpoint": done.checkpoint, "step": loaded.step, "used_ema": loaded.used_ema,
+        "arch": loaded.contents.arch.get("name"), "dataset": done.data_paths, "split": cfg.split,
+        "halt_max_steps": depth, "different_init": done.breadth, "tta": cfg.tta, "overrides": done.point,
         "different_init_reset_std": cfg.different_init_reset_std, "reference_counting": cfg.reference_counting,
         "convergence_top_k": cfg.convergence_top_k, "convergence_window": cfg.convergence_window,
+        "breadth_agree": cfg.breadth_agree,
         "elastic": cfg.elastic, "elastic_patience": cfg.elastic_patience,
-        "elastic_tol": cfg.elastic_tol, "elastic_use_q": cfg.elastic_use_q, "seed": cfg.seed,
-        "global_batch_size": cfg.global_batch_size, "max_eval_steps": cfg.max_eval_steps,
-        "world_size": world, "device": device.type, "pass_depth": max(cfg.depths),
-        "pass_wall_s": run.wall_s, "pass_trajectory_segments": run.trajectory_segments,
+        "elastic_tol": cfg.elastic_tol, "elastic_use_q": cfg.elastic_use_q, "elastic_rules": cfg.elastic_rules,
+        "elastic_combine": cfg.elastic_combine, "elastic_min_steps": cfg.elastic_min_steps, "seed": cfg.seed,
+        "global_batch_size": done.batch, "max_rows": cfg.max_rows, "compiled": done.compiled,
+        "max_eval_steps": cfg.max_eval_steps, "world_size": info.world_size, "device": info.device.type,
+        "pass_depth": max(cfg.depths), "pass_wall_s": run.wall_s, "pass_trajectory_segments": run.trajectory_segments,
     }
+
+
+@dataclass
+class Evaluated:
+    """One pass over the data: a (checkpoint, override point, breadth) and its per-depth result."""
+
+    checkpoint: str
+    loaded: LoadedCheckpoint
+    data_paths: list[str]
+    point: dict[str, Any]
+    breadth: int
+    batch: int  # puzzles per evaluation batch
+    compiled: bool
+    run: EvalResult
+
+
+def evaluate_checkpoint(cfg: EvalConfig, checkpoint: str, info: distributed.DistInfo) -> Iterator[Evaluated]:
+    """Evaluate `checkpoint` at every override point and breadth of `cfg`, all depths of a breadth in one pass."""
+    rank, world, device = info.rank, info.world_size, info.device
+    compiled = cfg.compile if cfg.compile is not None else device.type == "cuda"
+    contents, data_paths, fields, task = check_fit(checkpoint, cfg)
+    batch = cfg.global_batch_size or int(contents.config.get("global_batch_size") or DEFAULT_BATCH)
+    if batch % world:
+        raise ConfigError(f"global_batch_size: {batch} puzzles do not divide among {world} ranks"
+                          + ("" if cfg.global_batch_size else " (the checkpoint's training batch; set one)"))
+    points = override_points(cfg, contents, fields)
+    transforms = build_transforms(cfg.tta, cfg.tta_kind, task, fields["seq_len"], fields["vocab_size"], cfg.seed)
+    for point in points:
+        overrides = {**fields, "halt_max_steps": max(cfg.depths), **point}
+        if cfg.forward_dtype:
+            overrides["forward_dtype"] = cfg.forward_dtype
+        loaded = build_from_checkpoint(contents, use_ema=cfg.use_ema, data_fields=overrides)
+        model = loaded.act_model.to(device).eval()
+        segment = torch.compile(model.inner, dynamic=False) if compiled else None
+        for breadth in cfg.different_init:
+            dataset = PuzzleDataset(
+                PuzzleDatasetConfig(data_paths=data_paths, global_batch_size=batch, rank=rank,
+                                    world_size=world, seed=cfg.seed, test_set_mode=True),
+                split=cfg.split,
+            )
+            if rank == 0:
+                log.info("%s: D=%s B=%d tta=%d, %d puzzles per batch%s%s", checkpoint, cfg.depths, breadth,
+                         cfg.tta, batch, ", compiled" if compiled else "", f" {point}" if point else "")
+            run = run_evaluation(
+                model, islice(dataset.test_batches(), cfg.max_eval_steps), cfg.depths,
+                different_init=breadth, convergence_top_k=cfg.convergence_top_k,
+                convergence_window=cfg.convergence_window, seed=cfg.seed, tta=transforms,
+                elastic=cfg.elastic_exit, per_trajectory=cfg.per_trajectory,
+                restart_std=cfg.different_init_reset_std, counting=cfg.counting, save_outputs=cfg.save_outputs,
+                total_batches=batches_in(dataset.num_examples, batch, cfg.max_eval_steps),
+                progress=cfg.progress, max_rows=cfg.max_rows, segment=segment, breadth_agree=cfg.breadth_agree,
+            )
+            yield Evaluated(checkpoint, loaded, data_paths, point, breadth, batch, compiled, run)
 
 
 def run_sweep(cfg: EvalConfig) -> SweepResult:
     """Evaluate every checkpoint at every (override point, D, B); write records, summary and plots on rank 0."""
     info = distributed.setup(cfg.device)
-    rank, world, device = info.rank, info.world_size, info.device
-    if cfg.global_batch_size % world:
-        raise ConfigError(f"global_batch_size: {cfg.global_batch_size} is not divisible by {world} ranks")
     result = SweepResult()
     for checkpoint in cfg.checkpoints:
-        contents, data_paths, fields, task = check_fit(checkpoint, cfg)
-        points = override_points(cfg, contents, fields)
-        transforms = build_transforms(cfg.tta, cfg.tta_kind, task, fields["seq_len"], fields["vocab_size"], cfg.seed)
         folder = cfg.output_dir_for(checkpoint)
-        for point in points:
-            overrides = {**fields, "halt_max_steps": max(cfg.depths), **point}
-            if cfg.forward_dtype:
-                overrides["forward_dtype"] = cfg.forward_dtype
-            loaded = build_from_checkpoint(contents, use_ema=cfg.use_ema, data_fields=overrides)
-            model = loaded.act_model.to(device).eval()
-            for breadth in cfg.different_init:
-                dataset = PuzzleDataset(
-                    PuzzleDatasetConfig(data_paths=data_paths, global_batch_size=cfg.global_batch_size, rank=rank,
-                                        world_size=world, seed=cfg.seed, test_set_mode=True),
-                    split=cfg.split,
-                )
-                if rank == 0:
-                    log.info("%s: D=%s B=%d tta=%d%s", checkpoint, cfg.depths, breadth, cfg.tta,
-                             f" {point}" if point else "")
-                run = run_evaluation(
-                    model, islice(dataset.test_batches(), cfg.max_eval_steps), cfg.depths,
-                    different_init=breadth, convergence_top_k=cfg.convergence_top_k,
-                    convergence_window=cfg.convergence_window, seed=cfg.seed, tta=transforms,
-                    elastic=cfg.elastic_exit, per_trajectory=cfg.per_trajectory,
-                    restart_std=cfg.different_init_reset_std, counting=cfg.counting, save_outputs=cfg.save_outputs,
-                    total_batches=batches_in(dataset.num_examples, cfg.global_batch_size, cfg.max_eval_steps),
-                    progress=cfg.progress,
-                )
-                for depth in cfg.depths:
-                    settings = _settings(cfg, checkpoint, loaded, data_paths, depth, breadth, point, world, device,
-                                         run)
-                    record = make_record(settings, run.metrics[depth])
-                    result.records.append(record)
-                    if rank != 0:
-                        continue
-                    result.files.extend(write_record(record, folder))
-                    if cfg.reference_files:
-                        result.files.extend(write_reference_files(record, folder))
-                    if run.per_trajectory is not None:
-                        result.files.append(write_trajectories(record, run.per_trajectory[depth], folder))
-                    if run.outputs is not None:
-                        path = folder / f"{record_stem_of(record)}_outputs.pt"
-                        result.files.append(write_outputs(run.outputs[depth], path))
+        for done in evaluate_checkpoint(cfg, checkpoint, info):
+            run = done.run
+            for depth in cfg.depths:
+                record = make_record(_settings(cfg, done, depth, info), run.metrics[depth])
+                result.records.append(record)
+                if info.rank != 0:
+                    continue
+                result.files.extend(write_record(record, folder))
+                if cfg.reference_files:
+                    result.files.extend(write_reference_files(record, folder))
+                if run.per_trajectory is not None:
+                    result.files.append(write_trajectories(record, run.per_trajectory[depth], folder))
+                if run.outputs is not None:
+                    path = folder / f"{record_stem_of(record)}_outputs.pt"
+                    result.files.append(write_outputs(run.outputs[depth], path))
     result.summary = summary_table(result.records)
-    if rank == 0:
+    if info.rank == 0:
         out = cfg.output_dir_for(cfg.checkpoints[0])
         summary_path = out / "eval_summary.md"
         summary_path.write_text(result.summary)

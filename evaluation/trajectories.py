@@ -1,126 +1,254 @@
-"""One batch's trajectories, run segment by segment, with what the counting rules later read from them.
+"""Trajectories run in a fixed set of slots (continuous batching), each from its own random stream.
 
-A `BatchRun` holds the rows of one evaluation batch (B x tta copies of each puzzle): their carry,
-the last logits, q_halt and residual of every row, and the convergence trackers. With breadth
-every row starts from its own truncated-normal state (`restart_std`); with an elastic exit rows
-that settled leave the batch and keep their last outputs.
+Every segment advances every occupied slot by one segment of the model. A trajectory leaves its
+slot when it reaches the largest requested depth or, with an elastic exit, when its stop rule
+fires; the slot is refilled at once with the next pending trajectory, freshly started, so the
+batch stays full until the queue drains. At each requested depth (and, for the depths it will not
+reach, at its exit) a trajectory's outputs are snapshot for the counting rules. Its initial state
+and noise come from `evaluation/randomness.py`, keyed by (seed, puzzle, restart, segment), so they
+do not depend on the slot, the batch or the rank.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 
 import torch
 
-from evaluation.breadth_metrics import ConvergenceTracker
-from models.act import ACTModel, Batch, Carry, latent_residual
-from models.layers import trunc_normal_like
+from evaluation.randomness import TrajectoryNoise, initial_state, trajectory_keys
+from models.act import ACTModel, Batch, latent_residual
+
+STOP_RULES = ("stable", "residual", "q")
 
 
 @dataclass(frozen=True)
 class ElasticExit:
-    """Stop a trajectory early: its prediction unchanged for `patience` segments and its latent
-    residual below `tol` (or, with `use_q`, its q_halt logit above 0). Never before segment 2,
-    so that every trajectory has a convergence score."""
+    """When a trajectory may stop before the largest depth.
+
+    Rules: `stable` (its prediction unchanged for `patience` segments), `residual` (its latent
+    residual below `tol`), `q` (its q_halt logit above 0); `combine` says whether all or any of
+    them must hold. Never before `min_steps` segments. `use_q=True` is the rule `q` alone.
+    """
 
     patience: int = 2
     tol: float = 1e-2
     use_q: bool = False
-
-
-class BatchRun:
-    """One batch's trajectories run segment by segment; exited rows keep their last outputs.
-
-    `restart_std` (breadth): every row starts from its own truncated-normal z_H and z_L instead of
-    the model's reset. `trackers` name the convergence scores kept ("clean": float32; "reference":
-    the forward dtype).
-    """
-
-    def __init__(self, model: ACTModel, data: Batch, elastic: ElasticExit | None, window: int | None,
-                 trackers: Sequence[str], restart_std: float | None) -> None:
-        self.model, self.elastic = model, elastic
-        rows = data["inputs"].shape[0]
-        device = data["inputs"].device
-        self.carry = model.initial_carry(data)
-        self.data = data
-        self.active = torch.arange(rows, device=device)
-        # Both draws replay the stream the model's first reset consumes (the RNG is restored after them),
-        # so EqR's restarts at std 1 are exactly its own random initialisation.
-        with torch.random.fork_rng(devices=rng_devices(device)):
-            if restart_std is None:
-                self.state = model.inner.reset(self.carry.halted, self.carry.z_H, self.carry.z_L)
-            else:
-                self.state = (trunc_normal_like(self.carry.z_H, restart_std),
-                              trunc_normal_like(self.carry.z_L, restart_std))
-        if restart_std is not None:  # start from the draw: nothing is halted, so the model resets no row
-            self.carry = replace(self.carry, z_H=self.state[0], z_L=self.state[1],
-                                 halted=torch.zeros_like(self.carry.halted), current_data=data)
-        self.logits: torch.Tensor | None = None
-        self.q_halt = torch.zeros(rows, device=device)
-        self.exit_step = torch.full((rows,), torch.iinfo(torch.int32).max, dtype=torch.int32, device=device)
-        self.last_residual = torch.zeros(rows, device=device)
-        self.stable = torch.zeros(rows, dtype=torch.int32, device=device)
-        self.trackers = {name: ConvergenceTracker(window, native=name == "reference")
-                         for name in (trackers if window else ())}
-        self.frozen_scores = {name: torch.zeros(rows, device=device) for name in self.trackers}
-        self.segments = 0
+    rules: tuple[str, ...] = ("stable", "residual")
+    combine: str = "all"
+    min_steps: int = 2
 
     @property
-    def done(self) -> bool:
-        return self.active.numel() == 0
+    def active_rules(self) -> tuple[str, ...]:
+        return ("q",) if self.use_q else tuple(self.rules)
 
-    def step(self, index: int) -> torch.Tensor:
-        """Run segment `index` (1-based) on the active rows; returns their latent residuals."""
-        carry, outputs = self.model(self.carry, self.carry.current_data if index > 1 else self.data)
-        self.carry = replace(carry, halted=torch.zeros_like(carry.halted))  # depth is ours, not halt_max_steps
-        residual = latent_residual(carry.z_H, carry.z_L, self.state)
-        self.state = (carry.z_H, carry.z_L)
-        self.segments += self.active.numel()
-        logits, q_halt = outputs["logits"], outputs["q_halt_logits"].float()
-        whole = self.active.numel() == self.exit_step.numel()
-        previous = self.logits
-        if whole:
-            self.logits, self.q_halt, self.last_residual = logits, q_halt, residual
+
+@dataclass
+class Trajectory:
+    """One puzzle copy: `copy` = transform x B + restart (transform-major within the puzzle)."""
+
+    group: int  # the evaluation batch it came from
+    row: int  # its puzzle's row in that batch
+    puzzle: int  # global puzzle index (its random stream)
+    copy: int
+    data: Batch  # one row, transformed for this copy
+    padding: bool = False  # a row that pads the split's last batch (run for the reference's counting)
+    skipped: bool = False  # never started: adaptive breadth had its answer (evaluation/adaptive_breadth.py)
+    snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)  # depth -> outputs
+    slot_segments: int = 0
+
+
+class SlotRunner:
+    """`slots` trajectories in flight; `run(queue, device)` yields each trajectory when it finishes.
+
+    `restart`: (std_H, std_L) of the random initial state, or None for the model's own reset.
+    `trackers` names the convergence scores kept ("clean": float32, "reference": the forward dtype)
+    over the last `window` segment-to-segment logit changes. `keep_logits` adds logits to the
+    snapshots. `on_segment(steps, residual, reference_residual, padding)` receives every segment's
+    residuals of the occupied slots (the reference's first one measured from the state the slot held
+    before, as its evaluation does) and which of them pad the split.
+    `segment` is the function run per segment (the model's inner network, compiled or not);
+    `fixed_shape` runs every slot every segment (empty ones on stale data), as a compiled segment needs.
+    `reference_residuals` measures a trajectory's first residual from the state its slot held before.
+    """
+
+    def __init__(self, model: ACTModel, slots: int, depths: Sequence[int], seed: int,
+                 restart: tuple[float, float] | None, elastic: ElasticExit | None, window: int | None,
+                 trackers: Sequence[str], keep_logits: bool, on_segment: Callable[..., None],
+                 segment: Callable[..., tuple] | None = None, fixed_shape: bool = False,
+                 reference_residuals: bool = False) -> None:
+        self.model, self.inner = model, model.inner
+        self.slots, self.depths, self.seed = slots, sorted(depths), seed
+        self.restart, self.elastic, self.window = restart, elastic, window
+        self.trackers = list(trackers) if window else []
+        self.keep_logits, self.on_segment = keep_logits, on_segment
+        self.segment, self.fixed_shape = self.inner if segment is None else segment, fixed_shape
+        self.reference_residuals = reference_residuals
+        self.noise = TrajectoryNoise(torch.zeros(0, 2, dtype=torch.int32))
+        self.slot_segments = 0  # (slot, segment) pairs run for trajectories: the compute spent
+
+    # ---- state of the slots -------------------------------------------------------------
+    def _start(self, device: torch.device) -> None:
+        shape = self.model.carry_shape(self.slots)
+        dtype = self.model.config.dtype
+        self.z_H = torch.zeros(shape, dtype=dtype, device=device)
+        self.z_L = torch.zeros(shape, dtype=dtype, device=device)
+        self.before_reset = (self.z_H.clone(), self.z_L.clone())
+        self.occupant: list[Trajectory | None] = [None] * self.slots
+        self.steps = torch.zeros(self.slots, dtype=torch.int64, device=device)
+        self.keys = torch.zeros(self.slots, 2, dtype=torch.int32, device=device)
+        self.stable = torch.zeros(self.slots, dtype=torch.int64, device=device)
+        self.count = torch.zeros(self.slots, dtype=torch.int64, device=device)
+        self.padding = torch.zeros(self.slots, dtype=torch.bool, device=device)
+        self.norms: dict[str, torch.Tensor] = {}
+        self.preds: torch.Tensor | None = None
+        self.logits: torch.Tensor | None = None
+        self.data: Batch | None = None
+
+    def _fill(self, slot: int, traj: Trajectory) -> None:
+        """Start `traj` in `slot`: its own initial state, step 0, an empty convergence window."""
+        device = self.z_H.device
+        if self.reference_residuals:
+            self.before_reset[0][slot], self.before_reset[1][slot] = self.z_H[slot], self.z_L[slot]
+        keys = trajectory_keys(self.seed, torch.tensor([traj.puzzle]), torch.tensor([traj.copy])).to(device)
+        if self.restart is not None:
+            z_H, z_L = initial_state(keys, tuple(self.z_H.shape[1:]), self.restart, self.z_H.dtype)
         else:
-            self.logits = previous.index_put((self.active,), logits)
-            self.q_halt = self.q_halt.index_put((self.active,), q_halt)
-            self.last_residual = self.last_residual.index_put((self.active,), residual)
-        for tracker in self.trackers.values():
-            tracker.update(self.logits)
-        if self.elastic is not None and index >= 2:
-            self._exit(index, previous, logits, q_halt, residual)
-        return residual
+            halted = torch.ones(1, dtype=torch.bool, device=device)
+            z_H, z_L = self.inner.reset(halted, self.z_H[slot:slot + 1], self.z_L[slot:slot + 1])
+        self.z_H[slot], self.z_L[slot] = z_H[0], z_L[0]
+        self.keys[slot], self.steps[slot], self.stable[slot], self.count[slot] = keys[0], 0, 0, 0
+        self.padding[slot] = traj.padding
+        if self.data is None:
+            self.data = {k: torch.zeros((self.slots, *v.shape[1:]), dtype=v.dtype, device=device)
+                         for k, v in traj.data.items()}
+        for key, value in traj.data.items():
+            self.data[key][slot] = value[0].to(device)
+        self.occupant[slot] = traj
 
-    def _exit(self, index: int, previous: torch.Tensor, logits: torch.Tensor, q_halt: torch.Tensor,
-              residual: torch.Tensor) -> None:
-        same = (logits.argmax(-1) == previous[self.active].argmax(-1)).all(-1)
-        stable = torch.where(same, self.stable[self.active] + 1, 0)
-        self.stable = self.stable.index_put((self.active,), stable)
+    # ---- the loop -------------------------------------------------------------------------
+    def run(self, queue: Iterable[Trajectory], device: torch.device) -> Iterator[Trajectory]:
+        self._start(device)
+        pending = iter(queue)
+        while True:
+            for slot in range(self.slots):  # asked anew every segment: a queue may grow as trajectories finish
+                if self.occupant[slot] is None:
+                    traj = next(pending, None)
+                    if traj is None:
+                        break
+                    self._fill(slot, traj)
+            live = torch.tensor([t is not None for t in self.occupant], device=device)
+            if not bool(live.any()):
+                return
+            if self.fixed_shape:
+                yield from self._advance(torch.arange(self.slots, device=device), live)
+            else:
+                rows = live.nonzero().flatten()
+                yield from self._advance(rows, torch.ones(len(rows), dtype=torch.bool, device=device))
+
+    def _advance(self, rows: torch.Tensor, live: torch.Tensor) -> Iterator[Trajectory]:
+        """One segment for slots `rows` (`live`: occupied); yields the trajectories that finish.
+
+        With every slot in the segment (the usual case) the slot tensors are used and replaced whole:
+        no gather or scatter copies."""
+        full = len(rows) == self.slots
+        at = slice(None) if full else rows
+        steps = self.steps[at] + 1
+        before = (self.z_H[at], self.z_L[at])
+        self.noise.start_segment(self.keys[at], steps)
+        with self._noise():
+            z_H, z_L, logits, q_halt, _ = self.segment(before[0], before[1], {k: v[at] for k, v in self.data.items()})
+        self.slot_segments += int(live.sum())
+        residual = latent_residual(z_H, z_L, before)
+        reference = residual
+        if self.reference_residuals:  # the reference measures segment 1 from the state before the reset
+            first = (steps == 1).view(-1, 1, 1)
+            reference = latent_residual(z_H, z_L, (torch.where(first, self.before_reset[0][at], before[0]),
+                                                   torch.where(first, self.before_reset[1][at], before[1])))
+        self.on_segment(steps[live], residual[live], reference[live], self.padding[at][live])
+        if full:
+            self.z_H, self.z_L, self.steps = z_H, z_L, steps
+        else:
+            self.z_H[rows], self.z_L[rows], self.steps[rows] = z_H, z_L, steps
+        preds = logits.argmax(-1)
+        if self.preds is None:
+            self.preds = torch.zeros((self.slots, *preds.shape[1:]), dtype=preds.dtype, device=preds.device)
+            self.logits = torch.zeros((self.slots, *logits.shape[1:]), dtype=logits.dtype, device=logits.device)
+        same = (preds == self.preds[at]).all(-1) & (steps > 1)
+        self.stable[at] = torch.where(same, self.stable[at] + 1, 0)
+        self._track(at, logits, steps)
+        self.preds[at], self.logits[at] = preds, logits
+        q_halt = q_halt.float()
+        done, fired, held = self._stops(at, steps, residual, q_halt)
+        snapshot = {"q_halt": q_halt, "residual": residual, "steps": steps,
+                    **{f"score/{n}": self._score(n, at) for n in self.trackers}}
+        yield from self._record(rows, live, steps, preds, logits, snapshot, done | fired, fired, held)
+
+    def _noise(self):
+        draws = getattr(self.inner, "drawing_noise_from", None)
+        return draws(self.noise) if draws is not None else nullcontext()
+
+    def _track(self, rows: torch.Tensor, logits: torch.Tensor, steps: torch.Tensor) -> None:
+        """Push each slot's logit-change norm into its window (none at a trajectory's first segment)."""
+        for name in self.trackers:
+            diff = logits - self.logits[rows] if name == "reference" else logits.float() - self.logits[rows].float()
+            norm = torch.linalg.vector_norm(diff, dim=-1).mean(-1)
+            if name not in self.norms:
+                self.norms[name] = torch.zeros(self.slots, self.window, dtype=norm.dtype, device=norm.device)
+            history = self.norms[name][rows]
+            shifted = torch.cat((history[:, 1:], norm.unsqueeze(1)), dim=1)
+            self.norms[name][rows] = torch.where((steps > 1).unsqueeze(1), shifted, history)
+        if self.trackers:
+            self.count[rows] = torch.where(steps > 1, torch.clamp(self.count[rows] + 1, max=self.window), 0)
+
+    def _score(self, name: str, rows: torch.Tensor) -> torch.Tensor:
+        """Mean of the last min(window, seen) norms; NaN before a trajectory's second segment."""
+        history, count = self.norms[name][rows], self.count[rows]
+        keep = torch.arange(self.window, device=history.device).unsqueeze(0) >= self.window - count.unsqueeze(1)
+        total = torch.where(keep, history, torch.zeros((), dtype=history.dtype, device=history.device)).sum(1)
+        score = total / count.clamp_min(1).to(history.dtype)
+        return torch.where(count > 0, score, torch.full_like(score, float("nan")))
+
+    def _stops(self, rows: torch.Tensor, steps: torch.Tensor, residual: torch.Tensor,
+               q_halt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(reached the largest depth, the elastic rule fired, [rules, rows] which of its rules held)."""
+        done = steps >= self.depths[-1]
+        if self.elastic is None:
+            return done, torch.zeros_like(done), None
         cfg = self.elastic
-        leaving = q_halt > 0 if cfg.use_q else (stable >= cfg.patience) & (residual < cfg.tol)
-        if not bool(leaving.any()):
+        holds = {"stable": self.stable[rows] >= cfg.patience, "residual": residual < cfg.tol, "q": q_halt > 0}
+        held = torch.stack([holds[r] for r in cfg.active_rules])
+        combined = held.all(0) if cfg.combine == "all" else held.any(0)
+        return done, combined & (steps >= cfg.min_steps), held
+
+    def _record(self, rows: torch.Tensor, live: torch.Tensor, steps: torch.Tensor, preds: torch.Tensor,
+                logits: torch.Tensor, snapshot: dict[str, torch.Tensor], stop: torch.Tensor,
+                fired: torch.Tensor, held: torch.Tensor | None) -> Iterator[Trajectory]:
+        """Snapshot the trajectories at a requested depth; those that stop also fill every later depth.
+        A snapshot's `stop` is "depth" (it ran that far) or the elastic rules that held when it left."""
+        wanted = stop.clone()
+        for depth in self.depths:
+            wanted |= steps == depth
+        keep = (wanted & live).nonzero().flatten()
+        if len(keep) == 0:
             return
-        gone = self.active[leaving]
-        self.exit_step[gone] = index
-        for name, tracker in self.trackers.items():
-            self.frozen_scores[name][gone] = tracker.scores()[gone].float()
-        keep = ~leaving
-        self.active = self.active[keep]
-        self.carry = Carry(
-            z_H=self.carry.z_H[keep], z_L=self.carry.z_L[keep], steps=self.carry.steps[keep],
-            halted=self.carry.halted[keep], current_data={k: v[keep] for k, v in self.carry.current_data.items()},
-        )
-        self.state = (self.state[0][keep], self.state[1][keep])
-
-    def scores(self, depth: int) -> dict[str, torch.Tensor]:
-        exited = self.exit_step <= depth
-        out = {}
-        for name, tracker in self.trackers.items():
-            live = tracker.scores()
-            out[name] = torch.where(exited, self.frozen_scores[name].to(live.dtype), live)
-        return out
-
-
-def rng_devices(device: torch.device) -> list[int]:
-    return [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+        values = {"preds": preds[keep], **{k: v[keep] for k, v in snapshot.items()}}
+        if self.keep_logits:
+            values["logits"] = logits[keep].float()
+        values = {k: v.cpu() for k, v in values.items()}
+        names = self.elastic.active_rules if self.elastic is not None else ()
+        rules = held[:, keep].T.tolist() if held is not None else [()] * len(keep)
+        flags = zip(rows[keep].tolist(), steps[keep].tolist(), stop[keep].tolist(), fired[keep].tolist(), rules,
+                    strict=True)
+        for i, (slot, step, stops, exits, holding) in enumerate(flags):
+            traj = self.occupant[slot]
+            reason = "+".join(n for n, h in zip(names, holding, strict=True) if h) if exits else "depth"
+            row = {k: v[i] for k, v in values.items()}
+            for depth in self.depths:
+                if depth == step or (stops and depth > step):
+                    traj.snapshots[depth] = {**row, "stop": reason}
+            if stops:
+                traj.slot_segments = step
+                self.occupant[slot] = None
+                yield traj

@@ -25,6 +25,6 @@ python3 pretrain.py --config-name train/eqr_quickstart resume=true checkpoint_pa
 
 echo "== 3/3 evaluation: depth D in {1, 2, 4, 8, 16} x breadth B in {1, 4}"
 python3 evaluate.py checkpoint="$RUN/step_1500.pth" dataset_data_path="$DATA" \
-    depths=[1,2,4,8,16] different_init=[1,4] convergence_top_k=1 global_batch_size=50 \
+    depths=[1,2,4,8,16] different_init=[1,4] convergence_top_k=1 max_rows=64 \
     output_dir="$RUN/eval"
 python3 -m dataset.baselines "$DATA"

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -36,14 +40,58 @@ def tiny_arch(name: str = "eqr@EqRModel", **overrides) -> dict:
     return arch
 
 
-def copy_tagging_reset(halted, z_H, z_L, copies: int):
-    """A scripted inner's reset: z_H counts segments from 0, z_L carries the row's copy index
-    (row % copies), so the tag follows its row when finished rows are dropped."""
-    import torch
+class ScriptedInner(torch.nn.Module):
+    """Base of the tests' hand-written inner networks: both latents start at 0 and z_H counts the
+    segments run; a subclass's `outputs(step, batch)` gives (logits, q_halt), where `batch["copy"]`
+    holds each row's copy index (the evaluation passes it along). Records the rows of every segment."""
 
-    rows = halted.view(-1, 1, 1)
-    copy = (torch.arange(z_L.shape[0]) % copies).float().view(-1, 1, 1)
-    return torch.where(rows, 0.0, z_H), torch.where(rows, copy, z_L)
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.rows_per_segment: list[int] = []
+
+    def reset(self, halted, z_H, z_L):
+        rows = halted.view(-1, 1, 1)
+        return torch.where(rows, 0.0, z_H), torch.where(rows, 0.0, z_L)
+
+    def forward(self, z_H, z_L, batch):
+        self.rows_per_segment.append(z_H.shape[0])
+        z_H = z_H + 1
+        logits, q_halt = self.outputs(z_H[:, 0, 0], batch)
+        return z_H, z_L, logits, q_halt, -q_halt
+
+    def outputs(self, step: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+
+def scripted_model(inner: ScriptedInner, seq_len: int, vocab_size: int, hidden_size: int = 8) -> torch.nn.Module:
+    """An ACT model (TRM shell, so no random state) around a scripted inner network, in eval mode."""
+    from models.registry import build_model
+
+    arch = tiny_arch("trm@TRMModel", seq_len=seq_len, vocab_size=vocab_size, hidden_size=hidden_size, num_heads=1)
+    model = build_model(arch).model
+    model.inner = inner
+    return model.eval()
+
+
+def free_port() -> int:
+    """A localhost TCP port nobody listens on (now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def gloo_rank(rank: int, port: int, world_size: int = 2) -> Iterator[None]:
+    """This process as `rank` of a CPU (gloo) process group on localhost, one thread per rank."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+    try:
+        torch.set_num_threads(1)
+        yield
+    finally:
+        dist.destroy_process_group()
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundEr
 
 from dataset import download
 from dataset.build_sudoku_dataset import main as build_sudoku
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "data" / "sudoku_hard.csv"
@@ -59,12 +60,6 @@ def endpoint(monkeypatch):
         monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
         yield
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -180,7 +175,7 @@ def test_offline_download_says_unreachable_quickly(tmp_path, existing, flags):
         (data / "sudoku-extreme-1k-aug-1000" / "train").mkdir(parents=True)
         (data / "sudoku-extreme-1k-aug-1000" / "train" / "dataset.json").write_text("{}")
         ckpt.mkdir()
-    env = {**os.environ, "PYTHON": sys.executable, "HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}"}
+    env = {**os.environ, "PYTHON": sys.executable, "HF_ENDPOINT": f"http://127.0.0.1:{free_port()}"}
     env.pop("HF_HUB_OFFLINE", None)
     start = time.perf_counter()
     proc = subprocess.run([str(ROOT / "scripts" / "download_artifacts.sh"), *flags, "--data-dir", str(data),
@@ -192,7 +187,7 @@ def test_offline_download_says_unreachable_quickly(tmp_path, existing, flags):
 
 
 def test_offline_hub_build_fails_at_once_without_a_cache(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     start = time.perf_counter()
     assert build_sudoku(["--output-dir", str(tmp_path / "out")]) == 1

@@ -88,9 +88,9 @@ def test_per_trajectory_csv(sudoku, tmp_path, capsys):
         metrics = json.loads((tmp_path / f"eval_release_format_sudoku_D{depth}_B2.json").read_text())["metrics"]
         with (tmp_path / f"eval_release_format_sudoku_D{depth}_B2_trajectories.csv").open() as handle:
             rows = list(csv.DictReader(handle))
-        assert list(rows[0]) == ["rank", "batch", "puzzle", "restart", "exact", "accuracy", "final_residual",
-                                 "convergence_score", "steps"]
-        assert len(rows) == 12 and {r["batch"] for r in rows} == {"0", "1"}
+        assert list(rows[0]) == ["rank", "puzzle", "restart", "exact", "accuracy", "final_residual",
+                                 "convergence_score", "steps", "stop"]
+        assert len(rows) == 12 and [r["puzzle"] for r in rows] == [str(p) for p in range(6) for _ in range(2)]
         assert sum(float(r["accuracy"]) for r in rows) / 12 == pytest.approx(metrics["accuracy"])
         assert sum(float(r["final_residual"]) for r in rows) / 12 == pytest.approx(metrics["final_residual"],
                                                                                     rel=1e-5)
@@ -206,7 +206,7 @@ def test_saved_outputs_reference_files_and_progress(sudoku, tmp_path, capsys):
                         "halt_max_steps=[1,2]", "different_init=2", "global_batch_size=4", "plots=false",
                         f"save_outputs=[{fields}]", "reference_counting=both")
     assert code == 0, err
-    assert "evaluating" in err and "/4" in err  # the bar knows its end: 2 batches x 2 segments
+    assert "evaluating" in err and "/32" in err  # its end: 2 batches x 4 puzzles x 2 restarts x 2 segments
 
     saved = torch.load(tmp_path / "eval_release_format_sudoku_D2_B2_outputs.pt", weights_only=True)
     assert set(saved) == set(fields.split(",")) | {"puzzle", "restart"}

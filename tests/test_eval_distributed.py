@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig
 from evaluation.engine import EvalResult, run_evaluation
 from models.registry import build_model
-from tests.conftest import tiny_arch
+from tests.conftest import free_port, gloo_rank, tiny_arch
 
 ARCH = tiny_arch("trm@TRMModel", seq_len=36, vocab_size=6)
 # TRM restarting from its own fixed init: no random draws, so how the rows are sliced cannot matter.
@@ -33,20 +31,10 @@ def _evaluate(data: Path, weights: Path, rank: int, world: int) -> EvalResult:
 
 
 def _worker(rank: int, port: int, data: Path, weights: Path, out: Path) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
-    try:
-        torch.set_num_threads(1)
+    with gloo_rank(rank, port):
         result = _evaluate(data, weights, rank, 2)
         (out / f"rank{rank}.json").write_text(json.dumps(result.metrics))
         torch.save(result.outputs, out / f"outputs{rank}.pt")
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_two_gloo_ranks_equal_one_process(tmp_path):
@@ -57,7 +45,7 @@ def test_two_gloo_ranks_equal_one_process(tmp_path):
     torch.save(build_model(ARCH).model.state_dict(), weights)
     result = _evaluate(data, weights, 0, 1)
     single = result.metrics
-    mp.spawn(_worker, args=(_free_port(), data, weights, tmp_path), nprocs=2, join=True)
+    mp.spawn(_worker, args=(free_port(), data, weights, tmp_path), nprocs=2, join=True)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert ranks[0] == ranks[1]  # every rank holds the reduced totals
     for depth, metrics in single.items():

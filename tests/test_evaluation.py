@@ -7,42 +7,35 @@ import torch
 from torch import nn
 
 from dataset.symmetries import dihedral_transforms
-from evaluation.engine import ElasticExit, _batch_seed, evaluate_depths, run_evaluation
+from evaluation.engine import ElasticExit, evaluate_depths, run_evaluation
+from evaluation.randomness import TrajectoryNoise, initial_state, trajectory_keys
+from models.act import Carry
 from models.registry import build_model
-from tests.conftest import copy_tagging_reset, tiny_arch
+from tests.conftest import ScriptedInner, scripted_model, tiny_arch
 
 S, V, B = 3, 4, 4
 OWN = {"restart_std": None}  # scripted models keep their own reset: it tags each copy
 
 
-class ScriptedInner(nn.Module):
+class DriftingInner(ScriptedInner):
     """Outputs chosen per (puzzle id = inputs[:, 0], copy = row % B): fixed argmax, logits drifting
     at a per-copy speed (score = 2 x speed with V = 4), q_halt positive for copy 0 only."""
 
     def __init__(self, preds: dict[int, list[list[int]]], speeds: dict[int, list[float]]) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.zeros(1))
         self.preds, self.speeds = preds, speeds
 
-    def reset(self, halted, z_H, z_L):
-        return copy_tagging_reset(halted, z_H, z_L, B)
-
-    def forward(self, z_H, z_L, batch):
-        z_H = z_H + 1
-        step = z_H[:, 0, 0]
-        copy = z_L[:, 0, 0].long()
+    def outputs(self, step, batch):
+        copy = batch["copy"].long()
         puzzle = batch["inputs"][:, 0].tolist()
         preds = torch.tensor([self.preds[p][c] for p, c in zip(puzzle, copy.tolist(), strict=True)])
         speed = torch.tensor([self.speeds[p][c] for p, c in zip(puzzle, copy.tolist(), strict=True)])
         logits = 10 * nn.functional.one_hot(preds, V).float() + (speed * step).view(-1, 1, 1)
-        q_halt = torch.where(copy == 0, 1.0, -1.0)
-        return z_H, z_L, logits, q_halt, -q_halt
+        return logits, torch.where(copy == 0, 1.0, -1.0)
 
 
-def scripted_model(preds, speeds):
-    model = build_model(tiny_arch("trm@TRMModel", seq_len=S, vocab_size=V, hidden_size=8, num_heads=1)).model
-    model.inner = ScriptedInner(preds, speeds)
-    return model.eval()
+def drifting_model(preds, speeds):
+    return scripted_model(DriftingInner(preds, speeds), S, V)
 
 
 def batch(puzzles: list[int], labels: list[list[int]], pad: int = 0):
@@ -61,7 +54,7 @@ HAND_SPEEDS = {1: [3.0, 1.0, 2.0, 1.0], 2: [1.0, 5.0, 0.5, 4.0]}
 
 
 def test_hand_computed_breadth_metrics_across_batches_and_padding():
-    model = scripted_model(HAND_PREDS, HAND_SPEEDS)
+    model = drifting_model(HAND_PREDS, HAND_SPEEDS)
     batches = [(batch([1], [[1, 2, 3]], pad=1), 1), (batch([2], [[0, 1, -100]], pad=1), 1)]
     m = evaluate_depths(model, batches, [3], different_init=B, convergence_top_k=2, convergence_window=2, **OWN)[3]
     expected = {
@@ -86,7 +79,7 @@ def test_hand_computed_breadth_metrics_across_batches_and_padding():
 
 
 def test_convergence_keys_absent_at_depth_one_and_without_top_k():
-    model = scripted_model(HAND_PREDS, HAND_SPEEDS)
+    model = drifting_model(HAND_PREDS, HAND_SPEEDS)
     batches = [(batch([1, 2], [[1, 2, 3], [0, 1, -100]]), 2)]
     out = evaluate_depths(model, batches, [1, 2], different_init=B, convergence_top_k=1, **OWN)
     assert not any(k.startswith("convergence_top_k/") for k in out[1])
@@ -134,22 +127,27 @@ def test_one_pass_equals_separate_runs_with_elastic(eqr):
 
 
 def test_breadth_one_equals_plain_evaluation():
-    """The reference loop: loss head, model halting at halt_max_steps, metrics of the final segment."""
+    """The plain ACT loop (inference loss head, halting at halt_max_steps, metrics of the final segment),
+    fed the same per-trajectory random streams: its initial state and the noise of every update."""
     torch.manual_seed(1)
     depth, seed = 3, 9
     head = build_model(tiny_arch(noise_scale=0.05, halt_max_steps=depth), loss_head="losses@InferenceLossHead").eval()
     batches = _random_batches(2, 4)
     totals: dict[str, float] = {}
     for index, (data, _) in enumerate(batches):
-        torch.manual_seed(_batch_seed(seed, 0, index))
-        carry = head.initial_carry(data)
-        while True:
-            carry, metrics, _, done = head(carry, data)
-            if done:
-                break
+        rows = data["inputs"].shape[0]
+        keys = trajectory_keys(seed, index * rows + torch.arange(rows), torch.zeros(rows, dtype=torch.long))
+        z_H, z_L = initial_state(keys, head.model.carry_shape(rows)[1:], (1.0, 1.0), torch.float32)
+        carry = Carry(z_H, z_L, torch.zeros(rows, dtype=torch.int32), torch.zeros(rows, dtype=torch.bool), data)
+        noise = TrajectoryNoise(keys)
+        with torch.no_grad(), head.model.inner.drawing_noise_from(noise):
+            for step in range(1, depth + 1):
+                noise.start_segment(keys, torch.full((rows,), step))
+                carry, metrics, _, done = head(carry, data)
+        assert done
         for k, v in metrics.items():
             totals[k] = totals.get(k, 0) + float(v)
-    ours = evaluate_depths(head.model, batches, [depth], seed=seed)[depth]
+    ours = evaluate_depths(head.model, batches, [depth], seed=seed, progress=False)[depth]
     count = totals["count"]
     assert ours["count"] == count
     for key in ("exact_accuracy", "accuracy", "q_halt_accuracy", "steps"):
@@ -173,7 +171,7 @@ def test_padding_rows_do_not_count():
 
 def test_elastic_exit_accounting():
     # copy speeds 0 -> logits stop moving, prediction stable from segment 2
-    model = scripted_model(HAND_PREDS, {1: [0.0] * 4, 2: [0.0] * 4})
+    model = drifting_model(HAND_PREDS, {1: [0.0] * 4, 2: [0.0] * 4})
     batches = [(batch([1, 2], [[1, 2, 3], [0, 1, -100]]), 2)]
     run = run_evaluation(model, batches, [2, 8], different_init=B, elastic=ElasticExit(patience=1, tol=1e9), **OWN)
     m = run.metrics[8]
@@ -237,13 +235,13 @@ def test_global_rng_state_is_restored(eqr):
 
 
 def test_per_trajectory_rows_on_the_hand_case():
-    model = scripted_model(HAND_PREDS, HAND_SPEEDS)
+    model = drifting_model(HAND_PREDS, HAND_SPEEDS)
     batches = [(batch([1], [[1, 2, 3]], pad=1), 1), (batch([2], [[0, 1, -100]], pad=1), 1)]
     result = run_evaluation(model, batches, [1, 3], different_init=B, convergence_top_k=2, convergence_window=2,
                             per_trajectory=True, **OWN)
     rows = result.per_trajectory[3]
-    assert rows["batch"] == [0] * 4 + [1] * 4
-    assert rows["puzzle"] == [0] * 8 and rows["restart"] == [0, 1, 2, 3] * 2 and rows["rank"] == [0] * 8
+    # puzzle: the index in the split; each batch of 2 rows holds 1 puzzle and 1 padding row
+    assert rows["puzzle"] == [0] * 4 + [2] * 4 and rows["restart"] == [0, 1, 2, 3] * 2 and rows["rank"] == [0] * 8
     assert rows["exact"] == [1, 0, 0, 1, 0, 1, 1, 0]
     assert rows["convergence_score"] == pytest.approx([2 * s for s in HAND_SPEEDS[1] + HAND_SPEEDS[2]])
     assert rows["steps"] == [3] * 8

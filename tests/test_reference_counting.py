@@ -10,7 +10,7 @@ from torch import nn
 
 from evaluation.engine import run_evaluation
 from models.registry import build_model
-from tests.conftest import copy_tagging_reset, tiny_arch
+from tests.conftest import ScriptedInner, scripted_model, tiny_arch
 
 # ---------------------------------------------------------------- restarts for every architecture
 
@@ -79,19 +79,11 @@ CORRECT = {1: (1, 1), 2: (1, 0), 3: (0, 1), 4: (0, 0), 5: (1, 1), 6: (0, 0), 7: 
 SPEED = {0: 2.0, 1: 1.0}  # copy 1's logits move less: convergence picks copy 1
 
 
-class HandInner(nn.Module):
-    """z_H counts segments, z_L carries the copy index; q_halt is +1 for copy 0 and exactly 0 for copy 1."""
+class HandInner(ScriptedInner):
+    """q_halt is +1 for copy 0 and exactly 0 for copy 1; correct answers per CORRECT, drift per SPEED."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.zeros(1))
-
-    def reset(self, halted, z_H, z_L):
-        return copy_tagging_reset(halted, z_H, z_L, B)
-
-    def forward(self, z_H, z_L, batch):
-        z_H = z_H + 1
-        step, copy = z_H[:, 0, 0], z_L[:, 0, 0].long()
+    def outputs(self, step, batch):
+        copy = batch["copy"].long()
         puzzle = batch["inputs"][:, 0].long()
         label = torch.stack([puzzle % 4, torch.ones_like(puzzle), torch.full_like(puzzle, 2)], dim=1)
         right = torch.tensor([CORRECT.get(p, (0, 0))[c] for p, c in zip(puzzle.tolist(), copy.tolist(),
@@ -99,14 +91,11 @@ class HandInner(nn.Module):
         preds = torch.where(right.view(-1, 1), label, (label + 1) % V)
         speed = torch.tensor([SPEED[c] for c in copy.tolist()])
         logits = 10 * nn.functional.one_hot(preds, V).float() + (speed * step).view(-1, 1, 1)
-        q_halt = torch.where(copy == 0, 1.0, 0.0)
-        return z_H, z_L, logits, q_halt, -q_halt
+        return logits, torch.where(copy == 0, 1.0, 0.0)
 
 
 def _hand_model():
-    model = build_model(tiny_arch("trm@TRMModel", seq_len=S, vocab_size=V, hidden_size=H, num_heads=1)).model
-    model.inner = HandInner()
-    return model.eval()
+    return scripted_model(HandInner(), S, V, hidden_size=H)
 
 
 def _hand_batches():
@@ -161,10 +150,11 @@ def test_reference_counting_by_hand():
     step = math.sqrt(S * H)
     assert m["residual_of_2_steps"] == pytest.approx(step)
     assert m["ref/residual_of_2_steps"] == pytest.approx(step * 32 / 20)
-    # Segment 1 in the reference is measured from the state before the reset: zeros for the first batch
-    # (z_H 1, z_L the copy index after it), the previous batch's final state (z_H = depth) for the second.
-    first = 8 * (step + math.sqrt(S * H * 2))
-    second = 8 * (math.sqrt(S * H * (depth - 1) ** 2) + math.sqrt(S * H * ((depth - 1) ** 2)))
+    # Segment 1 in the reference is measured from the state before the reset: the 16 slots (8 rows x 2
+    # copies) start from zeros (z_H 0 -> 1), and the second batch's 16 trajectories from the state the
+    # first left in their slots (z_H = depth -> 1).
+    first = 16 * step
+    second = 16 * (depth - 1) * step
     assert m["ref/residual_of_1_steps"] == pytest.approx((first + second) / 20)
 
 

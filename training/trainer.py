@@ -203,7 +203,7 @@ class Trainer:
         )
         act = self.head.model
         depth = act.config.halt_max_steps
-        # evaluate_depths restores the global RNG state itself, so training randomness is untouched.
+        # Evaluation draws from per-trajectory counter streams, never the global RNG: training's is untouched.
         total = batches_in(test.num_examples, self.config.global_batch_size, self.config.eval_max_batches)
         with self.ema.swapped_in(self.head) if self.ema is not None else nullcontext():
             act.eval()
