@@ -100,6 +100,7 @@ class PretrainConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     compile: bool | None = None
     gradient_checkpoint: bool = False
+    kernels: Literal["reference", "fast"] = "reference"
 
     @model_validator(mode="after")
     def _defaults(self) -> PretrainConfig:

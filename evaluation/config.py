@@ -45,6 +45,7 @@ class EvalConfig(BaseModel):
     global_batch_size: int | None = Field(default=None, gt=0)  # puzzles; None: the checkpoint's training batch
     max_rows: int | None = Field(default=None, gt=0)  # at most this many trajectories in flight per rank
     compile: bool | None = None  # compile the segment; None: on CUDA
+    kernels: Literal["reference", "fast"] = "reference"  # the fast kernel path (docs/kernels.md)
     max_eval_steps: int | None = Field(default=None, gt=0)
     use_ema: bool = True
     seed: int = Field(default=0, ge=0)

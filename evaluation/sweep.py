@@ -111,7 +111,7 @@ def _settings(cfg: EvalConfig, done: Evaluated, depth: int, info: distributed.Di
         "elastic": cfg.elastic, "elastic_patience": cfg.elastic_patience,
         "elastic_tol": cfg.elastic_tol, "elastic_use_q": cfg.elastic_use_q, "elastic_rules": cfg.elastic_rules,
         "elastic_combine": cfg.elastic_combine, "elastic_min_steps": cfg.elastic_min_steps, "seed": cfg.seed,
-        "global_batch_size": done.batch, "max_rows": cfg.max_rows, "compiled": done.compiled,
+        "global_batch_size": done.batch, "max_rows": cfg.max_rows, "compiled": done.compiled, "kernels": cfg.kernels,
         "max_eval_steps": cfg.max_eval_steps, "world_size": info.world_size, "device": info.device.type,
         "pass_depth": max(cfg.depths), "pass_wall_s": run.wall_s, "pass_trajectory_segments": run.trajectory_segments,
     }
@@ -148,6 +148,9 @@ def evaluate_checkpoint(cfg: EvalConfig, checkpoint: str, info: distributed.Dist
             overrides["forward_dtype"] = cfg.forward_dtype
         loaded = build_from_checkpoint(contents, use_ema=cfg.use_ema, data_fields=overrides)
         model = loaded.act_model.to(device).eval()
+        changes = model.use_kernels(cfg.kernels)
+        if rank == 0:
+            log.info("kernels: %s%s", cfg.kernels, f" ({'; '.join(changes)})" if changes else "")
         segment = torch.compile(model.inner, dynamic=False) if compiled else None
         for breadth in cfg.different_init:
             dataset = PuzzleDataset(

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from models.blocks import ReasoningStack
+from models.blocks import KERNELS, ReasoningBlock, ReasoningStack
 from models.config import ArchConfig, parse_config
 
 Batch = dict[str, torch.Tensor]
@@ -93,6 +93,14 @@ class ACTModel(nn.Module):
         for module in self.inner.modules():
             if isinstance(module, ReasoningStack):
                 module.gradient_checkpointing = enabled
+
+    def use_kernels(self, kernels: str) -> list[str]:
+        """Select the kernel path of every block: `reference` (the reference's ops) or `fast`
+        (docs/kernels.md). Returns what the fast path changed, for the log; weights are untouched."""
+        if kernels not in KERNELS:
+            raise ValueError(f"kernels: unknown {kernels!r}; known: {', '.join(KERNELS)}")
+        changes = {c for m in self.inner.modules() if isinstance(m, ReasoningBlock) and (c := m.use_kernels(kernels))}
+        return sorted(changes)
 
     @property
     def no_ACT_continue(self) -> bool:

@@ -21,6 +21,9 @@ from models.layers import (
     trunc_normal_init_,
 )
 
+KERNELS = ("reference", "fast")
+FAST_TOKEN_MULTIPLE = 16  # bf16 tensor-core alignment for the mlp_t GEMMs' token axis
+
 
 class ReasoningBlock(nn.Module):
     """Post-norm block: token mixing (attention, or an MLP across positions) then a channel MLP."""
@@ -35,11 +38,21 @@ class ReasoningBlock(nn.Module):
             halves = 2 if cfg.pos_encodings == "rope2d" else 1
             self.self_attn = Attention(cfg.hidden_size, cfg.num_heads, rope_halves=halves)
         self.mlp = SwiGLU(cfg.hidden_size, cfg.expansion)
+        self.token_multiple = 1  # pad mlp_t's token axis to a multiple of this (`use_kernels`)
+
+    def use_kernels(self, kernels: str) -> str | None:
+        """`reference` or `fast`; returns what the fast path changes in this block (None: nothing)."""
+        self.token_multiple = FAST_TOKEN_MULTIPLE if kernels == "fast" and self.mlp_t_enabled else 1
+        if self.token_multiple == 1:
+            return None
+        positions = self.mlp_t.down_proj.weight.shape[0]
+        return f"mlp_t token axis {positions} -> {positions + -positions % self.token_multiple} (zero weights)"
 
     def forward(self, x: torch.Tensor, cos_sin: CosSin | None) -> torch.Tensor:
         if self.mlp_t_enabled:
             x = x.transpose(1, 2)
-            x = rms_norm(x + self.mlp_t(x), self.eps)
+            mixed = self.mlp_t(x) if self.token_multiple == 1 else self.mlp_t.padded(x, self.token_multiple)
+            x = rms_norm(x + mixed, self.eps)
             x = x.transpose(1, 2)
         else:
             x = rms_norm(x + self.self_attn(x, cos_sin), self.eps)

@@ -213,3 +213,16 @@ class SwiGLU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
         return self.down_proj(F.silu(gate) * up)
+
+    def padded(self, x: torch.Tensor, multiple: int) -> torch.Tensor:
+        """`forward` with the feature axis zero-padded to a multiple of `multiple` (tensor-core tiles for
+        the 81-long token axis of mlp_t). The padding meets zero weights, so the result is the same sum
+        (up to the order in which a kernel adds it); the parameters keep their shapes."""
+        dim = x.shape[-1]
+        pad = -dim % multiple
+        if pad == 0:
+            return self(x)
+        gate_up = F.pad(self.gate_up_proj.weight, (0, pad)).to(x.dtype)
+        down = F.pad(self.down_proj.weight, (0, 0, 0, pad)).to(x.dtype)
+        gate, up = F.linear(F.pad(x, (0, pad)), gate_up).chunk(2, dim=-1)
+        return F.linear(F.silu(gate) * up, down)[..., :dim]

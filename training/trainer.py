@@ -89,6 +89,9 @@ class Trainer:
             load_model_state(self.head.model, contents.model_state, strict=True, source=config.load_checkpoint)
         if config.gradient_checkpoint:
             self.head.model.enable_gradient_checkpointing()
+        changes = self.head.model.use_kernels(config.kernels)
+        if dist_info.rank == 0:
+            log.info("kernels: %s%s", config.kernels, f" ({'; '.join(changes)})" if changes else "")
         self.forward = torch.compile(self.head) if use_compile(config, self.device) else self.head
 
         self.optimizers: list[Any] = [make_adam_atan2(
