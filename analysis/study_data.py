@@ -18,6 +18,7 @@ import numpy as np
 
 from dataset.format import load_metadata, load_set
 from dataset.maze import PATH
+from evaluation.accumulator import TEXT_COLUMNS
 
 RUN_DIR = re.compile(r"seed(\d+)$")
 COLOURS = {"eqr": "tab:blue", "trm": "tab:orange"}
@@ -47,7 +48,7 @@ class Study:
     records: list[Record]
     train_wall_s: dict[tuple[str, int], float]
     trajectories: dict[tuple[str, int, str, int], dict[str, np.ndarray]]  # (arm, seed, evaluation, depth)
-    sources: dict[str, tuple[str, int]]  # evaluation -> (dataset directory, global batch size)
+    sources: dict[str, str]  # evaluation -> its dataset directory
 
     @property
     def arms(self) -> list[str]:
@@ -79,12 +80,16 @@ def load_study(out: Path) -> Study:
             cfg = record["config"]
             records.append(Record(arm, seed, path.parent.name, cfg["halt_max_steps"], cfg["different_init"],
                                   record["metrics"], cfg["pass_wall_s"]))
-            sources[path.parent.name] = (cfg["dataset"][0], cfg["global_batch_size"])
+            sources[path.parent.name] = cfg["dataset"][0]
         for path in sorted(run.glob("eval_*/*_B1_trajectories.csv")):
             depth = int(re.search(r"_D(\d+)_B1_trajectories", path.name).group(1))
             with path.open() as handle:
                 rows = list(csv.DictReader(handle))
-            columns = {k: np.array([float(r[k]) for r in rows]) for k in rows[0]} if rows else {}
+            if rows and "batch" in rows[0]:
+                raise ValueError(f"{path}: written by an earlier evaluate.py (puzzles numbered per batch); "
+                                 "rerun its evaluation")
+            columns = {k: np.array([r[k] if k in TEXT_COLUMNS else float(r[k]) for r in rows]) for k in rows[0]} \
+                if rows else {}
             trajectories[(arm, seed, path.parent.name, depth)] = columns
     if not records:
         raise FileNotFoundError(f"{out}: no evaluation records under <arm>/seed<s>/eval_*/ (run scripts/mini_study.sh)")

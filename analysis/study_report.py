@@ -95,17 +95,14 @@ def residual_table(study: Study, evaluation: str, depth: int) -> str:
 
 def length_table(study: Study, evaluation: str, depths: list[int]) -> str:
     """Exact accuracy by shortest-path length (seeds pooled): which mazes the extra depth solves."""
-    data_dir, batch_size = study.sources[evaluation]
-    lengths = path_lengths(data_dir)
+    lengths = path_lengths(study.sources[evaluation])
     rows = []
     for arm in study.arms:
         for depth in depths:
             pooled = pooled_trajectories(study, arm, evaluation, depth)
             if pooled is None:
                 continue
-            if np.any(pooled["rank"] != 0):
-                raise ValueError(f"{evaluation}: per-trajectory rows of several ranks; run the study in one process")
-            moves = lengths[(pooled["batch"] * batch_size + pooled["puzzle"]).astype(int)]
+            moves = lengths[pooled["puzzle"].astype(int)]  # the puzzle's index in the split, on any rank
             cells = [_percent_exact(pooled["exact"][(moves >= lo) & (moves <= hi)]) for lo, hi in LENGTH_BINS]
             rows.append([arm, str(depth)] + cells)
     counts = [str(int(((lengths >= lo) & (lengths <= hi)).sum())) for lo, hi in LENGTH_BINS]

@@ -74,6 +74,7 @@ class MetricSums:
 
 TRAJECTORY_COLUMNS = ("rank", "puzzle", "restart", "exact", "accuracy", "final_residual", "convergence_score",
                       "steps", "stop")
+TEXT_COLUMNS = ("stop",)  # why a trajectory stopped: "depth" or the elastic rules; every other column is a number
 
 
 class TrajectoryRecords:

@@ -29,8 +29,7 @@ def test_auroc_matches_pair_counting():
 def _record(run: Path, name: str, depth: int, breadth: int, data: Path, metrics: dict[str, float]) -> None:
     folder = run / name
     folder.mkdir(parents=True, exist_ok=True)
-    config = {"halt_max_steps": depth, "different_init": breadth, "pass_wall_s": 30.0, "dataset": [str(data)],
-              "global_batch_size": 2}
+    config = {"halt_max_steps": depth, "different_init": breadth, "pass_wall_s": 30.0, "dataset": [str(data)]}
     path = folder / f"eval_step_5_D{depth}_B{breadth}.json"
     path.write_text(json.dumps({"schema_version": 1, "config": config, "metrics": metrics}))
 
@@ -38,10 +37,10 @@ def _record(run: Path, name: str, depth: int, breadth: int, data: Path, metrics:
 def _trajectories(run: Path, name: str, depth: int, exact: list[int], residual: list[float]) -> None:
     with (run / name / f"eval_step_5_D{depth}_B1_trajectories.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["rank", "batch", "puzzle", "restart", "exact", "accuracy", "final_residual",
-                         "convergence_score", "steps"])
-        for i, (e, r) in enumerate(zip(exact, residual, strict=True)):
-            writer.writerow([0, i // 2, i % 2, 0, e, 0.9 + 0.1 * e, r, "nan", depth])
+        writer.writerow(["rank", "puzzle", "restart", "exact", "accuracy", "final_residual", "convergence_score",
+                         "steps", "stop"])
+        for i, (e, r) in enumerate(zip(exact, residual, strict=True)):  # as evaluate.py writes them, 2 ranks
+            writer.writerow([i % 2, i, 0, e, 0.9 + 0.1 * e, r, "nan", depth, "depth"])
 
 
 @pytest.fixture()
@@ -87,3 +86,12 @@ def test_report_tables_and_plots(study_dir, tmp_path):
 def test_missing_study_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="no evaluation records"):
         load_study(tmp_path)
+
+
+def test_trajectory_file_of_the_earlier_format_is_named(study_dir):
+    out, _ = study_dir
+    path = out / "eqr" / "seed0" / "eval_long" / "eval_step_5_D8_B1_trajectories.csv"
+    path.write_text("rank,batch,puzzle,restart,exact,accuracy,final_residual,convergence_score,steps\n"
+                    "0,1,0,0,1,1.0,0.1,nan,8\n")
+    with pytest.raises(ValueError, match=f"{path}: written by an earlier evaluate.py"):
+        load_study(out)
