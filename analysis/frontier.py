@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from analysis.frontier_point import FrontierPoint
 from analysis.machine import describe_machine
 from evaluation import ElasticExit, EvalConfig, parse_eval_config
-from evaluation.sweep import evaluate_checkpoint
+from evaluation.sweep import evaluate_pass, prepare
 from utils import distributed
 from utils.atomic import atomic_file
 from utils.validation import ConfigError, format_validation_error
@@ -105,7 +105,8 @@ def _point(label: str, kind: str, depth: int, metrics: dict[str, float], rows: d
 
 
 def run_frontier(frontier: FrontierConfig, evaluation: EvalConfig) -> list[FrontierPoint]:
-    """Every fixed depth, then every elastic setting, each its own pass over the test split."""
+    """Every fixed depth, then every elastic setting, each its own pass over the test split; the model is
+    built (and compiled) once for all of them."""
     info = distributed.setup(evaluation.device)
     checkpoint = evaluation.checkpoints[0]
     top = frontier.elastic_depth or max(frontier.depths)
@@ -115,12 +116,17 @@ def run_frontier(frontier: FrontierConfig, evaluation: EvalConfig) -> list[Front
         update = {"depths": [top], "elastic": True, "elastic_rules": list(rule.rules), "elastic_combine": rule.combine,
                   "elastic_patience": rule.patience, "elastic_tol": rule.tol, "elastic_min_steps": rule.min_steps}
         passes.append((text, "elastic", top, evaluation.model_copy(update=update)))
+    prepared = list(prepare(evaluation.model_copy(update={"depths": [top, *frontier.depths]}), checkpoint, info))
+    if len(prepared) != 1:
+        raise ConfigError("param_iter: the frontier takes one override point")
+    breadth = evaluation.different_init[0]
+    if prepared[0].segment is not None:  # compile before the clock runs: every pass has the same slot shapes
+        evaluate_pass(evaluation.model_copy(update={"depths": [1], "max_eval_steps": 1}), prepared[0], breadth, info)
     points = []
     for label, kind, depth, cfg in passes:
-        for done in evaluate_checkpoint(cfg, checkpoint, info):
-            run = done.run
-            points.append(_point(label, kind, depth, run.metrics[depth], run.per_trajectory[depth], run.wall_s,
-                                 run.trajectory_segments))
+        run = evaluate_pass(cfg, prepared[0], breadth, info).run
+        points.append(_point(label, kind, depth, run.metrics[depth], run.per_trajectory[depth], run.wall_s,
+                             run.trajectory_segments))
     return points
 
 

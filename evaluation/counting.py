@@ -90,8 +90,9 @@ def count_depth(sums: MetricSums, view: DepthView, top_k: int | None, reference:
     else:
         sums.ratio("q_halt_precision", true_positive, predicted)
         sums.ratio("q_halt_recall", true_positive, actual)
-    if view.exited is not None:
-        sums.ratio("elastic/exit_rate", (valid & view.exited[:rows]).sum(), count)
+    exited = view.exited
+    if exited is not None:
+        sums.ratio("elastic/exit_rate", (valid & exited[:rows]).sum(), count)
         sums.maximum("elastic/max_segments", torch.where(valid, view.steps[:rows], 0).max())
     puzzles = view.labels.shape[0] if reference else view.valid_puzzles
     if view.copies == 1 or puzzles == 0:

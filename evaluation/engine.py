@@ -88,7 +88,7 @@ def _views(group: _Group, depths: Sequence[int], copies: int, breadth: int, inve
     transform = torch.tensor([t.copy // breadth for t in trajs])
     started = next(t for t in trajs if not t.skipped)
     for depth in depths:
-        blank = _not_started(started.snapshots[depth])
+        blank = _not_started(started.snapshots[depth]) if adaptive else None
         snaps = [blank if t.skipped else t.snapshots[depth] for t in trajs]
 
         def stack(key: str, snaps: list[dict[str, Any]] = snaps) -> torch.Tensor:

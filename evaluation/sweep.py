@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig, read_metadata
+from dataset.symmetries import TransformSet
 from dataset.tasks import Task, task_of
 from evaluation.config import EvalConfig
 from evaluation.engine import EvalResult, batches_in, run_evaluation
@@ -32,6 +33,7 @@ from evaluation.report import (
     write_trajectories,
 )
 from evaluation.tta import build_transforms
+from models.act import ACTModel
 from models.config import parse_config
 from models.loading import LoadedCheckpoint, build_from_checkpoint, infer_data_fields
 from models.registry import ARCHITECTURES
@@ -118,6 +120,20 @@ def _settings(cfg: EvalConfig, done: Evaluated, depth: int, info: distributed.Di
 
 
 @dataclass
+class Prepared:
+    """A checkpoint at one override point, built (and compiled) once for any number of passes."""
+
+    checkpoint: str
+    loaded: LoadedCheckpoint
+    model: ACTModel
+    segment: Callable[..., tuple] | None  # the compiled inner network, or None for eager
+    data_paths: list[str]
+    point: dict[str, Any]
+    batch: int  # puzzles per evaluation batch
+    transforms: TransformSet
+
+
+@dataclass
 class Evaluated:
     """One pass over the data: a (checkpoint, override point, breadth) and its per-depth result."""
 
@@ -131,14 +147,13 @@ class Evaluated:
     run: EvalResult
 
 
-def evaluate_checkpoint(cfg: EvalConfig, checkpoint: str, info: distributed.DistInfo) -> Iterator[Evaluated]:
-    """Evaluate `checkpoint` at every override point and breadth of `cfg`, all depths of a breadth in one pass."""
-    rank, world, device = info.rank, info.world_size, info.device
-    compiled = cfg.compile if cfg.compile is not None else device.type == "cuda"
+def prepare(cfg: EvalConfig, checkpoint: str, info: distributed.DistInfo) -> Iterator[Prepared]:
+    """`checkpoint` built at every override point of `cfg`, after checking that the data fits it."""
+    compiled = cfg.compile if cfg.compile is not None else info.device.type == "cuda"
     contents, data_paths, fields, task = check_fit(checkpoint, cfg)
     batch = cfg.global_batch_size or int(contents.config.get("global_batch_size") or DEFAULT_BATCH)
-    if batch % world:
-        raise ConfigError(f"global_batch_size: {batch} puzzles do not divide among {world} ranks"
+    if batch % info.world_size:
+        raise ConfigError(f"global_batch_size: {batch} puzzles do not divide among {info.world_size} ranks"
                           + ("" if cfg.global_batch_size else " (the checkpoint's training batch; set one)"))
     points = override_points(cfg, contents, fields)
     transforms = build_transforms(cfg.tta, cfg.tta_kind, task, fields["seq_len"], fields["vocab_size"], cfg.seed)
@@ -147,30 +162,44 @@ def evaluate_checkpoint(cfg: EvalConfig, checkpoint: str, info: distributed.Dist
         if cfg.forward_dtype:
             overrides["forward_dtype"] = cfg.forward_dtype
         loaded = build_from_checkpoint(contents, use_ema=cfg.use_ema, data_fields=overrides)
-        model = loaded.act_model.to(device).eval()
+        model = loaded.act_model.to(info.device).eval()
         changes = model.use_kernels(cfg.kernels)
-        if rank == 0:
+        if info.rank == 0:
             log.info("kernels: %s%s", cfg.kernels, f" ({'; '.join(changes)})" if changes else "")
         segment = torch.compile(model.inner, dynamic=False) if compiled else None
+        yield Prepared(checkpoint, loaded, model, segment, data_paths, point, batch, transforms)
+
+
+def evaluate_pass(cfg: EvalConfig, prepared: Prepared, breadth: int, info: distributed.DistInfo) -> Evaluated:
+    """One pass of `prepared` over the split at breadth `breadth`: every depth of `cfg`, its other options."""
+    dataset = PuzzleDataset(
+        PuzzleDatasetConfig(data_paths=prepared.data_paths, global_batch_size=prepared.batch, rank=info.rank,
+                            world_size=info.world_size, seed=cfg.seed, test_set_mode=True),
+        split=cfg.split,
+    )
+    compiled = prepared.segment is not None
+    if info.rank == 0:
+        log.info("%s: D=%s B=%d tta=%d, %d puzzles per batch%s%s", prepared.checkpoint, cfg.depths, breadth,
+                 cfg.tta, prepared.batch, ", compiled" if compiled else "",
+                 f" {prepared.point}" if prepared.point else "")
+    run = run_evaluation(
+        prepared.model, islice(dataset.test_batches(), cfg.max_eval_steps), cfg.depths,
+        different_init=breadth, convergence_top_k=cfg.convergence_top_k,
+        convergence_window=cfg.convergence_window, seed=cfg.seed, tta=prepared.transforms,
+        elastic=cfg.elastic_exit, per_trajectory=cfg.per_trajectory,
+        restart_std=cfg.different_init_reset_std, counting=cfg.counting, save_outputs=cfg.save_outputs,
+        total_batches=batches_in(dataset.num_examples, prepared.batch, cfg.max_eval_steps),
+        progress=cfg.progress, max_rows=cfg.max_rows, segment=prepared.segment, breadth_agree=cfg.breadth_agree,
+    )
+    return Evaluated(prepared.checkpoint, prepared.loaded, prepared.data_paths, prepared.point, breadth,
+                     prepared.batch, compiled, run)
+
+
+def evaluate_checkpoint(cfg: EvalConfig, checkpoint: str, info: distributed.DistInfo) -> Iterator[Evaluated]:
+    """Evaluate `checkpoint` at every override point and breadth of `cfg`, all depths of a breadth in one pass."""
+    for prepared in prepare(cfg, checkpoint, info):
         for breadth in cfg.different_init:
-            dataset = PuzzleDataset(
-                PuzzleDatasetConfig(data_paths=data_paths, global_batch_size=batch, rank=rank,
-                                    world_size=world, seed=cfg.seed, test_set_mode=True),
-                split=cfg.split,
-            )
-            if rank == 0:
-                log.info("%s: D=%s B=%d tta=%d, %d puzzles per batch%s%s", checkpoint, cfg.depths, breadth,
-                         cfg.tta, batch, ", compiled" if compiled else "", f" {point}" if point else "")
-            run = run_evaluation(
-                model, islice(dataset.test_batches(), cfg.max_eval_steps), cfg.depths,
-                different_init=breadth, convergence_top_k=cfg.convergence_top_k,
-                convergence_window=cfg.convergence_window, seed=cfg.seed, tta=transforms,
-                elastic=cfg.elastic_exit, per_trajectory=cfg.per_trajectory,
-                restart_std=cfg.different_init_reset_std, counting=cfg.counting, save_outputs=cfg.save_outputs,
-                total_batches=batches_in(dataset.num_examples, batch, cfg.max_eval_steps),
-                progress=cfg.progress, max_rows=cfg.max_rows, segment=segment, breadth_agree=cfg.breadth_agree,
-            )
-            yield Evaluated(checkpoint, loaded, data_paths, point, breadth, batch, compiled, run)
+            yield evaluate_pass(cfg, prepared, breadth, info)
 
 
 def run_sweep(cfg: EvalConfig) -> SweepResult:

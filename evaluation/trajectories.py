@@ -106,38 +106,46 @@ class SlotRunner:
         self.logits: torch.Tensor | None = None
         self.data: Batch | None = None
 
-    def _fill(self, slot: int, traj: Trajectory) -> None:
-        """Start `traj` in `slot`: its own initial state, step 0, an empty convergence window."""
+    def _fill(self, starts: list[tuple[int, Trajectory]]) -> None:
+        """Start each (slot, trajectory): its own initial state, step 0, an empty convergence window.
+        One draw for all of them: every row's numbers depend only on its own keys."""
         device = self.z_H.device
+        slots = torch.tensor([slot for slot, _ in starts], device=device)
+        trajs = [traj for _, traj in starts]
         if self.reference_residuals:
-            self.before_reset[0][slot], self.before_reset[1][slot] = self.z_H[slot], self.z_L[slot]
-        keys = trajectory_keys(self.seed, torch.tensor([traj.puzzle]), torch.tensor([traj.copy])).to(device)
+            self.before_reset[0][slots], self.before_reset[1][slots] = self.z_H[slots], self.z_L[slots]
+        keys = trajectory_keys(self.seed, torch.tensor([t.puzzle for t in trajs]),
+                               torch.tensor([t.copy for t in trajs])).to(device)
         if self.restart is not None:
             z_H, z_L = initial_state(keys, tuple(self.z_H.shape[1:]), self.restart, self.z_H.dtype)
         else:
-            halted = torch.ones(1, dtype=torch.bool, device=device)
-            z_H, z_L = self.inner.reset(halted, self.z_H[slot:slot + 1], self.z_L[slot:slot + 1])
-        self.z_H[slot], self.z_L[slot] = z_H[0], z_L[0]
-        self.keys[slot], self.steps[slot], self.stable[slot], self.count[slot] = keys[0], 0, 0, 0
-        self.padding[slot] = traj.padding
+            halted = torch.ones(len(trajs), dtype=torch.bool, device=device)
+            z_H, z_L = self.inner.reset(halted, self.z_H[slots], self.z_L[slots])
+        self.z_H[slots], self.z_L[slots], self.keys[slots] = z_H, z_L, keys
+        self.steps[slots], self.stable[slots], self.count[slots] = 0, 0, 0
+        self.padding[slots] = torch.tensor([t.padding for t in trajs], device=device)
         if self.data is None:
             self.data = {k: torch.zeros((self.slots, *v.shape[1:]), dtype=v.dtype, device=device)
-                         for k, v in traj.data.items()}
-        for key, value in traj.data.items():
-            self.data[key][slot] = value[0].to(device)
-        self.occupant[slot] = traj
+                         for k, v in trajs[0].data.items()}
+        for key in self.data:
+            self.data[key][slots] = torch.cat([t.data[key] for t in trajs]).to(device)
+        for slot, traj in starts:
+            self.occupant[slot] = traj
 
     # ---- the loop -------------------------------------------------------------------------
     def run(self, queue: Iterable[Trajectory], device: torch.device) -> Iterator[Trajectory]:
         self._start(device)
         pending = iter(queue)
         while True:
+            starts = []
             for slot in range(self.slots):  # asked anew every segment: a queue may grow as trajectories finish
                 if self.occupant[slot] is None:
                     traj = next(pending, None)
                     if traj is None:
                         break
-                    self._fill(slot, traj)
+                    starts.append((slot, traj))
+            if starts:
+                self._fill(starts)
             live = torch.tensor([t is not None for t in self.occupant], device=device)
             if not bool(live.any()):
                 return

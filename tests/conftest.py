@@ -94,6 +94,12 @@ def gloo_rank(rank: int, port: int, world_size: int = 2) -> Iterator[None]:
         dist.destroy_process_group()
 
 
+@pytest.fixture(scope="session")
+def breadth_golden() -> dict:
+    """The reference's breadth metrics and convergence scores on recorded logits (fixtures/breadth_metrics.pt)."""
+    return torch.load(FIXTURES / "breadth_metrics.pt", weights_only=True)
+
+
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES

@@ -3,7 +3,6 @@
 from collections import Counter
 from fractions import Fraction
 from math import comb
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,14 +14,6 @@ from evaluation.breadth_metrics import (
     exact_correct,
     pass_at_k,
 )
-
-FIXTURE = Path(__file__).parent / "fixtures" / "breadth_metrics.pt"
-
-
-@pytest.fixture(scope="module")
-def golden() -> dict:
-    return torch.load(FIXTURE, weights_only=True)
-
 
 # ---------------------------------------------------------------- exact correctness and pass@k
 

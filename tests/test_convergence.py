@@ -1,6 +1,5 @@
 """Convergence scores and the incremental tracker, against the reference golden fixture and by hand."""
 
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,47 +10,39 @@ from evaluation.breadth_metrics import (
     convergence_scores,
 )
 
-FIXTURE = Path(__file__).parent / "fixtures" / "breadth_metrics.pt"
-
-
-@pytest.fixture(scope="module")
-def golden() -> dict:
-    return torch.load(FIXTURE, weights_only=True)
-
-
 # ---------------------------------------------------------------- golden fixture
 
 
-def test_golden_scores_match_reference(golden):
-    scores = convergence_scores(golden["logit_trajectory"], golden["window"])
-    N, B = golden["scores"].shape
-    torch.testing.assert_close(scores.view(N, B), golden["scores"], rtol=1e-5, atol=0.0)
+def test_golden_scores_match_reference(breadth_golden):
+    scores = convergence_scores(breadth_golden["logit_trajectory"], breadth_golden["window"])
+    N, B = breadth_golden["scores"].shape
+    torch.testing.assert_close(scores.view(N, B), breadth_golden["scores"], rtol=1e-5, atol=0.0)
 
 
-def test_golden_preds_are_last_argmax(golden):
-    assert torch.equal(golden["logit_trajectory"][-1].argmax(dim=-1), golden["preds"])
+def test_golden_preds_are_last_argmax(breadth_golden):
+    assert torch.equal(breadth_golden["logit_trajectory"][-1].argmax(dim=-1), breadth_golden["preds"])
 
 
-def test_golden_metrics_match_reference(golden):
-    metrics = breadth_metrics(
-        golden["preds"], golden["labels"], golden["B"], golden["scores"], golden["top_k"]
-    )
-    expected = golden["metrics"]
+def test_golden_metrics_match_reference(breadth_golden):
+    g = breadth_golden
+    metrics = breadth_metrics(g["preds"], g["labels"], g["B"], g["scores"], g["top_k"])
+    expected = breadth_golden["metrics"]
     assert list(metrics) == list(expected)
     for key, value in expected.items():
         assert metrics[key] == pytest.approx(value, rel=1e-6), key
 
 
-def test_golden_metrics_from_recomputed_scores(golden):
-    scores = convergence_scores(golden["logit_trajectory"], golden["window"])
-    metrics = breadth_metrics(golden["preds"], golden["labels"], golden["B"], scores, golden["top_k"])
-    for key, value in golden["metrics"].items():
+def test_golden_metrics_from_recomputed_scores(breadth_golden):
+    scores = convergence_scores(breadth_golden["logit_trajectory"], breadth_golden["window"])
+    g = breadth_golden
+    metrics = breadth_metrics(g["preds"], g["labels"], g["B"], scores, g["top_k"])
+    for key, value in breadth_golden["metrics"].items():
         assert metrics[key] == pytest.approx(value, rel=1e-6), key
 
 
-def test_golden_without_scores_has_no_convergence_keys(golden):
-    metrics = breadth_metrics(golden["preds"], golden["labels"], golden["B"])
-    expected = {k: v for k, v in golden["metrics"].items() if not k.startswith("convergence_top_k/")}
+def test_golden_without_scores_has_no_convergence_keys(breadth_golden):
+    metrics = breadth_metrics(breadth_golden["preds"], breadth_golden["labels"], breadth_golden["B"])
+    expected = {k: v for k, v in breadth_golden["metrics"].items() if not k.startswith("convergence_top_k/")}
     assert metrics.keys() == expected.keys()
     assert metrics["different_init/pass@2"] == pytest.approx(0.738095238095238, rel=1e-6)
 
@@ -87,12 +78,12 @@ def test_tracker_equals_batch(window):
         torch.testing.assert_close(tracker.scores(), convergence_scores(trajectory[: t + 1], window))
 
 
-def test_tracker_equals_batch_on_golden(golden):
-    tracker = ConvergenceTracker(golden["window"])
-    for logits in golden["logit_trajectory"]:
+def test_tracker_equals_batch_on_golden(breadth_golden):
+    tracker = ConvergenceTracker(breadth_golden["window"])
+    for logits in breadth_golden["logit_trajectory"]:
         tracker.update(logits)
-    N, B = golden["scores"].shape
-    torch.testing.assert_close(tracker.scores().view(N, B), golden["scores"], rtol=1e-5, atol=0.0)
+    N, B = breadth_golden["scores"].shape
+    torch.testing.assert_close(tracker.scores().view(N, B), breadth_golden["scores"], rtol=1e-5, atol=0.0)
 
 
 def test_convergence_errors():
