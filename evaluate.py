@@ -19,9 +19,12 @@ from evaluation import USER_ERRORS, load_options, run_command, run_sweep
 
 def _sweep(argv: list[str]) -> int:
     result = run_sweep(load_options(argv))
-    if result.files:
+    if result.folder is not None:
         print(result.summary)
-        print(f"wrote {len(result.files)} files to {result.files[0].parent}")
+        folders = sorted({str(f.parent) for f in result.files if f.parent != result.folder and "eval_preds" not in
+                          f.parts})
+        print(f"wrote {len(result.files)} files: results of each point in {', '.join(folders)}; "
+              f"summary, points.csv and plots in {result.folder}")
     return 0
 
 

@@ -183,6 +183,7 @@ def write_frontier(points: list[FrontierPoint], out: Path, command: str,
     with atomic_file(paths[1], "w") as handle:
         json.dump({"command": command, "machine": machine, "settings": settings,
                    "points": [asdict(p) for p in points]}, handle, indent=1)
-    paths.append(plot_frontier(points, out / "frontier.png"))
-    paths.append(plot_steps(points, out / "frontier_steps.png"))
+    title = " ".join(f"{settings[k]}" for k in ("run", "arch", "dataset") if settings.get(k))
+    paths.append(plot_frontier(points, out / "frontier.png", title))
+    paths.append(plot_steps(points, out / "frontier_steps.png", title))
     return paths

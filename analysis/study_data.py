@@ -67,6 +67,15 @@ class Study:
         return sorted({r.depth for r in self.records if r.evaluation == evaluation})
 
 
+def _trajectory_columns(path: Path) -> dict[str, np.ndarray]:
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    if rows and "batch" in rows[0]:
+        raise ValueError(f"{path}: written by an earlier evaluate.py (puzzles numbered per batch); "
+                         "rerun its evaluation")
+    return {k: np.array([r[k] if k in TEXT_COLUMNS else float(r[k]) for r in rows]) for k in rows[0]} if rows else {}
+
+
 def load_study(out: Path) -> Study:
     """Read every `<arm>/seed<s>/eval_*/*.json` and `*_trajectories.csv` under `out`."""
     records, walls, trajectories, sources = [], {}, {}, {}
@@ -81,16 +90,9 @@ def load_study(out: Path) -> Study:
             records.append(Record(arm, seed, path.parent.name, cfg["halt_max_steps"], cfg["different_init"],
                                   record["metrics"], cfg["pass_wall_s"]))
             sources[path.parent.name] = cfg["dataset"][0]
-        for path in sorted(run.glob("eval_*/*_B1_trajectories.csv")):
-            depth = int(re.search(r"_D(\d+)_B1_trajectories", path.name).group(1))
-            with path.open() as handle:
-                rows = list(csv.DictReader(handle))
-            if rows and "batch" in rows[0]:
-                raise ValueError(f"{path}: written by an earlier evaluate.py (puzzles numbered per batch); "
-                                 "rerun its evaluation")
-            columns = {k: np.array([r[k] if k in TEXT_COLUMNS else float(r[k]) for r in rows]) for k in rows[0]} \
-                if rows else {}
-            trajectories[(arm, seed, path.parent.name, depth)] = columns
+            rows_file = path.with_name(f"{path.stem}_trajectories.csv")  # written beside its record
+            if cfg["different_init"] == 1 and rows_file.is_file():
+                trajectories[(arm, seed, path.parent.name, cfg["halt_max_steps"])] = _trajectory_columns(rows_file)
     if not records:
         raise FileNotFoundError(f"{out}: no evaluation records under <arm>/seed<s>/eval_*/ (run scripts/mini_study.sh)")
     return Study(records, walls, trajectories, sources)

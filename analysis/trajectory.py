@@ -1,9 +1,11 @@
 """One puzzle's trajectory across segments, rendered as PNG frames, a GIF and a residual curve.
 
-The dataset's task draws each frame (dataset/tasks.py): Sudoku frames show the predicted digits,
-shade the cells that changed since the previous segment and mark digits that break a rule; maze
-frames show walls, start, goal and the predicted path, with wrong cells crossed out. A frame's
-title says whether the prediction is correct, breaks the task's rules, or is a valid wrong answer.
+The dataset's task draws each frame (dataset/tasks.py), with a legend below the grid naming its
+colours and marks: Sudoku frames show the predicted digits, shade the cells that changed since the
+previous segment and mark digits that break a rule or differ from the solution; maze frames show
+walls, start, goal and the predicted path, with wrong and missed cells marked. A frame's title says
+whether the prediction is correct, breaks the task's rules, or is a valid wrong answer. Every frame
+has the same pixel size and layout, so the GIF's frames line up and each replaces the last whole.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from dataset.format import IGNORE_LABEL_ID, load_metadata, load_set  # noqa: E402
@@ -61,29 +64,62 @@ def verdict(traj: Trajectory, t: int, task: Task) -> str:
     return "wrong"
 
 
+# One fixed frame (inches at FRAME_DPI): a band for a title of up to two lines, the grid, room for the legend.
+FRAME_SIZE, FRAME_DPI = (5.0, 6.5), 80
+TITLE_BAND, LEGEND_BAND = 0.7, 1.15
+TITLE_CHARS = 56  # what fits on one title line
+
+
+def _titled(puzzle: str, what: str) -> str:
+    """One title line, shortened to fit: "sudoku test[3]: segment 2 of 16"."""
+    line = f"{puzzle}: {what}" if puzzle else what
+    return line if len(line) <= TITLE_CHARS else f"...{line[3 - TITLE_CHARS:]}"  # the segment stays readable
+
+
+def frame_title(puzzle: str, t: int, segments: int, verdict_text: str, residual: float) -> str:
+    """Two lines: which puzzle and segment, then the verdict and the residual."""
+    return f"{_titled(puzzle, f'segment {t + 1} of {segments}')}\n{verdict_text}, residual {residual:.3g}"
+
+
+def draw_segment(traj: Trajectory, task: Task, t: int, puzzle: str = "") -> plt.Figure:
+    """Segment t's frame: the same pixel size and grid position for every segment."""
+    height = FRAME_SIZE[1]
+    fig = plt.figure(figsize=FRAME_SIZE, dpi=FRAME_DPI)
+    ax = fig.add_axes((0.04, LEGEND_BAND / height, 0.92, 1 - (TITLE_BAND + LEGEND_BAND) / height))
+    ax.set_anchor("N")  # a grid narrower than tall (or a row of tokens) sits under the title, its legend below it
+    task.draw_frame(ax, traj.inputs, traj.labels, traj.preds[t], traj.preds[t - 1] if t else None)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.suptitle(frame_title(puzzle, t, len(traj.preds), verdict(traj, t, task), traj.residuals[t]),
+                 y=1 - 0.1 / height, va="top", fontsize=11)
+    return fig
+
+
 def render(traj: Trajectory, task: Task, out_dir: Path, title: str = "") -> dict[str, Path]:
-    """Write `frame_XXX.png` per segment, `trajectory.gif` and `residuals.png` into `out_dir`."""
+    """Write `frame_XXX.png` per segment, `trajectory.gif` and `residuals.png` into `out_dir`.
+
+    `title` names the puzzle (e.g. "test[3]"), after the task. The GIF's frames are whole images, each replacing
+    the one before.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
+    puzzle = f"{task.name} {title.strip()}".strip()
     frames = []
     for t in range(len(traj.preds)):
-        fig, ax = plt.subplots(figsize=(5, 5.4))
-        task.draw_frame(ax, traj.inputs, traj.labels, traj.preds[t], traj.preds[t - 1] if t else None)
-        ax.set_title(f"{title}segment {t + 1}: {verdict(traj, t, task)}, residual {traj.residuals[t]:.3g}")
-        ax.set_xticks([])
-        ax.set_yticks([])
+        fig = draw_segment(traj, task, t, puzzle)
         path = out_dir / f"frame_{t + 1:03d}.png"
-        fig.savefig(path, dpi=80, bbox_inches="tight")
+        fig.savefig(path, dpi=FRAME_DPI)
         plt.close(fig)
         frames.append(path)
-    images = [Image.open(p).convert("RGB") for p in frames]
     gif = out_dir / "trajectory.gif"
-    images[0].save(gif, save_all=True, append_images=images[1:], duration=600, loop=0)
+    images = [Image.open(p).convert("RGB") for p in frames]  # full frames, each cleared before the next (disposal 2)
+    images[0].save(gif, save_all=True, append_images=images[1:], duration=600, loop=0, disposal=2, optimize=False)
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.semilogy(np.arange(1, len(traj.residuals) + 1), np.maximum(traj.residuals, 1e-12), marker="o")
     ax.set_xlabel("segment")
     ax.set_ylabel("||state_t - state_(t-1)||")
-    ax.set_title(f"{title}latent residual")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(_titled(puzzle, "latent residual per segment"))
     curve = out_dir / "residuals.png"
     fig.savefig(curve, dpi=100, bbox_inches="tight")
     plt.close(fig)
@@ -119,4 +155,4 @@ def visualize(checkpoint: Path, data_dir: Path, split: str = "test", index: int 
     loaded = load_checkpoint(checkpoint, use_ema=use_ema, data_fields=fields)
     traj = record_trajectory(loaded.act_model, batch, segments, seed=seed)
     out = out or checkpoint.parent / "visualize" / f"{split}_{index}"
-    return traj, render(traj, task, out, title=f"{split}[{index}] ")
+    return traj, render(traj, task, out, title=f"{split}[{index}]")

@@ -10,6 +10,7 @@ the reference's command lines keep working.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 from pathlib import Path
@@ -65,6 +66,23 @@ def _unknown_override(key: str) -> str:
     return unknown_key(key, PretrainConfig.model_fields)
 
 
+TRAINING_CONFIGS = ("cfg_pretrain.yaml", "train/*.yaml")  # what --config-name names; arch/, dataset/ are groups
+
+
+def available_configs() -> list[str]:
+    return sorted(str(p.relative_to(CONFIG_DIR).with_suffix("")) for pattern in TRAINING_CONFIGS
+                  for p in CONFIG_DIR.glob(pattern))
+
+
+def missing_config(config_name: str) -> str:
+    """`--config-name eqr_sudoku: no such config; did you mean train/eqr_sudoku? available: ...`."""
+    names = available_configs()
+    close = difflib.get_close_matches(config_name, names, n=1) or [
+        n for n in names if n.endswith("/" + config_name.removesuffix(".yaml"))]
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return f"--config-name {config_name}: no such config{hint}; available: {', '.join(names)}"
+
+
 def compose_dict(config_name: str, overrides: list[str]) -> dict[str, Any]:
     """The composed, interpolated config as plain data (Hydra's own keys removed)."""
     kept = [o for o in overrides if not _reference_only(_override_key(o))]
@@ -80,6 +98,8 @@ def compose_dict(config_name: str, overrides: list[str]) -> dict[str, Any]:
         match = _CANNOT_OVERRIDE.search(str(err))
         if match:
             raise ConfigError(_unknown_override(match.group(1))) from None
+        if "Cannot find primary config" in str(err):
+            raise ConfigError(missing_config(config_name)) from None
         text = str(err).split("Config search path")[0]
         raise ConfigError(f"--config-name {config_name}: {' '.join(text.split())}") from None
     except OmegaConfBaseException as err:

@@ -11,9 +11,7 @@ dataset's arrays are opened.
 
 from __future__ import annotations
 
-import difflib
 import logging
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from models.config import ArchConfig, LossConfig, parse_config
 from models.registry import REFERENCE_ONLY_ARCH_KEYS, resolve_architecture, resolve_loss_head, unknown_arch_keys
-from utils.validation import ConfigError, format_validation_error
+from utils.validation import ConfigError, format_validation_error, unknown_key
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +37,6 @@ REFERENCE_ONLY_DATASET_KEYS = frozenset({"evaluators"})
 # Reference keys whose non-neutral value would change training: refused rather than ignored.
 NEUTRAL_ONLY = {"gradient_accumulation_steps": (None, 1), "optimizer_kwargs": (None, {})}
 DATA_FIELDS = ("seq_len", "vocab_size", "num_puzzle_identifiers", "batch_size")
-
-
-def unknown_key(key: str, known: Iterable[str], where: str = "") -> str:
-    """`arch.hiden_size: unknown key; did you mean hidden_size?` (the hint when one is close)."""
-    match = difflib.get_close_matches(key.rsplit(".", 1)[-1], sorted(known), n=1)
-    hint = f"; did you mean {match[0]}?" if match else ""
-    return f"{key}: unknown key{where}{hint}"
 
 
 class DatasetSection(BaseModel):

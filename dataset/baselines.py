@@ -13,30 +13,39 @@ from pathlib import Path
 
 import numpy as np
 
-from dataset.format import DatasetFormatError, load_metadata, load_set
-from dataset.tasks import task_of
+if __package__ in (None, ""):  # run as `python dataset/<name>.py`, not -m: put the repository root on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dataset.format import DatasetFormatError, load_metadata, load_set  # noqa: E402
+from dataset.tasks import task_of  # noqa: E402
+from utils import cli  # noqa: E402
+
+
+class NoBaselineError(ValueError):
+    """The dataset's task defines no trivial baseline to report."""
+
+
+def report(data_dir: Path, split: str) -> str:
+    """One line: the task's trivial baseline scored on `data_dir`'s split."""
+    split_dir = data_dir / split
+    metadata = load_metadata(split_dir)
+    arrays = load_set(split_dir, "all", metadata)
+    task = task_of(metadata, data_dir)
+    if task.baseline is None:
+        raise NoBaselineError(f"{data_dir}: the {task.name} task defines no trivial baseline")
+    result = task.baseline(np.asarray(arrays.inputs), np.asarray(arrays.labels))
+    return (f"trivial baseline ({task.baseline_name}) on {data_dir} [{split}]: "
+            f"exact_accuracy {result['exact_accuracy']:.4f}, accuracy {result['accuracy']:.4f}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--split", default="test")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
-    split_dir = args.data_dir / args.split
-    try:
-        metadata = load_metadata(split_dir)
-        arrays = load_set(split_dir, "all", metadata)
-    except DatasetFormatError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    task = task_of(metadata, args.data_dir)
-    if task.baseline is None:
-        print(f"error: {args.data_dir}: the {task.name} task defines no trivial baseline", file=sys.stderr)
-        return 2
-    result = task.baseline(np.asarray(arrays.inputs), np.asarray(arrays.labels))
-    print(f"trivial baseline ({task.baseline_name}) on {args.data_dir} [{args.split}]: "
-          f"exact_accuracy {result['exact_accuracy']:.4f}, accuracy {result['accuracy']:.4f}")
-    return 0
+    return cli.run_main(lambda: print(report(args.data_dir, args.split)),
+                        errors=(DatasetFormatError, NoBaselineError), debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,14 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError, model_validator
 from tqdm import tqdm
 
-from dataset.format import SplitArrays, write_identifiers, write_split
-from dataset.maze import VOCAB_SIZE, MazeGenerationError, MazeMode, longest_possible_path, sample_maze
-from utils.atomic import atomic_output_dir, check_target
-from utils.validation import ConfigError, format_validation_error
+if __package__ in (None, ""):  # run as `python dataset/<name>.py`, not -m: put the repository root on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dataset.format import SplitArrays, write_identifiers, write_split  # noqa: E402
+from dataset.maze import VOCAB_SIZE, MazeGenerationError, MazeMode, longest_possible_path, sample_maze  # noqa: E402
+from utils import cli  # noqa: E402
+from utils.atomic import atomic_output_dir, check_target  # noqa: E402
+from utils.validation import ConfigError, format_validation_error  # noqa: E402
 
 
 class MazeBuildConfig(BaseModel):
@@ -106,31 +110,31 @@ def generate_samples(
     seen: set[bytes] = set()
     inputs, labels = [], []
     repeats = 0
-    bar = tqdm(total=count, desc="generating mazes", unit="maze", mininterval=1.0, leave=False)
-    while len(inputs) < count:
-        if repeats >= config.max_attempts:
-            raise MazeGenerationError(
-                f"only {len(inputs)} distinct mazes after {repeats} duplicates in a row; "
-                "the grid and lengths allow too few different mazes for the requested count"
+    # closed on an error or Ctrl-C too, so the bar is cleared before the one-line message
+    with tqdm(total=count, desc="generating mazes", unit="maze", mininterval=1.0, leave=False) as bar:
+        while len(inputs) < count:
+            if repeats >= config.max_attempts:
+                raise MazeGenerationError(
+                    f"only {len(inputs)} distinct mazes after {repeats} duplicates in a row; "
+                    "the grid and lengths allow too few different mazes for the requested count"
+                )
+            x, y = sample_maze(
+                config.grid_size,
+                draw_length(config, rng),
+                config.maze_mode,
+                config.wall_prob,
+                config.require_unique,
+                rng,
+                config.max_attempts,
             )
-        x, y = sample_maze(
-            config.grid_size,
-            draw_length(config, rng),
-            config.maze_mode,
-            config.wall_prob,
-            config.require_unique,
-            rng,
-            config.max_attempts,
-        )
-        if config.dedupe and x.tobytes() in seen:
-            repeats += 1
-            continue
-        repeats = 0
-        seen.add(x.tobytes())
-        inputs.append(x)
-        labels.append(y)
-        bar.update(1)
-    bar.close()
+            if config.dedupe and x.tobytes() in seen:
+                repeats += 1
+                continue
+            repeats = 0
+            seen.add(x.tobytes())
+            inputs.append(x)
+            labels.append(y)
+            bar.update(1)
     seq_len = config.grid_size**2
     return np.array(inputs, np.uint8).reshape(count, seq_len), np.array(labels, np.uint8).reshape(
         count, seq_len
@@ -179,19 +183,24 @@ def parse_args(argv: list[str] | None = None) -> MazeBuildConfig:
     parser.add_argument("--max-attempts", type=int, default=d.max_attempts, help="mazes tried per sample")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    args = vars(parser.parse_args(argv))
+    del args["debug"]
     try:
-        return MazeBuildConfig(**vars(parser.parse_args(argv)))
+        return MazeBuildConfig(**args)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
+    argv = sys.argv[1:] if argv is None else argv
+
+    def work() -> None:
         build_maze_dataset(parse_args(argv))
-    except (ConfigError, FileExistsError, MazeGenerationError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2 if isinstance(err, ConfigError) else 1
-    return 0
+
+    return cli.run_main(work, errors=(ConfigError,), failures=(FileExistsError, MazeGenerationError),
+                        debug=cli.debug_requested(argv),
+                        describe=cli.plain_error_line)
 
 
 if __name__ == "__main__":

@@ -15,17 +15,29 @@ from typing import Literal
 
 import huggingface_hub
 import numpy as np
+from huggingface_hub.errors import LocalEntryNotFoundError
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from dataset.download import HUB_ERRORS, hub_error_message, hub_reachable, quiet_retries
-from dataset.format import SplitArrays, write_identifiers, write_split
-from dataset.sudoku import VOCAB_SIZE, augment, encode_tokens
-from dataset.sudoku_csv import InvalidRowError, SudokuRows, read_sudoku_csv
-from dataset.sudoku_generate import GenerationError, generate_rows
-from utils.atomic import atomic_output_dir, check_target
-from utils.validation import ConfigError, format_validation_error
+if __package__ in (None, ""):  # run as `python dataset/<name>.py`, not -m: put the repository root on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dataset.download import (  # noqa: E402
+    HUB_ERRORS,
+    HubUnreachable,
+    check_hub_reachable,
+    hub_error_message,
+    quiet_retries,
+)
+from dataset.format import SplitArrays, write_identifiers, write_split  # noqa: E402
+from dataset.sudoku import VOCAB_SIZE, augment, encode_tokens  # noqa: E402
+from dataset.sudoku_csv import InvalidRowError, SudokuRows, read_sudoku_csv  # noqa: E402
+from dataset.sudoku_generate import GenerationError, generate_rows  # noqa: E402
+from utils import cli  # noqa: E402
+from utils.atomic import atomic_output_dir, check_target  # noqa: E402
+from utils.validation import ConfigError, format_validation_error  # noqa: E402
 
 GENERATED_DEFAULT_SIZE = 1000
+OFFLINE_HINT = "To build offline instead, rerun with --source-dir DIR (train.csv/test.csv) or --source generate"
 
 
 class EmptySplitError(ValueError):
@@ -57,12 +69,24 @@ class SudokuBuildConfig(BaseModel):
 
 
 def _csv_path(config: SudokuBuildConfig, split: str) -> Path:
+    """The split's CSV; offline the cached copy, or at once an error naming the unreachable address."""
     if config.source == "dir":
         return config.source_dir / f"{split}.csv"
     print(f"fetching {split}.csv from {config.source_repo} (cached after the first time)")
-    with quiet_retries():  # offline: the cached file or at once an error, never the client's retries
-        return Path(huggingface_hub.hf_hub_download(config.source_repo, f"{split}.csv", repo_type="dataset",
-                                                    local_files_only=not hub_reachable()))
+    try:
+        check_hub_reachable()
+    except HubUnreachable as offline:
+        try:
+            return _hub_csv(config.source_repo, split, local_only=True)
+        except LocalEntryNotFoundError:
+            raise HubUnreachable(f"{offline}; {split}.csv is not cached") from None
+    return _hub_csv(config.source_repo, split, local_only=False)
+
+
+def _hub_csv(repo: str, split: str, local_only: bool) -> Path:
+    with quiet_retries():  # an outage ends in one message, not the client's retry warnings
+        return Path(huggingface_hub.hf_hub_download(repo, f"{split}.csv", repo_type="dataset",
+                                                    local_files_only=local_only))
 
 
 def _load_split(
@@ -144,7 +168,9 @@ def parse_args(argv: list[str] | None = None) -> SudokuBuildConfig:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--skip-invalid", action="store_true", help="drop and count invalid CSV rows")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = vars(parser.parse_args(argv))
+    del args["debug"]
     args["source"] = args["source"] or ("dir" if args["source_dir"] is not None else "hub")
     try:
         return SudokuBuildConfig(**args)
@@ -153,23 +179,22 @@ def parse_args(argv: list[str] | None = None) -> SudokuBuildConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
+    argv = sys.argv[1:] if argv is None else argv
+    config = SudokuBuildConfig()
+
+    def work() -> None:
+        nonlocal config
         config = parse_args(argv)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    try:
         build_sudoku_dataset(config)
-    except HUB_ERRORS as err:
-        hint = (
-            "To build offline instead, rerun with --source-dir DIR (train.csv/test.csv) or --source generate"
-        )
-        print(hub_error_message(config.source_repo, err, hint), file=sys.stderr)
-        return 1
-    except (InvalidRowError, EmptySplitError, FileExistsError, FileNotFoundError, GenerationError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+
+    def describe(err: BaseException) -> str:
+        if isinstance(err, HUB_ERRORS):
+            return hub_error_message(config.source_repo, err, OFFLINE_HINT)
+        return cli.plain_error_line(err)
+
+    failures = (*HUB_ERRORS, InvalidRowError, EmptySplitError, FileExistsError, FileNotFoundError, GenerationError)
+    return cli.run_main(work, errors=(ConfigError,), failures=failures, debug=cli.debug_requested(argv),
+                        describe=describe)
 
 
 if __name__ == "__main__":

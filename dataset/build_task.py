@@ -15,10 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from dataset.format import SplitArrays, write_identifiers, write_split
-from dataset.tasks import TASKS, get_task
-from utils.atomic import atomic_output_dir, check_target
-from utils.validation import ConfigError
+if __package__ in (None, ""):  # run as `python dataset/<name>.py`, not -m: put the repository root on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dataset.format import SplitArrays, write_identifiers, write_split  # noqa: E402
+from dataset.tasks import TASKS, get_task  # noqa: E402
+from utils import cli  # noqa: E402
+from utils.atomic import atomic_output_dir, check_target  # noqa: E402
+from utils.validation import ConfigError  # noqa: E402
 
 
 def build_task_dataset(task_name: str, output_dir: Path | str, train_samples: int, test_samples: int,
@@ -48,14 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-samples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
-    try:
+
+    def work() -> None:
         build_task_dataset(args.task, args.output_dir, args.train_samples, args.test_samples, args.seed,
                            args.overwrite)
-    except (ConfigError, FileExistsError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+
+    return cli.run_main(work, errors=(ConfigError, FileExistsError, ValueError), debug=args.debug,
+                        describe=cli.plain_error_line)
 
 
 if __name__ == "__main__":

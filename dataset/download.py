@@ -21,9 +21,13 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import huggingface_hub
+from huggingface_hub import constants  # a submodule: `import huggingface_hub` alone does not load it
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
-log = logging.getLogger(__name__)
+if __package__ in (None, ""):  # run as `python dataset/<name>.py`, not -m: put the repository root on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from utils import cli  # noqa: E402
 
 DATA_REPO = "locuslab/EqR-data"
 MODEL_REPO = "locuslab/EqR-model"
@@ -74,21 +78,12 @@ def check_hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> None:
     """Raise `HubUnreachable` unless the Hub endpoint accepts a TCP connection within `timeout`."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
         raise HubUnreachable("HF_HUB_OFFLINE is set")
-    url = urlparse(os.environ.get("HF_ENDPOINT") or huggingface_hub.constants.ENDPOINT)
+    url = urlparse(os.environ.get("HF_ENDPOINT") or constants.ENDPOINT)
     host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
     try:
         socket.create_connection((host, port), timeout=timeout).close()
     except OSError as err:
         raise HubUnreachable(f"{host}:{port}: {err.strerror or type(err).__name__}") from None
-
-
-def hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
-    try:
-        check_hub_reachable(timeout)
-    except HubUnreachable as err:
-        log.info("Hugging Face Hub unreachable (%s): using the local cache only", err)
-        return False
-    return True
 
 
 def download_data(data_dir: Path | str = "data", repo_id: str = DATA_REPO) -> list[Path]:
@@ -126,9 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--ckpts-only", action="store_true", help="fetch only the released checkpoints")
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     parser.add_argument("--ckpt-dir", type=Path, default=Path("checkpoints"))
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
     repo, hint = DATA_REPO, BUILD_HINT
-    try:
+
+    def work() -> None:
+        nonlocal repo, hint
         with quiet_retries():
             if not args.ckpts_only:
                 for path in download_data(args.data_dir):
@@ -137,13 +135,11 @@ def main(argv: list[str] | None = None) -> int:
                 repo, hint = MODEL_REPO, TRAIN_HINT
                 for path in download_checkpoints(args.ckpt_dir):
                     print(f"checkpoint -> {path}")
-    except HUB_ERRORS as err:
-        print(hub_error_message(repo, err, hint), file=sys.stderr)
-        return 1
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+
+    def describe(err: BaseException) -> str:
+        return hub_error_message(repo, err, hint) if isinstance(err, HUB_ERRORS) else cli.error_line(err)
+
+    return cli.run_main(work, failures=(*HUB_ERRORS, FileNotFoundError), debug=args.debug, describe=describe)
 
 
 if __name__ == "__main__":

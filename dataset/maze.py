@@ -179,18 +179,37 @@ def text_lines(tokens: np.ndarray) -> list[str]:
     return decode_grid(np.asarray(tokens), math.isqrt(len(tokens)))
 
 
+# What a frame shows: the colour of each cell kind, and the marks on cells the prediction gets wrong.
+_CELL_COLOURS = {"#": ((0.2, 0.2, 0.2), "wall"), " ": ((1, 1, 1), "open"), "S": ((0.2, 0.7, 0.2), "start"),
+                 "G": ((0.85, 0.2, 0.2), "goal"), "o": ((0.3, 0.5, 1), "predicted path")}
+_MARKS = {"wrong": ("x", "orange", "wrong cell (e.g. path off the solution)"),
+          "missed": ("o", "orange", "solution path cell not predicted")}
+
+
 def draw_frame(ax, inputs: np.ndarray, labels: np.ndarray, pred: np.ndarray, previous: np.ndarray | None) -> None:
-    """Walls, start, goal and the predicted path; wrong cells crossed out."""
+    """Walls, start, goal and the predicted path, the cells it gets wrong marked; a legend below names each."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     side = math.isqrt(len(inputs))
-    colour = {"#": (0.2, 0.2, 0.2), " ": (1, 1, 1), "S": (0.2, 0.7, 0.2), "G": (0.85, 0.2, 0.2), "o": (0.3, 0.5, 1)}
     image = np.ones((len(inputs), 3))
     for token, char in enumerate(CHARSET, start=1):
-        image[inputs == token] = colour[char]
-    image[(pred == PATH) & (inputs == OPEN)] = colour["o"]
+        image[inputs == token] = _CELL_COLOURS[char][0]
+    image[(pred == PATH) & (inputs == OPEN)] = _CELL_COLOURS["o"][0]
     ax.imshow(image.reshape(side, side, 3))
-    wrong = (pred != labels) & (labels >= 0)
-    rows, cols = np.divmod(np.flatnonzero(wrong), side)
-    ax.scatter(cols, rows, marker="x", color="orange", s=30)
+    scored = labels >= 0
+    missed = scored & (labels == PATH) & (pred != PATH)
+    cells = {"wrong": scored & (pred != labels) & ~missed, "missed": missed}
+    for kind, (marker, colour, _) in _MARKS.items():
+        rows, cols = np.divmod(np.flatnonzero(cells[kind]), side)
+        filled = {"facecolors": "none", "edgecolors": colour} if marker == "o" else {"color": colour}
+        ax.scatter(cols, rows, marker=marker, s=30, linewidths=1.5, **filled)
+    handles = [Patch(facecolor=rgb, edgecolor="0.6", label=name) for rgb, name in _CELL_COLOURS.values()]
+    handles += [Line2D([], [], linestyle="none", marker=marker, markersize=6, markeredgewidth=1.5,
+                       markerfacecolor="none", markeredgecolor=colour, label=name)
+                for marker, colour, name in _MARKS.values()]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0), borderaxespad=0.5, ncol=3,
+              fontsize=8, frameon=False, columnspacing=1.2, handlelength=1.2)
 
 
 def follows_rules(inputs: np.ndarray, preds: np.ndarray) -> np.ndarray:

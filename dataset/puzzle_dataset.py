@@ -221,5 +221,7 @@ class PuzzleDataset:
         for key in ("seed", "num_groups", "global_batch_size"):
             mine = self.state_dict()[key]
             if int(state[key]) != mine:
-                raise ValueError(f"sampler state has {key}={state[key]} but this dataset has {mine}")
+                where = "this dataset has" if key == "num_groups" else "this run has"
+                raise ValueError(f"the checkpoint's sampler has {key}={state[key]}, {where} {key}={mine}; "
+                                 f"resume needs the same {key} (load_checkpoint= starts from its weights instead)")
         self._epoch, self._batch = int(state["epoch"]), int(state["batch"])

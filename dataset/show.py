@@ -12,8 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dataset.format import DatasetFormatError, load_split
-from dataset.tasks import task_of
+if __package__ in (None, ""):  # run as `python dataset/<name>.py`, not -m: put the repository root on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dataset.format import DatasetFormatError, load_split  # noqa: E402
+from dataset.tasks import task_of  # noqa: E402
+from utils import cli  # noqa: E402
 
 
 def describe(data_dir: Path, split: str, index: int) -> str:
@@ -45,13 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--split", default="test")
     parser.add_argument("--index", type=int, default=0)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
-    try:
-        print(describe(args.data_dir, args.split, args.index))
-    except (DatasetFormatError, IndexError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return cli.run_main(lambda: print(describe(args.data_dir, args.split, args.index)),
+                        failures=(DatasetFormatError, IndexError), debug=args.debug)
 
 
 if __name__ == "__main__":

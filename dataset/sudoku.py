@@ -72,15 +72,37 @@ def text_lines(tokens: np.ndarray) -> list[str]:
     return lines
 
 
+_CHANGED = (0.99, 0.85, 0.64)  # shade of a cell whose digit changed since the previous segment
+_WRONG = "darkorange"  # the mark of a digit that differs from the solution
+
+
+def _frame_legend(ax) -> None:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    def digit(colour: str, name: str, bold: bool = False) -> Line2D:
+        return Line2D([], [], linestyle="none", marker=r"$\mathbf{7}$" if bold else "$7$", markersize=8,
+                      color=colour, label=name)
+
+    handles = [digit("black", "given digit", bold=True), digit("tab:blue", "predicted digit"),
+               digit("red", "repeats in its row, column or box"),
+               Patch(facecolor=_CHANGED, edgecolor="0.6", label="changed since the previous segment"),
+               Line2D([], [], linestyle="none", marker="x", markersize=5, markeredgewidth=1.5, color=_WRONG,
+                      label="differs from the solution")]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0), borderaxespad=0.5, ncol=2,
+              fontsize=8, frameon=False, columnspacing=1.2, handlelength=1.2)
+
+
 def draw_frame(ax, inputs: np.ndarray, labels: np.ndarray, pred: np.ndarray, previous: np.ndarray | None) -> None:
-    """Givens in bold, predicted digits in blue (red where they repeat in a unit), changed cells shaded."""
+    """Givens in bold, predicted digits in blue (red where they repeat in a unit), changed cells shaded, digits
+    that differ from the solution marked in the corner; a legend below the grid names each."""
     given = np.clip(inputs.astype(int) - 1, 0, 9).reshape(9, 9)
     digits = np.clip(pred.astype(int) - 1, 0, 9)
     bad = repeated_cells(digits[None])[0].reshape(9, 9)
     digits = digits.reshape(9, 9)
     changed = np.zeros((9, 9), dtype=bool) if previous is None else (
         digits != np.clip(previous.astype(int) - 1, 0, 9).reshape(9, 9))
-    ax.imshow(changed.astype(float), cmap="YlOrBr", vmin=0, vmax=2.5)
+    ax.imshow(np.where(changed[..., None], _CHANGED, 1.0))
     for r in range(9):
         for c in range(9):
             if given[r, c]:
@@ -88,10 +110,13 @@ def draw_frame(ax, inputs: np.ndarray, labels: np.ndarray, pred: np.ndarray, pre
             elif digits[r, c]:
                 ax.text(c, r, str(digits[r, c]), ha="center", va="center", fontsize=12,
                         color="red" if bad[r, c] else "tab:blue")
+    rows, cols = np.divmod(np.flatnonzero((pred != labels) & (labels >= 0)), 9)
+    ax.scatter(cols + 0.3, rows + 0.3, marker="x", s=14, linewidths=1.2, color=_WRONG)
     for k in range(10):
         width = 2.0 if k % 3 == 0 else 0.5
         ax.axhline(k - 0.5, color="black", lw=width)
         ax.axvline(k - 0.5, color="black", lw=width)
+    _frame_legend(ax)
 
 
 def follows_rules(inputs: np.ndarray, preds: np.ndarray) -> np.ndarray:

@@ -15,9 +15,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from dataset.sudoku_csv import SudokuRows, write_sudoku_csv
-from dataset.sudoku_solver import generate_puzzle, rate
-from utils.atomic import atomic_output_dir
+if __package__ in (None, ""):  # run as `python dataset/<name>.py`, not -m: put the repository root on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dataset.sudoku_csv import SudokuRows, write_sudoku_csv  # noqa: E402
+from dataset.sudoku_solver import generate_puzzle, rate  # noqa: E402
+from utils import cli  # noqa: E402
+from utils.atomic import atomic_output_dir, check_target  # noqa: E402
 
 SOURCE_NAME = "generated"
 ATTEMPTS_PER_PUZZLE = 200
@@ -38,25 +42,25 @@ def generate_rows(
     seen = set() if seen is None else seen
     questions, answers, ratings = [], [], []
     attempts = 0
-    bar = tqdm(total=count, desc=label, unit="puzzle", mininterval=1.0, leave=False)
-    while len(questions) < count:
-        if attempts >= ATTEMPTS_PER_PUZZLE * count:
-            raise GenerationError(
-                f"generated only {len(questions)} of {count} puzzles rated >= {min_difficulty} in "
-                f"{attempts} attempts; lower --min-difficulty"
-            )
-        attempts += 1
-        puzzle, solution = generate_puzzle(rng)
-        rating = rate(puzzle)
-        key = bytes(puzzle)
-        if rating < min_difficulty or key in seen:
-            continue
-        seen.add(key)
-        questions.append(puzzle)
-        answers.append(solution)
-        ratings.append(rating)
-        bar.update(1)
-    bar.close()
+    # closed on an error or Ctrl-C too, so the bar is cleared before the one-line message
+    with tqdm(total=count, desc=label, unit="puzzle", mininterval=1.0, leave=False) as bar:
+        while len(questions) < count:
+            if attempts >= ATTEMPTS_PER_PUZZLE * count:
+                raise GenerationError(
+                    f"generated only {len(questions)} of {count} puzzles rated >= {min_difficulty} in "
+                    f"{attempts} attempts; lower --min-difficulty"
+                )
+            attempts += 1
+            puzzle, solution = generate_puzzle(rng)
+            rating = rate(puzzle)
+            key = bytes(puzzle)
+            if rating < min_difficulty or key in seen:
+                continue
+            seen.add(key)
+            questions.append(puzzle)
+            answers.append(solution)
+            ratings.append(rating)
+            bar.update(1)
     shape = (len(questions), 81)
     return SudokuRows(
         questions=np.array(questions, dtype=np.uint8).reshape(shape),
@@ -70,6 +74,7 @@ def write_generated_csvs(
     output_dir: Path, train_size: int, test_size: int, min_difficulty: int, seed: int, overwrite: bool = False
 ) -> None:
     """Generate disjoint train/test puzzle sets and write them as CSVs (atomically)."""
+    check_target(output_dir, overwrite)  # before minutes of generation, not after
     rng = np.random.default_rng(seed)
     seen: set[bytes] = set()
     splits = {"train": generate_rows(train_size, min_difficulty, rng, seen, label="generating train")}
@@ -87,15 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-difficulty", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
-    try:
+
+    def work() -> None:
         write_generated_csvs(
             args.output_dir, args.train_size, args.test_size, args.min_difficulty, args.seed, args.overwrite
         )
-    except (FileExistsError, GenerationError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+
+    return cli.run_main(work, failures=(FileExistsError, GenerationError), debug=args.debug)
 
 
 if __name__ == "__main__":

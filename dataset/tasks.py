@@ -33,12 +33,29 @@ def _token_lines(tokens: np.ndarray) -> list[str]:
 
 def _draw_tokens(ax: Any, inputs: np.ndarray, labels: np.ndarray, pred: np.ndarray,
                  previous: np.ndarray | None) -> None:
-    """Predicted token ids as a heat map (a square grid when seq_len is a square), wrong cells crossed."""
+    """Predicted token ids as a heat map (a square grid when seq_len is a square), wrong cells crossed; below
+    the grid a colour bar of the ids and a legend of the cross."""
+    import matplotlib
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+    from mpl_toolkits.axes_grid1.inset_locator import inset_axes
+
     side = math.isqrt(len(pred))
     shape = (side, side) if side * side == len(pred) else (1, len(pred))
-    ax.imshow(pred.reshape(shape), cmap="viridis")
+    top = max(int(inputs.max()), int(labels.max()), int(pred.max()), 1)  # one colour per id 0..top
+    image = ax.imshow(pred.reshape(shape), cmap=matplotlib.colormaps["viridis"].resampled(top + 1),
+                      vmin=-0.5, vmax=top + 0.5)
     rows, cols = np.divmod(np.flatnonzero((pred != labels) & (labels >= 0)), shape[1])
     ax.scatter(cols, rows, marker="x", color="red", s=30)
+    bar = inset_axes(ax, width="70%", height=0.12, loc="upper center", bbox_to_anchor=(0, 0, 1, 0),
+                     bbox_transform=ax.transAxes, borderpad=0.6)
+    colours = ax.get_figure().colorbar(image, cax=bar, orientation="horizontal")
+    colours.set_ticks(range(top + 1) if top < 16 else MaxNLocator(integer=True))
+    colours.ax.tick_params(labelsize=7)
+    colours.set_label("predicted token id", fontsize=8, labelpad=1)
+    cross = Line2D([], [], linestyle="none", marker="x", color="red", markersize=6, label="differs from the label")
+    ax.legend(handles=[cross], loc="upper center", bbox_to_anchor=(0.5, 0), borderaxespad=5.2, fontsize=8,
+              frameon=False, handlelength=1.2)
 
 
 @dataclass(frozen=True)

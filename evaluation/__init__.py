@@ -5,6 +5,7 @@ from dataset.format import DatasetFormatError
 from evaluation.command import run_command
 from evaluation.config import EvalConfig, load_options, parse_eval_config
 from evaluation.engine import ElasticExit, EvalResult, evaluate_depths, run_evaluation
+from evaluation.naming import run_label
 from evaluation.sweep import SweepResult, run_sweep
 from utils.safe_load import CheckpointError
 from utils.validation import ConfigError
@@ -13,4 +14,4 @@ from utils.validation import ConfigError
 USER_ERRORS = (ConfigError, CheckpointError, DatasetFormatError)
 
 __all__ = ["USER_ERRORS", "ElasticExit", "EvalConfig", "EvalResult", "SweepResult", "evaluate_depths",
-           "load_options", "parse_eval_config", "run_command", "run_evaluation", "run_sweep"]
+           "load_options", "parse_eval_config", "run_command", "run_evaluation", "run_label", "run_sweep"]

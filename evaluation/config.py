@@ -151,7 +151,8 @@ def parse_eval_config(values: dict[str, Any], names: dict[str, str] | None = Non
     try:
         return EvalConfig.model_validate(values)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err, names=names)) from None
+        known = [*EvalConfig.model_fields, "halt_max_steps"]
+        raise ConfigError(format_validation_error(err, names=names, known=known)) from None
 
 
 def with_depth_alias(values: dict[str, Any], where: str) -> dict[str, Any]:

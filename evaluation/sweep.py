@@ -22,14 +22,17 @@ from dataset.symmetries import TransformSet
 from dataset.tasks import Task, task_of
 from evaluation.config import EvalConfig
 from evaluation.engine import EvalResult, batches_in, run_evaluation
+from evaluation.naming import dataset_label, overrides_label, run_label, run_labels, sweep_label
 from evaluation.outputs import write_outputs
+from evaluation.plots import write_plots
 from evaluation.report import (
     make_record,
     record_stem_of,
     summary_table,
-    write_plots,
+    write_points,
     write_record,
     write_reference_files,
+    write_text,
     write_trajectories,
 )
 from evaluation.tta import build_transforms
@@ -38,7 +41,7 @@ from models.config import parse_config
 from models.loading import LoadedCheckpoint, build_from_checkpoint, infer_data_fields
 from models.registry import ARCHITECTURES
 from utils import distributed
-from utils.checkpoint import CheckpointContents, CheckpointError, read_checkpoint
+from utils.checkpoint import CheckpointContents, CheckpointError, read_checkpoint, resolve_checkpoint
 from utils.validation import ConfigError
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,7 @@ class SweepResult:
     records: list[dict[str, Any]] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     summary: str = ""
+    folder: Path | None = None  # the sweep's own folder: summary, points.csv, plots
 
 
 def check_fit(checkpoint: str, cfg: EvalConfig) -> tuple[CheckpointContents, list[str], dict[str, int], Task]:
@@ -202,33 +206,66 @@ def evaluate_checkpoint(cfg: EvalConfig, checkpoint: str, info: distributed.Dist
             yield evaluate_pass(cfg, prepared, breadth, info)
 
 
+def resolve_runs(cfg: EvalConfig) -> list[tuple[str, str | None]]:
+    """(checkpoint file, run label) for every checkpoint of the sweep: a folder means its latest checkpoint.
+    Several checkpoints get labels distinct within the sweep (more parent folders where two would agree);
+    a single one gets its label once its architecture is read (None here)."""
+    files = [str(resolve_checkpoint(c)) for c in cfg.checkpoints]
+    if len(files) == 1:
+        return [(files[0], None)]
+    arch_names = [read_checkpoint(f).arch.get("name") for f in files]
+    return list(zip(files, run_labels(files, arch_names), strict=True))
+
+
+def _record(cfg: EvalConfig, done: Evaluated, depth: int, info: distributed.DistInfo,
+            run: str | None) -> dict[str, Any]:
+    settings = _settings(cfg, done, depth, info)
+    settings.update(run=run or run_label(done.checkpoint, settings["arch"]),
+                    dataset_name=dataset_label(done.data_paths, cfg.split), use_ema=cfg.use_ema,
+                    tta_kind=cfg.tta_kind, forward_dtype=cfg.forward_dtype)
+    return make_record(settings, done.run.metrics[depth])
+
+
+def _write_point(cfg: EvalConfig, record: dict[str, Any], done: Evaluated, depth: int, folder: Path) -> list[Path]:
+    """The files of one (run, overrides, D, B) point."""
+    files = list(write_record(record, folder))
+    if cfg.reference_files:
+        files += write_reference_files(record, folder)
+    if done.run.per_trajectory is not None:
+        files.append(write_trajectories(record, done.run.per_trajectory[depth], folder))
+    if done.run.outputs is not None:
+        files.append(write_outputs(done.run.outputs[depth], folder / f"{record_stem_of(record)}_outputs.pt"))
+    return files
+
+
+def sweep_folder(cfg: EvalConfig, records: list[dict[str, Any]]) -> Path:
+    """`sweep_<runs>_<dataset>_D.._B..[_tags]` in `output_dir` (or beside the first checkpoint)."""
+    first = records[0]["config"]
+    runs = list(dict.fromkeys(r["config"]["run"] for r in records))
+    datasets = "+".join(dict.fromkeys(r["config"]["dataset_name"] for r in records))
+    points = list({overrides_label(r["config"]["overrides"]): r["config"]["overrides"] for r in records}.values())
+    label = sweep_label(runs, datasets, cfg.depths, cfg.different_init, first, points)
+    return cfg.output_dir_for(first["checkpoint"]) / f"sweep_{label}"
+
+
 def run_sweep(cfg: EvalConfig) -> SweepResult:
-    """Evaluate every checkpoint at every (override point, D, B); write records, summary and plots on rank 0."""
+    """Evaluate every checkpoint at every (override point, D, B); on rank 0 write every point's files, and
+    the sweep's summary, `points.csv` and plots into its own folder."""
     info = distributed.setup(cfg.device)
     result = SweepResult()
-    for checkpoint in cfg.checkpoints:
+    for checkpoint, run in resolve_runs(cfg):
         folder = cfg.output_dir_for(checkpoint)
         for done in evaluate_checkpoint(cfg, checkpoint, info):
-            run = done.run
             for depth in cfg.depths:
-                record = make_record(_settings(cfg, done, depth, info), run.metrics[depth])
+                record = _record(cfg, done, depth, info, run)
                 result.records.append(record)
-                if info.rank != 0:
-                    continue
-                result.files.extend(write_record(record, folder))
-                if cfg.reference_files:
-                    result.files.extend(write_reference_files(record, folder))
-                if run.per_trajectory is not None:
-                    result.files.append(write_trajectories(record, run.per_trajectory[depth], folder))
-                if run.outputs is not None:
-                    path = folder / f"{record_stem_of(record)}_outputs.pt"
-                    result.files.append(write_outputs(run.outputs[depth], path))
+                if info.rank == 0:
+                    result.files.extend(_write_point(cfg, record, done, depth, folder))
     result.summary = summary_table(result.records)
-    if info.rank == 0:
-        out = cfg.output_dir_for(cfg.checkpoints[0])
-        summary_path = out / "eval_summary.md"
-        summary_path.write_text(result.summary)
-        result.files.append(summary_path)
+    if info.rank == 0 and result.records:
+        result.folder = sweep_folder(cfg, result.records)
+        result.files.append(write_text(result.folder / "eval_summary.md", result.summary))
+        result.files.append(write_points(result.records, result.folder / "points.csv"))
         if cfg.plots:
-            result.files.extend(write_plots(result.records, out))
+            result.files.extend(write_plots(result.records, result.folder))
     return result

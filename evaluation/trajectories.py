@@ -19,6 +19,7 @@ import torch
 
 from evaluation.randomness import TrajectoryNoise, initial_state, trajectory_keys
 from models.act import ACTModel, Batch, latent_residual
+from utils import threads
 
 STOP_RULES = ("stable", "residual", "q")
 
@@ -149,6 +150,7 @@ class SlotRunner:
             live = torch.tensor([t is not None for t in self.occupant], device=device)
             if not bool(live.any()):
                 return
+            threads.adapt()  # between segments: fewer CPU threads while other jobs need the CPUs
             if self.fixed_shape:
                 yield from self._advance(torch.arange(self.slots, device=device), live)
             else:

@@ -102,6 +102,20 @@ class ACTModel(nn.Module):
         changes = {c for m in self.inner.modules() if isinstance(m, ReasoningBlock) and (c := m.use_kernels(kernels))}
         return sorted(changes)
 
+    def summary(self) -> str:
+        """One line for the training log: what was built, how big, at which shape and precision."""
+        cfg = self.config
+        total = sum(p.numel() for p in self.parameters())
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        layers = f"H_layers {cfg.H_layers}, L_layers {cfg.L_layers}" if cfg.H_layers else f"L_layers {cfg.L_layers}"
+        mixer = "mlp_t" if cfg.mlp_t else f"attention ({cfg.num_heads} heads, pos {cfg.pos_encodings})"
+        positions = f"{cfg.total_positions} positions" + (
+            f" ({cfg.seq_len} tokens + {cfg.puzzle_positions} puzzle embedding)" if cfg.puzzle_positions else "")
+        return (f"model: {cfg.name or type(self).__name__}, {total / 1e6:.3f}M parameters ({trainable:,} trainable); "
+                f"hidden {cfg.hidden_size}, {mixer}, {layers}, H_cycles {cfg.H_cycles} x L_cycles {cfg.L_cycles}; "
+                f"{positions}, vocab {cfg.vocab_size}; {cfg.forward_dtype} forward; "
+                f"halt_max_steps {cfg.halt_max_steps}")
+
     @property
     def no_ACT_continue(self) -> bool:
         return getattr(self.config, "no_ACT_continue", True)

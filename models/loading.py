@@ -17,7 +17,7 @@ import torch
 
 from models.act import ACTModel
 from models.config import puzzle_positions
-from models.registry import build_reasoner, unknown_arch_keys
+from models.registry import build_reasoner, canonical_name, unknown_arch_keys
 from utils.checkpoint import CheckpointContents, canonical_state_dict, read_checkpoint
 from utils.safe_load import CheckpointError
 from utils.validation import ConfigError
@@ -35,9 +35,23 @@ class LoadReport:
     def ok(self) -> bool:
         return not (self.missing or self.unexpected or self.mismatched)
 
-    def describe(self) -> str:
+    def describe(self, limit: int = 4) -> str:
+        """At most `limit` names per group, then how many more: a wrong checkpoint is one readable line."""
         groups = (("missing", self.missing), ("unexpected", self.unexpected), ("shape mismatch", self.mismatched))
-        return "; ".join(f"{label}: {', '.join(names)}" for label, names in groups if names)
+        return "; ".join(f"{label}: {', '.join(names[:limit])}" + (f" and {len(names) - limit} more"
+                                                                     if len(names) > limit else "")
+                         for label, names in groups if names)
+
+
+def check_architecture(checkpoint_arch: dict[str, Any], arch_name: str | None, source: str) -> None:
+    """A checkpoint of another architecture ends in one line naming both, not in a list of every
+    parameter that does not fit."""
+    found = checkpoint_arch.get("name")
+    if not found or not arch_name or canonical_name(found) == canonical_name(arch_name):
+        return
+    group = canonical_name(found).split("@")[0]
+    raise CheckpointError(f"{source}: checkpoint is {found}, config is {arch_name}; use a config of that "
+                          f"architecture (e.g. arch={group}) or another checkpoint")
 
 
 def load_model_state(

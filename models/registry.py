@@ -56,6 +56,12 @@ def resolve_architecture(name: str) -> type[ACTModel]:
     return _resolve(name, ARCHITECTURES, "arch.name")
 
 
+def canonical_name(name: str) -> str:
+    """This project's name of an architecture (`hrm@HRMModel` for HRM's upstream name); unknown names as given."""
+    model_cls = ARCHITECTURES.get(name)
+    return next((n for n, c in ARCHITECTURES.items() if c is model_cls), name) if model_cls else name
+
+
 def resolve_loss_head(name: str) -> type[nn.Module]:
     return _resolve(name, LOSS_HEADS, "arch.loss.name")
 

@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from omegaconf import OmegaConf  # noqa: E402
 
 from analysis import USER_ERRORS, frontier_table, parse_frontier_options, run_frontier, write_frontier  # noqa: E402
-from evaluation import run_command  # noqa: E402
-from utils import validation  # noqa: E402
+from evaluation import run_command, run_label  # noqa: E402
+from utils import checkpoint, validation  # noqa: E402
 
 
 def _frontier(argv: list[str]) -> int:
@@ -31,7 +31,12 @@ def _frontier(argv: list[str]) -> int:
     frontier, evaluation = parse_frontier_options(OmegaConf.to_container(OmegaConf.from_dotlist(argv)))
     points = run_frontier(frontier, evaluation)
     out = Path(frontier.output_dir) if frontier.output_dir else Path(evaluation.checkpoints[0]).parent / "frontier"
-    settings = {"different_init": evaluation.different_init[0], "global_batch_size": evaluation.global_batch_size,
+    contents = checkpoint.read_checkpoint(evaluation.checkpoints[0])
+    arch = contents.arch.get("name")
+    dataset = ", ".join(Path(p).name for p in (evaluation.dataset_data_path or contents.data_paths))
+    settings = {"checkpoint": str(contents.path), "run": run_label(contents.path, arch), "arch": arch,
+                "dataset": dataset,
+                "different_init": evaluation.different_init[0], "global_batch_size": evaluation.global_batch_size,
                 "convergence_top_k": evaluation.convergence_top_k, "seed": evaluation.seed,
                 "elastic_min_steps": frontier.elastic_min_steps, "device": evaluation.device}
     files = write_frontier(points, out, "python scripts/frontier.py " + shlex.join(argv), settings)

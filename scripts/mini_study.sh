@@ -43,7 +43,7 @@ python3 -m dataset.baselines "$HARD"
 evaluate() {  # evaluate NAME DATA OPTIONS...: $CKPT into $RUN/NAME, skipped when NAME is complete
     local name=$1 data=$2
     shift 2
-    [ -f "$RUN/$name/eval_summary.md" ] && return
+    compgen -G "$RUN/$name/sweep_*/eval_summary.md" > /dev/null && return
     echo "== evaluate $arm seed $seed: $name"
     python3 evaluate.py checkpoint="$CKPT" dataset_data_path="$data" global_batch_size=100 \
         plots=false output_dir="$RUN/$name.partial" "$@"

@@ -6,15 +6,28 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+usage() {
+    echo "usage: $0 <config> [key=value ...]   (NPROC_PER_NODE, NNODES, NODE_RANK, MASTER_ADDR for torchrun)"
+    echo "configs (config/train/*.yaml): $(cd config/train && ls *.yaml | sed 's/\.yaml$//' | tr '\n' ' ')"
+}
 if [ $# -lt 1 ]; then
-    echo "usage: $0 <config: eqr_sudoku|trm_sudoku|eqr_maze_unique|trm_maze_unique> [key=value ...]" >&2
+    usage >&2
     exit 2
+elif [ "$1" = "--help" ] || [ "$1" = "-h" ]; then
+    usage
+    exit 0
 fi
 config=$1
 shift
 
 NPROC_PER_NODE=${NPROC_PER_NODE:-1}
 NNODES=${NNODES:-1}
+if [ "$NPROC_PER_NODE" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
+    # Check the config and the dataset in one process first: a bad input is then one line, not one
+    # per rank inside torchrun's failure report.
+    WORLD_SIZE=$(( NPROC_PER_NODE * NNODES )) python3 pretrain.py --check --config-name "train/$config" "$@" \
+        > /dev/null
+fi
 if [ "$NNODES" -gt 1 ]; then
     : "${NODE_RANK:?set NODE_RANK for multi-node runs}" "${MASTER_ADDR:?set MASTER_ADDR for multi-node runs}"
     exec torchrun --nnodes "$NNODES" --node-rank "$NODE_RANK" --master-addr "$MASTER_ADDR" \

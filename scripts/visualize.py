@@ -15,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis import USER_ERRORS, visualize  # noqa: E402
+from utils import cli  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,16 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
-    try:
+
+    def work() -> None:
         traj, files = visualize(args.checkpoint, args.data_dir, args.split, args.index, args.segments, args.seed,
                                 use_ema=not args.no_ema, out=args.out)
-    except USER_ERRORS as err:
-        if args.debug:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {len(traj.preds)} frames, {files['gif'].name} and {files['residuals'].name} to {files['frames']}")
-    return 0
+        print(f"wrote {len(traj.preds)} frames, {files['gif'].name} and {files['residuals'].name} to "
+              f"{files['frames']}")
+
+    return cli.run_main(work, errors=USER_ERRORS, debug=args.debug, describe=cli.plain_error_line)
 
 
 if __name__ == "__main__":

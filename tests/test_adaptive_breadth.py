@@ -114,7 +114,8 @@ def test_cli_record(sudoku, tmp_path, capsys):  # noqa: F811
                           "halt_max_steps=2", "different_init=3", "breadth_agree=2", "convergence_top_k=1",
                           "plots=false", "reference_files=false"])
     assert code == 0, capsys.readouterr().err
-    record = json.loads((tmp_path / "eval_release_format_sudoku_D2_B3_agree2.json").read_text())
+    stem = "eval_eqr_fixtures_release_format_sudoku_sudoku_D2_B3_top1_agree2"
+    record = json.loads((tmp_path / f"{stem}.json").read_text())
     assert record["config"]["breadth_agree"] == 2
     metrics = record["metrics"]
     assert metrics["num_puzzles"] == 6 and 2 <= metrics["adaptive_breadth/mean_restarts"] <= 3

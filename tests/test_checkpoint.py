@@ -268,7 +268,7 @@ def test_empty_and_truncated_files_are_named(tmp_path):
     (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="cut.pth: not a PyTorch checkpoint"):
         load_checkpoint(tmp_path / "cut.pth")
-    with pytest.raises(CheckpointError, match="is a directory"):
+    with pytest.raises(CheckpointError, match="a folder without checkpoints"):
         load_checkpoint(tmp_path)
 
 

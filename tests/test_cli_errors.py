@@ -95,7 +95,10 @@ def test_arch_is_checked_before_the_batch_and_the_data(maze, tmp_path):
 
 def test_pretrain_bad_config_name(tmp_path):
     proc = run("pretrain.py", "--config-name", "train/nope", cwd=tmp_path)
-    assert_one_line(proc, "--config-name train/nope: Cannot find primary config 'train/nope'")
+    assert_one_line(proc, "--config-name train/nope: no such config; available: cfg_pretrain, train/eqr_maze_unique")
+    proc = run("pretrain.py", "--config-name", "eqr_sudoku", cwd=tmp_path)
+    assert_one_line(proc, "--config-name eqr_sudoku: no such config; did you mean train/eqr_sudoku?",
+                    "train/hrm_sudoku")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -133,3 +136,48 @@ def test_dataset_builders_bad_values(tmp_path):
     assert_one_line(run("dataset.build_sudoku_dataset", "--source", "generate", "--source-dir", "x", cwd=tmp_path),
                     "--source-dir conflicts with --source generate")
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(("args", "status", "expected"), [
+    (("dataset.show", "nodata"), 1, "error: nodata: no such dataset directory"),
+    (("dataset.baselines", "nodata"), 2, "error: nodata: no such dataset directory"),
+    (("dataset.build_task", "--task", "nope", "--output-dir", "t"), 2, "error: task 'nope' is not registered"),
+    (("dataset.build_maze_unique_dataset", "--output-dir", "existing"), 1, "error: existing already exists"),
+    (("dataset.sudoku_generate", "--output-dir", "existing"), 1, "error: existing already exists"),
+    (("dataset.build_sudoku_dataset", "--source", "generate", "--output-dir", "existing"), 1,
+     "error: existing already exists"),
+])
+def test_dataset_commands_bad_input(tmp_path, args, status, expected):
+    """Each refuses at once (an existing output before any generation), with its own exit status."""
+    (tmp_path / "existing").mkdir()
+    proc = run(*args, cwd=tmp_path)
+    assert_one_line(proc, expected)
+    assert proc.returncode == status and "generating" not in proc.stderr  # no progress bar: refused up front
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing"]
+
+
+def test_dataset_builder_debug_shows_the_traceback(tmp_path):
+    proc = run("dataset.build_maze_unique_dataset", "--grid-size", "4", "--output-dir", "m", "--debug", cwd=tmp_path)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "ConfigError" in proc.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def _error_lines(proc: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith(("error:", "config error:"))]
+
+
+def test_an_error_under_torchrun_is_printed_once(maze, tmp_path):
+    """Every rank raises it; only the node's first process prints it (the launcher's own report follows)."""
+    proc = run("torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(ROOT / "pretrain.py"),
+               "--config-name", "train/eqr_maze_unique", *TINY, "dataset.data_path=/no/such/data", cwd=tmp_path)
+    assert proc.returncode != 0
+    errors = _error_lines(proc)
+    assert len(errors) == 1 and errors[0].startswith("error: /no/such/data: no such dataset directory"), errors
+
+
+def test_train_sh_checks_the_config_before_torchrun(maze, tmp_path):
+    env = {**os.environ, "NPROC_PER_NODE": "3", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "train.sh"), "eqr_maze_unique", *TINY,
+                           f"dataset.data_path={maze}"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2 and "torch.distributed" not in proc.stderr
+    assert proc.stderr.strip() == "config error: global_batch_size: 16 is not divisible by 3 ranks"

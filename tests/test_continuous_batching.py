@@ -142,6 +142,7 @@ def test_allocator_keeps_freed_memory_unless_the_user_chose(monkeypatch):
     from utils.allocator import keep_freed_memory
 
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.delenv("MALLOC_MMAP_MAX_", raising=False)
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "0")
     assert keep_freed_memory() is False  # the user's choice stands
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import importlib
 import os
@@ -194,3 +195,32 @@ def test_offline_hub_build_fails_at_once_without_a_cache(tmp_path, monkeypatch, 
     assert time.perf_counter() - start < 5
     err = capsys.readouterr().err
     assert "unreachable" in err and "--source generate" in err and err.count("\n") == 1
+
+
+def refuse(*args, **kwargs):
+    raise ConnectionRefusedError(errno.ECONNREFUSED, os.strerror(errno.ECONNREFUSED))
+
+
+@pytest.fixture
+def hub_refuses(tmp_path, monkeypatch):
+    """The Hub's own address (HF_ENDPOINT unset) on a fresh client; only the network call is refused."""
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delattr(huggingface_hub, "constants", raising=False)  # as right after `import huggingface_hub`
+    monkeypatch.setattr(download.socket, "create_connection", refuse)
+    monkeypatch.setattr(download.constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+
+
+@pytest.mark.parametrize("source", ["download", "sudoku"])
+def test_default_endpoint_unreachable_is_one_line_naming_it(tmp_path, capsys, hub_refuses, source):
+    out = tmp_path / "out"
+    start = time.perf_counter()
+    if source == "download":
+        rc = download.main(["--with-ckpts", "--data-dir", str(out), "--ckpt-dir", str(tmp_path / "ckpt")])
+    else:
+        rc = build_sudoku(["--output-dir", str(out)])
+    assert rc == 1 and time.perf_counter() - start < 5
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "the Hugging Face Hub is unreachable (huggingface.co:443: Connection refused" in err
+    assert not out.exists()

@@ -18,6 +18,8 @@ from dataset.build_sudoku_dataset import SudokuBuildConfig, build_sudoku_dataset
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CKPT = FIXTURES / "release_format_sudoku.pth"
+RUN = "eqr_fixtures_release_format_sudoku"  # the run label of CKPT: architecture, folder, file stem
+NOISY = "eqr_noisy0_noisy_sudoku"  # the noisy copy in the module's temporary folder noisy0
 
 
 @pytest.fixture(autouse=True)
@@ -46,10 +48,10 @@ def test_end_to_end_release_checkpoint(sudoku, tmp_path, capsys):
         "halt_max_steps=[1,3]", "different_init=[1,2]", "convergence_top_k=1", "global_batch_size=4", "tta=2",
     )
     assert code == 0, err
-    assert "| release_format_sudoku.pth | 3 | 2 | 2 |" in stdout
+    assert f"| {RUN} | eqr@EqRModel | 3 | 2 | 2 |" in stdout
     for depth in (1, 3):
         for breadth in (1, 2):
-            stem = out / f"eval_release_format_sudoku_D{depth}_B{breadth}_tta2"
+            stem = out / f"eval_{RUN}_sudoku_D{depth}_B{breadth}_tta2_top1"
             record = json.loads(stem.with_suffix(".json").read_text())
             assert record["schema_version"] == 1
             assert record["config"]["halt_max_steps"] == depth and record["config"]["used_ema"] is True
@@ -60,10 +62,19 @@ def test_end_to_end_release_checkpoint(sudoku, tmp_path, capsys):
             with stem.with_suffix(".csv").open() as handle:
                 rows = list(csv.DictReader(handle))
             assert len(rows) == 1 and float(rows[0]["exact_accuracy"]) == metrics["exact_accuracy"]
-    for name in ("eval_summary.md", "exact_accuracy_vs_depth.png", "accuracy_vs_residual.png"):
-        assert (out / name).stat().st_size > 0
-    one = json.loads((out / "eval_release_format_sudoku_D1_B2_tta2.json").read_text())
-    three = json.loads((out / "eval_release_format_sudoku_D3_B2_tta2.json").read_text())
+    sweep = out / f"sweep_{RUN}_sudoku_D1-3_B1-2_tta2_top1"
+    for name in ("eval_summary.md", "accuracy_vs_depth.png", "accuracy_vs_residual.png"):
+        assert (sweep / name).stat().st_size > 0
+    assert (sweep / "eval_summary.md").read_text() in stdout
+    with (sweep / "points.csv").open() as handle:
+        points = list(csv.DictReader(handle))
+    assert [(p["halt_max_steps"], p["different_init"]) for p in points] == [("1", "1"), ("3", "1"), ("1", "2"),
+                                                                            ("3", "2")]
+    assert all(p["run"] == RUN and p["arch"] == "eqr@EqRModel" and p["dataset_name"] == "sudoku" for p in points)
+    assert float(points[3]["exact_accuracy"]) == json.loads(
+        (out / f"eval_{RUN}_sudoku_D3_B2_tta2_top1.json").read_text())["metrics"]["exact_accuracy"]
+    one = json.loads((out / f"eval_{RUN}_sudoku_D1_B2_tta2_top1.json").read_text())
+    three = json.loads((out / f"eval_{RUN}_sudoku_D3_B2_tta2_top1.json").read_text())
     assert one["config"]["pass_wall_s"] == three["config"]["pass_wall_s"]  # one pass served both depths
 
 
@@ -72,10 +83,10 @@ def test_no_ema_and_no_plots(sudoku, tmp_path, capsys):
                         "halt_max_steps=2", "use_ema=false", "plots=false", "max_eval_steps=1",
                         "global_batch_size=2", "elastic=true", "elastic_tol=1e6")
     assert code == 0, err
-    record = json.loads((tmp_path / "eval_release_format_sudoku_D2_B1_elastic.json").read_text())
+    record = json.loads((tmp_path / f"eval_{RUN}_sudoku_D2_B1_elastic-tol1e+06_live_first1.json").read_text())
     assert record["config"]["used_ema"] is False and record["metrics"]["num_puzzles"] == 2
     assert "elastic/segments_saved" in record["metrics"]
-    assert not list(tmp_path.glob("*.png"))
+    assert not list(tmp_path.glob("**/*.png"))
     assert not list(tmp_path.glob("*_trajectories.csv"))
 
 
@@ -85,8 +96,8 @@ def test_per_trajectory_csv(sudoku, tmp_path, capsys):
                         "per_trajectory=true", "plots=false")
     assert code == 0, err
     for depth in (1, 2):
-        metrics = json.loads((tmp_path / f"eval_release_format_sudoku_D{depth}_B2.json").read_text())["metrics"]
-        with (tmp_path / f"eval_release_format_sudoku_D{depth}_B2_trajectories.csv").open() as handle:
+        metrics = json.loads((tmp_path / f"eval_{RUN}_sudoku_D{depth}_B2_top1.json").read_text())["metrics"]
+        with (tmp_path / f"eval_{RUN}_sudoku_D{depth}_B2_top1_trajectories.csv").open() as handle:
             rows = list(csv.DictReader(handle))
         assert list(rows[0]) == ["rank", "puzzle", "restart", "exact", "accuracy", "final_residual",
                                  "convergence_score", "steps", "stop"]
@@ -107,11 +118,12 @@ def test_end_to_end_reference_trainer_checkpoint(sudoku, tmp_path, capsys):
                              "convergence_top_k=1", "global_batch_size=4", "plots=false")
     assert code == 0, err
     for depth in (1, 2):
-        record = json.loads((tmp_path / f"eval_ref_trainer_sudoku_D{depth}_B2.json").read_text())
+        stem = f"eval_eqr_fixtures_ref_trainer_sudoku_sudoku_D{depth}_B2_top1"
+        record = json.loads((tmp_path / f"{stem}.json").read_text())
         assert record["config"]["used_ema"] is True and record["config"]["step"] == 6
         assert record["config"]["arch"] == "eqr@EqRModel" and record["metrics"]["num_puzzles"] == 6
         assert 0 <= record["metrics"]["exact_accuracy"] <= 1
-    assert "| ref_trainer_sudoku.pth | 2 | 2 |" in stdout
+    assert "| eqr_fixtures_ref_trainer_sudoku | eqr@EqRModel | 2 | 2 |" in stdout
 
 
 def _hrm_release_copy(folder: Path, data_path: Path | None) -> Path:
@@ -129,14 +141,14 @@ def test_end_to_end_hrm_release_layout(sudoku, tmp_path, capsys):
     code, stdout, err = _run(capsys, f"checkpoint={checkpoint}", "halt_max_steps=2", "global_batch_size=4",
                              "plots=false")
     assert code == 0, err
-    record = json.loads((tmp_path / "hrm" / "eval_checkpoint_D2_B1.json").read_text())
+    record = json.loads((tmp_path / "hrm" / "eval_hrm_checkpoint_sudoku_D2_B1.json").read_text())
     assert record["config"]["used_ema"] is False and record["config"]["dataset"] == [str(sudoku)]
     assert record["config"]["arch"] == "hrm.hrm_act_v1@HierarchicalReasoningModel_ACTV1"
     assert record["metrics"]["num_puzzles"] == 6 and "q_halt_precision" in record["metrics"]
     code, _, err = _run(capsys, f"checkpoint={HRM_RELEASE / 'checkpoint'}", f"dataset_data_path={sudoku}",
                         f"output_dir={tmp_path / 'given'}", "halt_max_steps=2", "global_batch_size=4", "plots=false")
     assert code == 0, err
-    given = json.loads((tmp_path / "given" / "eval_checkpoint_D2_B1.json").read_text())
+    given = json.loads((tmp_path / "given" / "eval_hrm_release_layout_checkpoint_sudoku_D2_B1.json").read_text())
     assert given["metrics"] == record["metrics"]
 
 
@@ -171,16 +183,17 @@ def test_init_override_and_param_iter(sudoku, noisy_eqr, tmp_path, capsys):
         assert code == 0, err
     code, _, err = _run(capsys, *common, f"output_dir={tmp_path / 'default'}")
     assert code == 0, err
-    quiet = _metrics(tmp_path / "a", "eval_noisy_D2_B1_noise_scale=0.0")
-    assert quiet == _metrics(tmp_path / "b", "eval_noisy_D2_B1_noise_scale=0.0")  # bit-identical repeat
-    assert quiet["residual_of_2_steps"] != _metrics(tmp_path / "default", "eval_noisy_D2_B1")["residual_of_2_steps"]
-    record = json.loads((tmp_path / "a" / "eval_noisy_D2_B1_noise_scale=0.0.json").read_text())
+    quiet = _metrics(tmp_path / "a", f"eval_{NOISY}_D2_B1_noise_scale=0.0")
+    assert quiet == _metrics(tmp_path / "b", f"eval_{NOISY}_D2_B1_noise_scale=0.0")  # bit-identical repeat
+    assert quiet["residual_of_2_steps"] != _metrics(tmp_path / "default", f"eval_{NOISY}_D2_B1")["residual_of_2_steps"]
+    record = json.loads((tmp_path / "a" / f"eval_{NOISY}_D2_B1_noise_scale=0.0.json").read_text())
     assert record["config"]["overrides"] == {"noise_scale": 0.0}
 
     code, stdout, err = _run(capsys, *common, f"output_dir={tmp_path / 'sweep'}", "init_override={noise_scale: 0.0}",
                              "param_iter={lambda_: [0.8, 0.9]}")
     assert code == 0, err
-    sweep = {lam: _metrics(tmp_path / "sweep", f"eval_noisy_D2_B1_lambda_={lam}_noise_scale=0.0") for lam in (0.8, 0.9)}
+    sweep = {lam: _metrics(tmp_path / "sweep", f"eval_{NOISY}_D2_B1_lambda_={lam}_noise_scale=0.0")
+             for lam in (0.8, 0.9)}
     assert sweep[0.8]["residual_of_2_steps"] != sweep[0.9]["residual_of_2_steps"]
     assert "| overrides |" in stdout and "lambda_=0.8_noise_scale=0.0" in stdout
 
@@ -197,7 +210,7 @@ def test_override_errors_are_one_line(sudoku, tmp_path, capsys, option, expected
                         option)
     assert code == 2
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], err
+    assert len(lines) == 1 and lines[0].startswith(("error: ", "config error: ")) and expected in lines[0], err
 
 
 def test_saved_outputs_reference_files_and_progress(sudoku, tmp_path, capsys):
@@ -208,21 +221,22 @@ def test_saved_outputs_reference_files_and_progress(sudoku, tmp_path, capsys):
     assert code == 0, err
     assert "evaluating" in err and "/32" in err  # its end: 2 batches x 4 puzzles x 2 restarts x 2 segments
 
-    saved = torch.load(tmp_path / "eval_release_format_sudoku_D2_B2_outputs.pt", weights_only=True)
+    stem = f"eval_{RUN}_sudoku_D{{}}_B2_refboth_batch4"
+    saved = torch.load(tmp_path / f"{stem.format(2)}_outputs.pt", weights_only=True)
     assert set(saved) == set(fields.split(",")) | {"puzzle", "restart"}
     assert saved["logits"].shape == (12, 81, 11) and saved["preds"].shape == (12, 81)
     assert torch.equal(saved["preds"], saved["logits"].argmax(-1).to(saved["preds"].dtype))
     test_inputs = torch.from_numpy(np.load(sudoku / "test" / "all__inputs.npy"))
     assert torch.equal(saved["inputs"], test_inputs.repeat_interleave(2, dim=0).to(saved["inputs"].dtype))
     assert saved["puzzle"].tolist() == [i // 2 for i in range(12)] and saved["restart"].tolist() == [0, 1] * 6
-    depth_one = torch.load(tmp_path / "eval_release_format_sudoku_D1_B2_outputs.pt", weights_only=True)
+    depth_one = torch.load(tmp_path / f"{stem.format(1)}_outputs.pt", weights_only=True)
     assert not torch.equal(depth_one["logits"], saved["logits"])
 
-    record = json.loads((tmp_path / "eval_release_format_sudoku_D2_B2.json").read_text())
+    record = json.loads((tmp_path / f"{stem.format(2)}.json").read_text())
     assert record["config"]["reference_counting"] == "both"
     metrics = record["metrics"]
     assert metrics["ref/different_init/total_samples"] == 8 and metrics["different_init/total_samples"] == 6
-    folder = tmp_path / "eval_preds" / "step_50000_release_format_sudoku_D2_B2"
+    folder = tmp_path / "eval_preds" / f"step_50000_{stem.format(2).removeprefix('eval_')}"
     with (folder / "eval_metrics_step_50000.csv").open() as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["split", "metric", "value"] and len(rows) == 1 + len(metrics) + 1
@@ -262,7 +276,8 @@ def maze(tmp_path_factory) -> Path:
         (lambda d, t: [f"checkpoint={CKPT}", f"dataset_data_path={d['maze']}"], "dataset_data_path: seq_len 36"),
         (lambda d, t: [f"checkpoint={CKPT}", "halt_max_steps=[0,4]"], "halt_max_steps: every value must be >= 1"),
         (lambda d, t: [f"checkpoint={CKPT}", "different_init=2", "convergence_top_k=3"], "convergence_top_k: 3"),
-        (lambda d, t: [f"checkpoint={CKPT}", "bogus=1"], "bogus: Extra inputs"),
+        (lambda d, t: [f"checkpoint={CKPT}", "bogus=1"], "bogus: unknown key"),
+        (lambda d, t: [f"checkpoint={CKPT}", "depth=2"], "depth: unknown key; did you mean depths?"),
         (lambda d, t: [f"checkpoint={CKPT}", "halt_max_steps"], "halt_max_steps: expected key=value"),
         (lambda d, t: [], "checkpoint: missing"),
     ],
@@ -272,4 +287,4 @@ def test_bad_input_gives_one_line(make_args, expected, sudoku, maze, tmp_path, c
     code, _, err = _run(capsys, *args, f"output_dir={tmp_path}")
     assert code == 2
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], err
+    assert len(lines) == 1 and lines[0].startswith(("error: ", "config error: ")) and expected in lines[0], err

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pytest
 import torch
 
 from analysis.frontier import FrontierPoint, best_fixed, frontier_table, parse_rule
+from analysis.frontier_plots import frontier_figure, plot_frontier
 from dataset.build_sudoku_dataset import SudokuBuildConfig, build_sudoku_dataset
 from scripts import frontier as frontier_script
 
@@ -44,6 +47,27 @@ def test_table_compares_with_the_smallest_best_fixed_depth():
     table = frontier_table(points)
     assert "the best fixed depth D=4 (80.00% exact, 4.00 segments/puzzle" in table
     assert "| stable:1 | 8 | 79.00 | 79.00 | 1.60 | 0.16 |  | -1.00 | 2.50x | 2.50x | 5.00x |" in table
+
+
+def test_frontier_labels_neither_overlap_nor_leave_the_axes(tmp_path):
+    # Crowded as a real frontier is: an always-firing rule on D=1, a never-firing one on the deepest D.
+    points = _points(("D=1", "fixed", 1, 0.4, 2.0), ("D=2", "fixed", 2, 0.55, 4.0), ("D=4", "fixed", 4, 0.7, 8.0),
+                     ("D=8", "fixed", 8, 0.8, 16.0), ("D=16", "fixed", 16, 0.8, 32.0),
+                     ("residual:1e9", "elastic", 16, 0.4, 2.0), ("residual:0", "elastic", 16, 0.8, 32.0),
+                     ("stable:1|q", "elastic", 16, 0.79, 6.1), ("stable:2", "elastic", 16, 0.795, 7.0),
+                     ("q", "elastic", 16, 0.78, 6.5), ("stable:1&residual:0.5", "elastic", 16, 0.7, 8.2))
+    fig = frontier_figure(points)
+    fig.canvas.draw()
+    for ax in fig.axes:
+        labels = [text for text in ax.texts if text.get_text()]
+        assert sorted(t.get_text() for t in labels) == sorted(p.label for p in points)
+        boxes = [label.get_window_extent() for label in labels]
+        for a, b in itertools.combinations(boxes, 2):
+            assert not a.overlaps(b)
+        assert all(ax.bbox.x0 <= b.x0 and b.x1 <= ax.bbox.x1 and ax.bbox.y0 <= b.y0 and b.y1 <= ax.bbox.y1
+                   for b in boxes)
+    plt.close(fig)
+    assert plot_frontier(points, tmp_path / "frontier.png").stat().st_size > 10_000
 
 
 @pytest.fixture(scope="module")

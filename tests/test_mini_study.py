@@ -32,11 +32,13 @@ def test_mini_study_script_end_to_end(tmp_path):
         for seed in (0, 1):
             run = out / arm / f"seed{seed}"
             assert (run / "step_10.pth").is_file() and float((run / "train_wall_s.txt").read_text()) > 0
-            for name, count in (("eval_indist", 20), ("eval_long", 30)):
-                assert (run / name / "eval_step_10_D2_B1.json").is_file()
-                with (run / name / "eval_step_10_D8_B1_trajectories.csv").open() as handle:
+            label = f"eval_{arm}_seed{seed}_step_10"  # the run label: architecture, run folder, checkpoint
+            for name, data, count in (("eval_indist", "maze-9x9-mini", 20), ("eval_long", "maze-9x9-mini-long", 30)):
+                assert (run / name / f"{label}_{data}_D2_B1.json").is_file()
+                with (run / name / f"{label}_{data}_D8_B1_trajectories.csv").open() as handle:
                     assert len(list(csv.DictReader(handle))) == count
-            assert (run / "eval_breadth" / "eval_step_10_D2_B2.json").is_file() == (arm == "eqr")
+            breadth = run / "eval_breadth" / f"{label}_maze-9x9-mini_D2_B2_top1.json"
+            assert breadth.is_file() == (arm == "eqr")
     report = out / "report"
     tables = (report / "tables.md").read_text()
     for heading in ("(a) Exact accuracy at the trained depth", "(b) Exact accuracy as depth grows, test mazes",

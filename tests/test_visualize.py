@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
-import torch
-from PIL import Image
+import matplotlib
 
-from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset
-from dataset.build_sudoku_dataset import SudokuBuildConfig, build_sudoku_dataset
-from dataset.sudoku import repeated_cells
-from models.registry import build_model
-from scripts.visualize import main
-from tests.conftest import FIXTURES, tiny_arch
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from analysis.trajectory import FRAME_DPI, FRAME_SIZE, TITLE_BAND, TITLE_CHARS, Trajectory, draw_segment  # noqa: E402
+from dataset import maze  # noqa: E402
+from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset  # noqa: E402
+from dataset.build_sudoku_dataset import SudokuBuildConfig, build_sudoku_dataset  # noqa: E402
+from dataset.sudoku import repeated_cells  # noqa: E402
+from dataset.tasks import TOKENS, get_task  # noqa: E402
+from models.registry import build_model  # noqa: E402
+from scripts.visualize import main  # noqa: E402
+from tests.conftest import FIXTURES, tiny_arch  # noqa: E402
 
 SOLVED = np.array([[(3 * (r % 3) + r // 3 + c) % 9 + 1 for c in range(9)] for r in range(9)])
 
@@ -32,6 +39,25 @@ def test_sudoku_violations_flag_exactly_the_duplicates():
     assert not sudoku_violations(empty).any()
 
 
+def assert_gif_shows_the_frames(out, segments):
+    """All PNG frames one size; the GIF holds one frame per segment, each (up to its palette) that segment's PNG,
+    not pixels left over from frame 1 (the title band, which says the segment, tells them apart)."""
+    pngs = [np.asarray(Image.open(out / f"frame_{k:03d}.png").convert("RGB"), dtype=int)
+            for k in range(1, segments + 1)]
+    assert len({png.shape for png in pngs}) == 1
+    gif = Image.open(out / "trajectory.gif")
+    assert gif.n_frames == segments
+    title = slice(0, int(TITLE_BAND * FRAME_DPI))
+    for k, png in enumerate(pngs):
+        gif.seek(k)
+        frame = np.asarray(gif.convert("RGB"), dtype=int)
+        assert frame.shape == png.shape
+        assert np.abs(frame - png).mean() < 1
+        assert np.abs(frame[title] - png[title]).max() < 32
+        if k:
+            assert np.abs(frame[title] - pngs[0][title]).max() > 100
+
+
 def test_sudoku_frames_gif_and_residuals(tmp_path, capsys):
     data = tmp_path / "sudoku"
     build_sudoku_dataset(SudokuBuildConfig(source="generate", output_dir=data, subsample_size=1,
@@ -40,7 +66,7 @@ def test_sudoku_frames_gif_and_residuals(tmp_path, capsys):
     assert main([str(FIXTURES / "release_format_sudoku.pth"), str(data), "--index", "1", "--segments", "3",
                  "--out", str(out)]) == 0
     assert sorted(p.name for p in out.glob("frame_*.png")) == ["frame_001.png", "frame_002.png", "frame_003.png"]
-    assert Image.open(out / "trajectory.gif").n_frames == 3
+    assert_gif_shows_the_frames(out, 3)
     assert (out / "residuals.png").stat().st_size > 0
     assert "wrote 3 frames" in capsys.readouterr().out
 
@@ -54,7 +80,7 @@ def test_maze_checkpoint_and_bad_inputs(tmp_path, capsys):
     ckpt = tmp_path / "tiny.pth"
     torch.save({"model": head.state_dict(), "config": {"arch": arch}}, ckpt)
     assert main([str(ckpt), str(data), "--index", "2", "--segments", "2", "--out", str(tmp_path / "vis")]) == 0
-    assert Image.open(tmp_path / "vis" / "trajectory.gif").n_frames == 2
+    assert_gif_shows_the_frames(tmp_path / "vis", 2)
     assert main([str(ckpt), str(data), "--index", "99"]) == 2
     assert "--index: 99 is outside 0..3" in capsys.readouterr().err
     assert main([str(FIXTURES / "release_format_sudoku.pth"), str(data)]) == 2
@@ -74,3 +100,62 @@ def test_record_trajectory_residuals_match_the_states():
     np.testing.assert_array_equal(traj.preds, again.preds)
     assert traj.residuals[0] == pytest.approx(again.residuals[0])
     assert (traj.residuals > 0).all()
+
+
+def legend_below(ax) -> list[str]:
+    """The axes' legend entries, after checking that the legend sits below the grid (it hides none of it)."""
+    fig = ax.get_figure()
+    fig.canvas.draw()
+    legend = ax.get_legend()
+    assert legend is not None
+    assert legend.get_window_extent().y1 <= ax.get_window_extent().y0
+    return [text.get_text() for text in legend.get_texts()]
+
+
+def test_every_renderer_explains_its_colours_below_the_grid():
+    labels = (SOLVED + 1).ravel()
+    inputs = np.where(np.arange(81) % 3 == 0, labels, 1)
+    fig, ax = plt.subplots()
+    get_task("sudoku").draw_frame(ax, inputs, labels, np.roll(labels, 1), labels)
+    assert legend_below(ax) == ["given digit", "predicted digit", "repeats in its row, column or box",
+                                "changed since the previous segment", "differs from the solution"]
+    plt.close(fig)
+
+    S, G, W, O, P = maze.START, maze.GOAL, maze.WALL, maze.OPEN, maze.PATH
+    inputs = np.array([S, O, W, W, O, W, W, G, W])
+    fig, ax = plt.subplots()
+    maze.draw_frame(ax, inputs, np.array([S, P, W, W, P, W, W, G, W]), np.array([S, P, P, W, O, W, W, G, W]), None)
+    assert legend_below(ax) == ["wall", "open", "start", "goal", "predicted path",
+                                "wrong cell (e.g. path off the solution)", "solution path cell not predicted"]
+    plt.close(fig)
+
+    fig, ax = plt.subplots()
+    TOKENS.draw_frame(ax, np.arange(16) % 5, np.arange(16) % 5, np.arange(16) % 4, None)
+    assert legend_below(ax) == ["differs from the label"]
+    (bar,) = [other for other in fig.axes if other is not ax]  # the colour bar of the token ids, also below
+    assert bar.get_window_extent().y1 <= ax.get_window_extent().y0
+    assert [t.get_text() for t in bar.get_xticklabels()] == ["0", "1", "2", "3", "4"]
+    plt.close(fig)
+
+
+def test_frame_titles_say_segment_verdict_and_residual():
+    labels = (SOLVED + 1).ravel()
+    broken = labels.copy()
+    broken[0] = broken[1]
+    traj = Trajectory(inputs=np.where(np.arange(81) % 2 == 0, labels, 1), labels=labels,
+                      preds=np.stack([broken, labels]), residuals=np.array([0.5, 0.00123]))
+    titles = []
+    for t in range(2):
+        fig = draw_segment(traj, get_task("sudoku"), t, "sudoku test[7]")
+        titles.append(fig.get_suptitle())
+        plt.close(fig)
+    assert titles == ["sudoku test[7]: segment 1 of 2\nwrong, breaks the rules, residual 0.5",
+                      "sudoku test[7]: segment 2 of 2\ncorrect, residual 0.00123"]
+    fig = draw_segment(traj, get_task("sudoku"), 1, "a puzzle with a name far too long for one line of title")
+    fig.canvas.draw()
+    head, tail = fig.get_suptitle().splitlines()
+    assert head.startswith("...") and head.endswith("segment 2 of 2") and len(head) == TITLE_CHARS
+    assert tail == "correct, residual 0.00123"
+    drawn = fig.get_tightbbox()  # inches: nothing (title, grid, legend) reaches past the frame's edges
+    assert drawn.x0 >= 0 and drawn.x1 <= FRAME_SIZE[0] and drawn.y0 >= 0 and drawn.y1 <= FRAME_SIZE[1]
+    plt.close(fig)

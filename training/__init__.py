@@ -4,6 +4,7 @@ Entry points use this package's API."""
 from config.compose import compose_pretrain_config
 from config.schema import PretrainConfig, load_pretrain_config
 from dataset.format import DatasetFormatError
+from training.plan import preflight
 from training.trainer import NonFiniteLossError, Trainer
 from utils.safe_load import CheckpointError
 from utils.validation import ConfigError
@@ -12,4 +13,4 @@ from utils.validation import ConfigError
 USER_ERRORS = (ConfigError, CheckpointError, DatasetFormatError, NonFiniteLossError)
 
 __all__ = ["USER_ERRORS", "ConfigError", "NonFiniteLossError", "PretrainConfig", "Trainer", "compose_pretrain_config",
-           "load_pretrain_config"]
+           "load_pretrain_config", "preflight"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -21,46 +20,37 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from config.schema import PretrainConfig, validate_arch
-from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig, read_metadata
+from config.schema import PretrainConfig
+from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig
 from evaluation.engine import batches_in, evaluate_depths
 from models.act import Carry
 from models.blocks import PuzzleEmbedding
 from models.ema import EMA
-from models.loading import load_model_state
+from models.loading import check_architecture, load_model_state
 from models.registry import build_model
 from training import state
+from training.interrupt import StopOnSignal
 from training.optim import LRSchedule, SignSGDSparse, make_adam_atan2
+from training.plan import preflight, use_compile
 from training.progress import MetricWindow, format_summary
 from training.tracking import Tracker
-from utils.checkpoint import prune_checkpoints, read_checkpoint, save_checkpoint_atomic, step_checkpoints
+from utils import threads
+from utils.checkpoint import (
+    prune_checkpoints,
+    read_checkpoint,
+    resolve_checkpoint,
+    save_checkpoint_atomic,
+    step_checkpoints,
+)
+from utils.cli import Interrupted
 from utils.distributed import DistInfo, all_reduce_sum_, gather_objects
 from utils.safe_load import CheckpointError, safe_torch_load
-from utils.validation import ConfigError
 
 log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss; the last checkpoint written is still good."""
-
-
-def steps_for(config: PretrainConfig, total_groups: int, mean_puzzle_examples: float) -> int:
-    """Total optimizer steps: epochs x floor(groups x examples per puzzle / global batch)."""
-    if total_groups < config.global_batch_size:
-        raise ConfigError(
-            f"global_batch_size: {config.global_batch_size} exceeds the {total_groups} groups of the training set; "
-            "lower it (every batch holds one puzzle per group)"
-        )
-    if config.max_steps is not None:
-        return config.max_steps
-    return config.epochs * int(total_groups * mean_puzzle_examples / config.global_batch_size)
-
-
-def use_compile(config: PretrainConfig, device: torch.device) -> bool:
-    if os.environ.get("DISABLE_COMPILE", "0") not in ("", "0"):
-        return False
-    return device.type == "cuda" if config.compile is None else config.compile
 
 
 class Trainer:
@@ -70,27 +60,20 @@ class Trainer:
         self.device = dist_info.device
         self.run_dir = Path(config.checkpoint_path)
 
-        # dataset.json first: the arch and the batch are checked against it before any array is opened.
-        meta = read_metadata(config.dataset.data_paths, "train")
-        if config.global_batch_size % dist_info.world_size:
-            raise ConfigError(f"global_batch_size: {config.global_batch_size} is not divisible by "
-                              f"{dist_info.world_size} ranks")
-        self.arch = validate_arch(config.arch, {
-            "seq_len": meta.seq_len, "vocab_size": meta.vocab_size,
-            "num_puzzle_identifiers": meta.num_puzzle_identifiers,
-            "batch_size": config.global_batch_size // dist_info.world_size})
-        self.total_steps = steps_for(config, meta.total_groups, meta.mean_puzzle_examples)
+        self.arch, self.total_steps = preflight(config, dist_info.world_size)
         self.train_data = PuzzleDataset(self._data_config(test=False), split="train")
 
         torch.manual_seed(config.seed)  # identical initial weights on every rank
         self.head = build_model(self.arch).to(self.device)
         if config.load_checkpoint:  # weights only, from any supported layout
             contents = read_checkpoint(config.load_checkpoint, need_config=False)
+            check_architecture(contents.arch, self.arch.name, config.load_checkpoint)
             load_model_state(self.head.model, contents.model_state, strict=True, source=config.load_checkpoint)
         if config.gradient_checkpoint:
             self.head.model.enable_gradient_checkpointing()
         changes = self.head.model.use_kernels(config.kernels)
         if dist_info.rank == 0:
+            log.info("%s; device %s x %d rank(s)", self.head.model.summary(), self.device, dist_info.world_size)
             log.info("kernels: %s%s", config.kernels, f" ({'; '.join(changes)})" if changes else "")
         self.forward = torch.compile(self.head) if use_compile(config, self.device) else self.head
 
@@ -106,6 +89,7 @@ class Trainer:
         self.ema = EMA(self.head, config.ema_rate) if config.ema else None
 
         self.step = 0
+        self._saved_step: int | None = None
         self.carry: Carry | None = None
         wandb_run_id = None
         # Per-rank randomness (halting exploration, RI, noise) from here on.
@@ -167,30 +151,47 @@ class Trainer:
 
     # ---- loop ---------------------------------------------------------------------------
     def run(self) -> dict[str, float]:
+        """Train to `total_steps`; a first Ctrl-C or SIGTERM saves after the current step and raises
+        `Interrupted` with the line that says how to resume."""
         c = self.config
         if self.step >= self.total_steps and self.dist.is_main:
             log.info("already at step %d of %d, nothing to do (%s)", self.step, self.total_steps, self.run_dir)
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.dist.is_main, desc=c.run_name)
         last: dict[str, float] = {}
         window, window_start = MetricWindow(), time.perf_counter()
-        while self.step < self.total_steps:
-            window.add(self.train_step())
-            bar.update(1)
-            if self._due(c.log_interval_steps):
-                last = window.reduce(c.global_batch_size)
-                last["train/lr"] = self.schedule.lrs(self.step)[0]
-                last["train/samples_per_s"] = window.steps * c.global_batch_size / (time.perf_counter() - window_start)
-                window, window_start = MetricWindow(), time.perf_counter()
-                self.tracker.log(last, self.step)
-                if self.dist.is_main:
-                    bar.write(format_summary(self.step, self.total_steps, last))
-            if self._due(c.eval_interval_steps):
-                last.update(self.evaluate())
-            if self._due(c.checkpoint_interval_steps):
-                self.save()
-        bar.close()
-        self.tracker.finish()
+        try:
+            with StopOnSignal(self.dist) as stop:
+                while self.step < self.total_steps:
+                    window.add(self.train_step())
+                    bar.update(1)
+                    if self._due(c.log_interval_steps):
+                        last = window.reduce(c.global_batch_size)
+                        last["train/lr"] = self.schedule.lrs(self.step)[0]
+                        last["train/samples_per_s"] = (window.steps * c.global_batch_size
+                                                       / (time.perf_counter() - window_start))
+                        window, window_start = MetricWindow(), time.perf_counter()
+                        self.tracker.log(last, self.step)
+                        if self.dist.is_main:
+                            bar.write(format_summary(self.step, self.total_steps, last))
+                    if self._due(c.eval_interval_steps):
+                        last.update(self.evaluate())
+                    if self._due(c.checkpoint_interval_steps):
+                        self.save()
+                    threads.adapt()
+                    if stop.requested():
+                        self._stop(stop.signal_name)
+        finally:
+            bar.close()
+            self.tracker.finish()
         return last
+
+    def _stop(self, signal_name: str | None) -> None:
+        """Save the step just finished (unless it was saved already) and raise `Interrupted`."""
+        path = self.run_dir / f"step_{self.step}.pth"
+        if self._saved_step != self.step:
+            self.save()
+        raise Interrupted(f"interrupted ({signal_name or 'by another rank'}) at step {self.step} of "
+                          f"{self.total_steps}: saved {path}; resume with resume=true")
 
     def _due(self, interval: int | None) -> bool:
         """Every `interval` steps and at the last one (never without an interval)."""
@@ -243,6 +244,7 @@ class Trainer:
         if not isinstance(ckpt, dict) or "optimizers" not in ckpt or "model" not in ckpt:
             raise CheckpointError(f"{source}: not a training checkpoint with optimizer state; resume= needs one "
                                   "(use load_checkpoint= to start from its weights)")
+        check_architecture(dict((ckpt.get("config") or {}).get("arch") or {}), self.arch.name, source)
         rank_states = state.rank_states_of(ckpt, source, self.dist.world_size)
         load_model_state(self.head.model, ckpt["model"], strict=True, source=source)
         if self.ema is not None:
@@ -270,7 +272,9 @@ class Trainer:
         `checkpoint_keep_last` is set, so accuracy over training can be evaluated afterwards."""
         rank_states = gather_objects(state.rank_state(self.carry))
         if not self.dist.is_main:
+            self._saved_step = self.step
             return None
+        self._saved_step = self.step
         path = save_checkpoint_atomic(self.state_dict(rank_states), self.run_dir / f"step_{self.step}.pth")
         state.write_config_yaml(self.config.model_dump(), self.run_dir / "all_config.yaml")
         if self.config.checkpoint_keep_last is not None:
@@ -282,7 +286,7 @@ class Trainer:
         resume = self.config.resume
         if resume is False:
             return None
-        path = latest_or_none(self.run_dir) if resume is True else Path(resume)
+        path = latest_or_none(self.run_dir) if resume is True else resolve_checkpoint(resume)
         if path is None:
             log.info("resume: no checkpoint in %s, starting fresh", self.run_dir)
         return path

@@ -84,9 +84,30 @@ def read_release_config(checkpoint: Path) -> dict[str, Any]:
     return config
 
 
-def read_checkpoint(path: str | Path, *, need_config: bool = True) -> CheckpointContents:
-    """Read any supported layout on CPU. `need_config=False` accepts a bare state dict without its yaml."""
+RELEASE_FILE = re.compile(r"^step_(\d+)$")  # HRM/TRM release checkpoints: step_<N>, no suffix
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A file as it is; a folder means its latest checkpoint: the highest `step_<N>.pth`, else the
+    release layout's highest `step_<N>` or its `checkpoint` file."""
     path = Path(path)
+    if not path.is_dir():
+        return path
+    found = step_checkpoints(path) or _numbered(path, RELEASE_FILE)
+    if not found and (path / "checkpoint").is_file():
+        found = [path / "checkpoint"]
+    if not found:
+        names = sorted(p.name for p in path.iterdir())[:6]
+        raise CheckpointError(f"{path}: a folder without checkpoints (no step_<N>.pth, step_<N> or checkpoint "
+                              f"file; it holds {', '.join(names) or 'nothing'})")
+    log.info("%s: using its latest checkpoint, %s", path, found[-1].name)
+    return found[-1]
+
+
+def read_checkpoint(path: str | Path, *, need_config: bool = True) -> CheckpointContents:
+    """Read any supported layout on CPU (a folder: its latest checkpoint). `need_config=False` accepts
+    a bare state dict without its yaml."""
+    path = resolve_checkpoint(path)
     raw = safe_torch_load(path, map_location="cpu")
     step_match = re.match(r"^step_(\d+)", path.name)
     if isinstance(raw, dict) and "model" in raw and ("config" in raw or not need_config):
@@ -121,9 +142,12 @@ def save_checkpoint_atomic(payload: dict[str, Any], path: str | Path) -> Path:
 def step_checkpoints(directory: str | Path) -> list[Path]:
     """`step_<n>.pth` files in a run directory, oldest step first."""
     directory = Path(directory)
-    if not directory.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := STEP_FILE.match(p.name))]
+    return _numbered(directory, STEP_FILE) if directory.is_dir() else []
+
+
+def _numbered(directory: Path, pattern: re.Pattern[str]) -> list[Path]:
+    """Files of `directory` whose name `pattern` matches, by the number it captures."""
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := pattern.match(p.name)) and p.is_file()]
     return [p for _, p in sorted(found)]
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from utils import threads
 from utils.validation import ConfigError
 
 log = logging.getLogger(__name__)
@@ -45,11 +46,12 @@ def pick_device(requested: str, local_rank: int) -> torch.device:
 
 
 def setup(requested_device: str = "auto") -> DistInfo:
-    """Initialise the process group when launched by torchrun; pick this rank's device."""
+    """Initialise the process group when launched by torchrun; pick this rank's device and CPU threads."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(requested_device, local_rank)
+    threads.configure()
     if world_size > 1 and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, device_id=device if device.type == "cuda" else None)

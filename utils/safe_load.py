@@ -105,6 +105,20 @@ def _unpickling_detail(err: Exception) -> str:
     return " ".join(kept) or " ".join(text.split())
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since 1.6
+PICKLE_PROTOCOL = 0x80  # the first byte of torch's legacy format (a pickle of protocol 2 or later)
+
+
+def _check_format(path: Path) -> None:
+    """Refuse a file that is neither of torch.save's formats before the unpickler misreads it."""
+    with path.open("rb") as handle:
+        head = handle.read(16)
+    if head.startswith(ZIP_MAGIC) or head[0] == PICKLE_PROTOCOL:
+        return
+    kind = "a text file" if all(32 <= b < 127 or b in b"\t\r\n" for b in head) else "another format"
+    raise CheckpointError(f"{path}: not a PyTorch checkpoint ({kind}, starting {head[:12]!r})")
+
+
 def safe_torch_load(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
     """`torch.load(weights_only=True)` admitting only `ALLOWED_GLOBALS`; every failure names the file."""
     path = Path(path)
@@ -114,6 +128,7 @@ def safe_torch_load(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: no such checkpoint file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file, not a PyTorch checkpoint")
+    _check_format(path)
     try:
         with torch.serialization.safe_globals(ALLOWED_GLOBALS):
             return torch.load(path, map_location=map_location, weights_only=True)
@@ -125,6 +140,7 @@ def safe_torch_load(path: str | Path, map_location: str | torch.device = "cpu") 
                 f"(tensors, containers, numpy/python RNG state, the reference's carry): {detail}"
             ) from None
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({detail})") from None
-    except (RuntimeError, EOFError) as err:  # torch's reader raises these for truncated or foreign files
+    # torch's readers raise these for truncated or corrupt files
+    except (RuntimeError, EOFError, KeyError, IndexError, ValueError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({first})") from None

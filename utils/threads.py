@@ -1,0 +1,132 @@
+"""CPU threads: as many as this process's share of its CPUs, and fewer while other work needs them.
+
+torch's OpenMP threads busy-wait for each other at the end of every parallel region. When another
+job runs on the same CPUs, one of them is descheduled and the others spin until it returns: on
+2 cores with one competing job, 2 threads ran a training step 2-4x and an evaluation 3x slower
+than 1 thread (benchmarks/README.md, "CPU threads"). So:
+
+- the thread count starts at the CPUs in the affinity mask divided by the processes torchrun
+  starts on this node (no oversubscription), logged once;
+- while other runnable tasks occupy CPUs (read from /proc/loadavg, this process's own threads
+  excluded), `ThreadGovernor.adapt` lowers it to the CPUs left free and raises it back when they
+  are free again, logging each change; it is called between steps and segments and costs a few
+  file reads at most twice a second;
+- OMP_NUM_THREADS, when set, fixes the count: nothing adapts (the way to keep a CPU training run
+  bit-identical whatever else runs, since float32 sums differ with the thread count).
+
+Linux only; elsewhere the count is fixed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+CHECK_EVERY_S = 0.5
+SAMPLES = 3  # decisions use the median of the last few readings: one reading is a moment, not a load
+
+
+def cpus_available() -> int:
+    """CPUs this process may run on (its affinity mask), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def processes_on_node() -> int:
+    """Processes torchrun starts on this node (1 outside torchrun)."""
+    return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
+def own_running_threads() -> int:
+    """This process's threads that are running or runnable now."""
+    count = 0
+    for stat in Path("/proc/self/task").glob("*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the thread ended between listing and reading
+            continue
+        if text[text.rindex(")") + 2] == "R":
+            count += 1
+    return count
+
+
+def others_running() -> int | None:
+    """Runnable tasks of other processes on the machine (None where /proc is missing)."""
+    try:
+        running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return max(0, running - own_running_threads())
+
+
+class ThreadGovernor:
+    """Owns torch's intra-op thread count for one process (see the module docstring)."""
+
+    def __init__(self) -> None:
+        import torch
+
+        self._torch = torch
+        pinned = os.environ.get("OMP_NUM_THREADS", "")
+        self.pinned = pinned.isdigit() and int(pinned) > 0
+        self.share = max(1, cpus_available() // processes_on_node())
+        torch.set_num_threads(int(pinned) if self.pinned else self.share)
+        self.threads = torch.get_num_threads()
+        # Other jobs are counted machine-wide, so adapt only where this process may use every CPU
+        # (a process pinned to a subset, by taskset or a scheduler, was given those CPUs).
+        self.cpus = os.cpu_count() or 1
+        self.adaptive = (not self.pinned and self.share > 1 and cpus_available() == self.cpus
+                         and Path("/proc/loadavg").exists())
+        self._readings: deque[int] = deque(maxlen=SAMPLES)
+        self._next_check = 0.0
+
+    def describe(self) -> str:
+        if self.pinned:
+            return f"threads: {self.threads} (OMP_NUM_THREADS; fixed)"
+        how = "; fewer while other jobs need the CPUs" if self.adaptive else ""
+        return (f"threads: {self.threads} ({cpus_available()} CPUs in the affinity mask, "
+                f"{processes_on_node()} process(es) on this node{how})")
+
+    def adapt(self) -> int:
+        """Between units of work: match the thread count to the CPUs other jobs leave free."""
+        if not self.adaptive or time.monotonic() < self._next_check:
+            return self.threads
+        self._next_check = time.monotonic() + CHECK_EVERY_S
+        others = others_running()
+        if others is None:
+            return self.threads
+        self._readings.append(others)
+        if len(self._readings) < SAMPLES:
+            return self.threads
+        busy = sorted(self._readings)[SAMPLES // 2]
+        wanted = max(1, min(self.share, self.cpus - busy))
+        if wanted != self.threads:
+            log.info("threads: %d -> %d (%d other runnable task(s) on %d CPUs)", self.threads, wanted, busy, self.cpus)
+            self._torch.set_num_threads(wanted)
+            self.threads = wanted
+        return self.threads
+
+
+_governor: ThreadGovernor | None = None
+
+
+def configure() -> ThreadGovernor:
+    """The process's governor, created (and logged) on first use."""
+    global _governor
+    if _governor is None:
+        _governor = ThreadGovernor()
+        if os.environ.get("RANK", "0") == "0":  # once per run, not once per torchrun rank
+            log.info(_governor.describe())
+    return _governor
+
+
+def adapt() -> None:
+    """Let the governor adjust the thread count, if one was configured (entry points configure it)."""
+    if _governor is not None:
+        _governor.adapt()
