@@ -15,7 +15,7 @@ import torch
 from utils import threads
 
 LINUX_WITH_CPUS = sys.platform.startswith("linux") and len(os.sched_getaffinity(0)) >= 2 \
-    and Path("/proc/loadavg").exists()
+    and Path("/proc/stat").exists()
 
 
 @pytest.fixture
@@ -54,6 +54,35 @@ def test_threads_drop_while_other_jobs_run_and_come_back(monkeypatch, restore_th
             job.wait()
     assert _adapt_until(governor, lambda n: n > 1, 15), "the count must rise again once the CPUs are free"
     assert torch.get_num_threads() == governor.threads
+
+
+# A helper that works briefly whenever this process hands it something, as the W&B service does with
+# each step's metrics: runnable at the very moment the governor checks, yet next to no CPU.
+WOKEN_HELPER = """
+import sys, time
+for line in sys.stdin:
+    end = time.perf_counter() + 0.002
+    while time.perf_counter() < end:
+        pass
+"""
+
+
+@pytest.mark.skipif(not LINUX_WITH_CPUS, reason="needs Linux /proc and at least 2 CPUs")
+def test_a_helper_woken_at_each_check_keeps_every_thread(monkeypatch, restore_threads):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    governor = threads.ThreadGovernor()
+    helper = subprocess.Popen([sys.executable, "-c", WOKEN_HELPER], stdin=subprocess.PIPE, text=True, bufsize=1)
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            helper.stdin.write("step\n")
+            governor.adapt()
+            assert governor.threads == governor.share, "a helper using ~5% of a CPU must not take a thread"
+            time.sleep(0.04)
+    finally:
+        helper.stdin.close()
+        helper.wait()
 
 
 def test_omp_num_threads_fixes_the_count(monkeypatch, restore_threads):

@@ -7,10 +7,12 @@ than 1 thread (benchmarks/README.md, "CPU threads"). So:
 
 - the thread count starts at the CPUs in the affinity mask divided by the processes torchrun
   starts on this node (no oversubscription), logged once;
-- while other runnable tasks occupy CPUs (read from /proc/loadavg, this process's own threads
-  excluded), `ThreadGovernor.adapt` lowers it to the CPUs left free and raises it back when they
-  are free again, logging each change; it is called between steps and segments and costs a few
-  file reads at most twice a second;
+- while other jobs use CPUs (the machine's busy CPU time in /proc/stat less this process's own,
+  over the last half second), `ThreadGovernor.adapt` lowers it to the CPUs left free and raises it
+  back when they are free again, logging each change; it is called between steps and segments and
+  costs one file read at most twice a second. CPU time over an interval, not the runnable tasks of
+  one moment: a helper this process wakes as it works (the W&B service receiving a step's metrics)
+  is runnable exactly when the check runs, yet uses next to no CPU;
 - OMP_NUM_THREADS, when set, fixes the count: nothing adapts (the way to keep a CPU training run
   bit-identical whatever else runs, since float32 sums differ with the thread count).
 
@@ -28,7 +30,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 CHECK_EVERY_S = 0.5
-SAMPLES = 3  # decisions use the median of the last few readings: one reading is a moment, not a load
+SAMPLES = 3  # decisions use the median of the last few readings, each over CHECK_EVERY_S
+TAKEN = 0.3  # a CPU counts as taken once other jobs use this fraction of it: spinning threads collapse
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100  # /proc/stat's unit
 
 
 def cpus_available() -> int:
@@ -44,26 +48,32 @@ def processes_on_node() -> int:
     return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
-def own_running_threads() -> int:
-    """This process's threads that are running or runnable now."""
-    count = 0
-    for stat in Path("/proc/self/task").glob("*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:  # the thread ended between listing and reading
-            continue
-        if text[text.rindex(")") + 2] == "R":
-            count += 1
-    return count
-
-
-def others_running() -> int | None:
-    """Runnable tasks of other processes on the machine (None where /proc is missing)."""
+def machine_busy_seconds() -> float | None:
+    """CPU seconds all CPUs have spent working since boot (None where /proc/stat is missing)."""
     try:
-        running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
-    except (OSError, IndexError, ValueError):
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[1:8])
+    except (OSError, ValueError):
         return None
-    return max(0, running - own_running_threads())
+    return (user + nice + system + irq + softirq) / CLOCK_TICKS
+
+
+class _OthersMeter:
+    """CPUs that other processes used on average since the previous reading."""
+
+    def __init__(self) -> None:
+        self._last = self._now()
+
+    @staticmethod
+    def _now() -> tuple[float, float | None, float]:
+        return time.monotonic(), machine_busy_seconds(), time.process_time()
+
+    def read(self) -> float | None:
+        (wall0, busy0, own0), (wall1, busy1, own1) = self._last, self._now()
+        self._last = (wall1, busy1, own1)
+        if busy0 is None or busy1 is None or wall1 <= wall0:
+            return None
+        return max(0.0, (busy1 - busy0) - (own1 - own0)) / (wall1 - wall0)
 
 
 class ThreadGovernor:
@@ -82,8 +92,9 @@ class ThreadGovernor:
         # (a process pinned to a subset, by taskset or a scheduler, was given those CPUs).
         self.cpus = os.cpu_count() or 1
         self.adaptive = (not self.pinned and self.share > 1 and cpus_available() == self.cpus
-                         and Path("/proc/loadavg").exists())
-        self._readings: deque[int] = deque(maxlen=SAMPLES)
+                         and machine_busy_seconds() is not None)
+        self._others = _OthersMeter()
+        self._readings: deque[float] = deque(maxlen=SAMPLES)
         self._next_check = 0.0
 
     def describe(self) -> str:
@@ -98,16 +109,17 @@ class ThreadGovernor:
         if not self.adaptive or time.monotonic() < self._next_check:
             return self.threads
         self._next_check = time.monotonic() + CHECK_EVERY_S
-        others = others_running()
+        others = self._others.read()
         if others is None:
             return self.threads
         self._readings.append(others)
         if len(self._readings) < SAMPLES:
             return self.threads
-        busy = sorted(self._readings)[SAMPLES // 2]
+        used = sorted(self._readings)[SAMPLES // 2]
+        busy = int(used + 1 - TAKEN)
         wanted = max(1, min(self.share, self.cpus - busy))
         if wanted != self.threads:
-            log.info("threads: %d -> %d (%d other runnable task(s) on %d CPUs)", self.threads, wanted, busy, self.cpus)
+            log.info("threads: %d -> %d (other jobs use %.1f of %d CPUs)", self.threads, wanted, used, self.cpus)
             self._torch.set_num_threads(wanted)
             self.threads = wanted
         return self.threads
