@@ -62,7 +62,8 @@ def worker(kind: str, data: Path, args: argparse.Namespace) -> dict[str, float]:
     from evaluation.engine import run_evaluation
     from utils import allocator, threads
 
-    allocator.keep_freed_memory()  # as pretrain.py and evaluate.py do
+    if not args.before:
+        allocator.keep_freed_memory()  # as pretrain.py and evaluate.py do
     if kind == "eval":
         torch.set_flush_denormal(True)  # as evaluate.py does
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,10 +103,10 @@ def competing_job(on: bool):
 
 
 # What the code did before the thread policy and the no-mmap allocator setting: evaluate.py raised glibc's
-# thresholds only (large blocks still mapped afresh), pretrain.py left glibc's defaults. A MALLOC_* variable
-# makes `utils.allocator` leave the allocator alone, so these reproduce it.
+# thresholds only (large blocks still mapped afresh), pretrain.py left glibc's defaults untouched (no
+# MALLOC_* variable either: setting any threshold stops glibc's own sliding mmap threshold).
 BEFORE_ALLOCATOR = {"eval": {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)},
-                    "train": {"MALLOC_TRIM_THRESHOLD_": str(128 << 10)}}  # glibc's default
+                    "train": {}}
 SETTINGS = ("before", "fixed", "1 thread", "governor")
 
 
@@ -117,7 +118,8 @@ def measure(kind: str, setting: str, data: Path, args: argparse.Namespace) -> di
     if setting == "before":
         env.update(BEFORE_ALLOCATOR[kind])
     command = [sys.executable, __file__, "--worker", kind, "--data", str(data), "--steps", str(args.steps),
-               "--puzzles", str(args.puzzles), "--depth", str(args.depth), "--breadth", str(args.breadth)]
+               "--puzzles", str(args.puzzles), "--depth", str(args.depth), "--breadth", str(args.breadth),
+               *(["--before"] if setting == "before" else [])]
     out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -128,10 +130,11 @@ def main() -> None:
     parser.add_argument("--puzzles", type=int, default=128, help="test mazes evaluated")
     parser.add_argument("--depth", type=int, default=16)
     parser.add_argument("--breadth", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=2, help="runs per cell; the table shows the median")
+    parser.add_argument("--repeats", type=int, default=2, help="runs per cell; the median is shown")
     parser.add_argument("--work", nargs="+", choices=["train", "eval"], default=["train", "eval"])
     parser.add_argument("--worker", choices=["train", "eval"], help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--before", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, args.data, args)))
@@ -140,8 +143,9 @@ def main() -> None:
     from analysis.machine import cpu_name
     from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset
 
+    pick = "the faster of 2 runs" if args.repeats == 2 else f"the median of {args.repeats} runs"
     print(f"machine: {cpu_name()}, {len(os.sched_getaffinity(0))} CPUs; steps {args.steps}, eval "
-          f"{args.puzzles} mazes x B={args.breadth} x D={args.depth}; median of {args.repeats}")
+          f"{args.puzzles} mazes x B={args.breadth} x D={args.depth}; {pick}")
     print()
     print("| work | setting | load | per s | wall s | user CPU s | system CPU s | threads at end |")
     print("|---|---|---|---|---|---|---|---|")

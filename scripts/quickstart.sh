@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up and run the whole pipeline on a small embedded default: `bash scripts/quickstart.sh`.
-# Builds 9x9 perfect mazes locally (no network), trains a small EqR (~6 minutes on 2 CPU cores,
+# Builds 9x9 perfect mazes locally (no network), trains a small EqR (about 7 minutes on 2 CPU cores,
 # faster on a GPU), evaluates a depth x breadth sweep, prints the table and the trivial baseline.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -2,8 +2,8 @@
 
 torch's OpenMP threads busy-wait for each other at the end of every parallel region. When another
 job runs on the same CPUs, one of them is descheduled and the others spin until it returns: on
-2 cores with one competing job, 2 threads ran a training step 2-4x and an evaluation 3x slower
-than 1 thread (benchmarks/README.md, "CPU threads"). So:
+2 cores with one competing job, 2 threads ran training at half the speed of 1 thread and an
+evaluation at 0.63x (benchmarks/README.md, "CPU threads"). So:
 
 - the thread count starts at the CPUs in the affinity mask divided by the processes torchrun
   starts on this node (no oversubscription), logged once;
