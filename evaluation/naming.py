@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from evaluation.config import EvalConfig
 from models.registry import canonical_name
 from utils.validation import ConfigError
 
@@ -66,38 +67,47 @@ def _number(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def _default(name: str) -> Any:
+    return EvalConfig.model_fields[name].get_default(call_default_factory=True)
+
+
+def _set(cfg: dict[str, Any], name: str) -> bool:
+    """Whether `cfg` gives `name` a value other than EvalConfig's default."""
+    value = cfg.get(name, _default(name))
+    return (list(value) if isinstance(value, tuple) else value) != _default(name)
+
+
 def _elastic_tag(cfg: dict[str, Any]) -> str:
     if not cfg.get("elastic"):
         return ""
-    rules = cfg.get("elastic_rules") or ["stable", "residual"]
     parts = ["elastic"]
-    parts += ["+".join(rules)] if list(rules) != ["stable", "residual"] else []
-    parts += [cfg["elastic_combine"]] if cfg.get("elastic_combine", "all") != "all" else []
-    parts += [f"p{cfg['elastic_patience']}"] if cfg.get("elastic_patience", 2) != 2 else []
-    parts += [f"tol{_number(cfg['elastic_tol'])}"] if cfg.get("elastic_tol", 1e-2) != 1e-2 else []
-    parts += [f"min{cfg['elastic_min_steps']}"] if cfg.get("elastic_min_steps", 2) != 2 else []
+    parts += ["+".join(cfg["elastic_rules"])] if _set(cfg, "elastic_rules") else []
+    parts += [cfg["elastic_combine"]] if _set(cfg, "elastic_combine") else []
+    parts += [f"p{cfg['elastic_patience']}"] if _set(cfg, "elastic_patience") else []
+    parts += [f"tol{_number(cfg['elastic_tol'])}"] if _set(cfg, "elastic_tol") else []
+    parts += [f"min{cfg['elastic_min_steps']}"] if _set(cfg, "elastic_min_steps") else []
     parts += ["q"] if cfg.get("elastic_use_q") else []
     return "-".join(parts)
 
 
-# Options that can move a metric, each as a tag when it differs from its default (in this order).
+# Options that can move a metric, each as a tag when it differs from EvalConfig's default (in this order).
 _TAGS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
-    ("tta", lambda c: f"tta{c['tta']}" + ("" if c.get("tta_kind", "auto") == "auto" else c["tta_kind"])
+    ("tta", lambda c: f"tta{c['tta']}" + (c["tta_kind"] if _set(c, "tta_kind") else "")
      if c.get("tta", 1) > 1 else ""),
     ("convergence_top_k", lambda c: f"top{c['convergence_top_k']}" if c.get("convergence_top_k") else ""),
-    ("convergence_window", lambda c: f"win{c['convergence_window']}" if c.get("convergence_window", 3) != 3 else ""),
+    ("convergence_window", lambda c: f"win{c['convergence_window']}" if _set(c, "convergence_window") else ""),
     ("breadth_agree", lambda c: f"agree{c['breadth_agree']}" if c.get("breadth_agree") else ""),
     ("elastic", _elastic_tag),
     ("seed", lambda c: f"seed{c['seed']}" if c.get("seed", 0) else ""),
-    ("use_ema", lambda c: "" if c.get("use_ema", True) else "live"),
+    ("use_ema", lambda c: "live" if _set(c, "use_ema") else ""),
     ("max_eval_steps", lambda c: f"first{c['max_eval_steps']}" if c.get("max_eval_steps") else ""),
     ("reference_counting", lambda c: {True: "refcount", "both": "refboth"}.get(c.get("reference_counting"), "")),
     ("global_batch_size", lambda c: f"batch{c['global_batch_size']}"
      if c.get("reference_counting") and c.get("global_batch_size") else ""),
     ("different_init_reset_std", lambda c: f"std{_number(c['different_init_reset_std'])}"
-     if c.get("different_init_reset_std", 1.0) != 1.0 else ""),
+     if _set(c, "different_init_reset_std") else ""),
     ("forward_dtype", lambda c: c.get("forward_dtype") or ""),
-    ("kernels", lambda c: "" if c.get("kernels", "reference") == "reference" else c["kernels"]),
+    ("kernels", lambda c: c["kernels"] if _set(c, "kernels") else ""),
 ]
 
 
