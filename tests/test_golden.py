@@ -117,8 +117,13 @@ def test_check_golden_script_accepts_other_configs(tmp_path):
     assert proc.stdout.count("segment 0 bit-exact on this machine") == len(OTHER_CONFIGS)
 
 
+# What the reference's dataset builders and ARC evaluator wrote: data files, not the model's tensor
+# fixtures that the golden script reads.
+BUILDER_FIXTURES = {"sudoku_build", "maze_hard_build", "arc"}
+
+
 def test_check_golden_script_passes_on_every_bundled_fixture():
-    proc = _check_golden(*sorted(FIXTURES.iterdir()))
+    proc = _check_golden(*sorted(p for p in FIXTURES.iterdir() if p.name not in BUILDER_FIXTURES))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     for name in ("ref_trainer_sudoku.pth: ok", "hrm_release_layout: ok", "train_golden/eqr_sudoku.pt: ok",
