@@ -36,7 +36,8 @@ def run(workdir: Path) -> dict[str, float]:
     maze = MazeBuildConfig(output_dir=workdir / "maze-30x30-unique-1k")
     csv_dir = workdir / "sudoku-csv"
     sudoku = SudokuBuildConfig(
-        output_dir=workdir / "sudoku-extreme-1k-aug-1000", source="dir", source_dir=csv_dir, num_aug=1000
+        output_dir=workdir / "sudoku-extreme-1k-aug-1000", source="dir", source_dir=csv_dir, subsample_size=1000,
+        num_aug=1000,
     )
     return {
         "maze_build_s": timed("maze 30x30, 1000 + 1000, lengths 100-140", build_maze_dataset, maze),

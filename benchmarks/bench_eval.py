@@ -64,7 +64,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or build_sudoku_dataset(SudokuBuildConfig(
             output_dir=Path(tmp) / "sudoku", source="generate", subsample_size=1,
-            test_subsample_size=args.puzzles, num_aug=0))
+            test_subsample_size=args.puzzles, num_aug=0, seed=0))
         meta = read_metadata(data, "test")
         fields = {"seq_len": meta.seq_len, "vocab_size": meta.vocab_size,
                   "num_puzzle_identifiers": meta.num_puzzle_identifiers}

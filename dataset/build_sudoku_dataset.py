@@ -2,8 +2,9 @@
 
 Sources: the Hugging Face dataset repo (default `sapientinc/sudoku-extreme`, cached by
 huggingface_hub), a local directory with `train.csv`/`test.csv` in the same format, or
-offline generation. Training puzzles are subsampled and augmented (one group per
-original puzzle), the test set is kept as is. Output is written atomically.
+offline generation. Defaults and randomness are the reference builder's, so a CSV build with
+the same options gives its arrays bit for bit (the paper's 1k set: `--subsample-size 1000
+--num-aug 1000`). Output is written atomically.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from dataset.download import (  # noqa: E402
     quiet_retries,
 )
 from dataset.format import SplitArrays, write_identifiers, write_split  # noqa: E402
-from dataset.sudoku import VOCAB_SIZE, augment, encode_tokens  # noqa: E402
+from dataset.sudoku import VOCAB_SIZE, encode_tokens  # noqa: E402
+from dataset.sudoku_augment import augment  # noqa: E402
 from dataset.sudoku_csv import InvalidRowError, SudokuRows, read_sudoku_csv  # noqa: E402
 from dataset.sudoku_generate import GenerationError, generate_rows  # noqa: E402
 from utils import cli  # noqa: E402
@@ -45,17 +47,17 @@ class EmptySplitError(ValueError):
 
 
 class SudokuBuildConfig(BaseModel):
-    """Options of the Sudoku builder (CLI flags of the same names)."""
+    """Options of the Sudoku builder (CLI flags of the same names); the reference's defaults."""
 
-    output_dir: Path = Path("data/sudoku-extreme-1k-aug-1000")
+    output_dir: Path = Path("data/sudoku-extreme-full")
     source: Literal["hub", "dir", "generate"] = "hub"
     source_repo: str = "sapientinc/sudoku-extreme"
     source_dir: Path | None = None
-    subsample_size: int | None = Field(default=1000, ge=1)
+    subsample_size: int | None = Field(default=None, ge=1)
     test_subsample_size: int | None = Field(default=None, ge=1)
     min_difficulty: int | None = Field(default=None, ge=0)
-    num_aug: int = Field(default=1000, ge=0)
-    seed: int = 0
+    num_aug: int = Field(default=0, ge=0)
+    seed: int = Field(default=42, ge=0, lt=2**32)  # np.random.seed's range
     skip_invalid: bool = False
     overwrite: bool = False
 
@@ -89,49 +91,56 @@ def _hub_csv(repo: str, split: str, local_only: bool) -> Path:
                                                     local_files_only=local_only))
 
 
-def _load_split(
-    config: SudokuBuildConfig, split: str, rng: np.random.Generator, seen: set[bytes]
-) -> SudokuRows:
-    """Rows of one split after the difficulty filter and subsampling."""
+class _Streams:
+    """The builder's randomness: the reference's legacy stream, and the offline generator's own."""
+
+    def __init__(self, seed: int) -> None:
+        self.legacy = np.random.RandomState(seed)  # the stream np.random.seed(seed) starts
+        self.generator = np.random.default_rng(seed)
+        self.seen: set[bytes] = set()  # generated puzzles so far: train and test stay disjoint
+
+
+def _load_split(config: SudokuBuildConfig, split: str, streams: _Streams) -> SudokuRows:
+    """Rows of one split after the difficulty filter and subsampling (in drawn order, as the reference)."""
     size = config.subsample_size if split == "train" else config.test_subsample_size
     if config.source == "generate":
-        return generate_rows(size or GENERATED_DEFAULT_SIZE, config.min_difficulty or 0, rng, seen,
-                             label=f"generating {split}")
+        return generate_rows(size or GENERATED_DEFAULT_SIZE, config.min_difficulty or 0, streams.generator,
+                             streams.seen, label=f"generating {split}")
     rows = read_sudoku_csv(_csv_path(config, split), skip_invalid=config.skip_invalid)
     if rows.skipped:
         print(f"{split}: skipped {len(rows.skipped)} invalid rows (first: {rows.skipped[0]})")
     if config.min_difficulty is not None:
         rows = rows.select(np.flatnonzero(rows.ratings >= config.min_difficulty))
     if size is not None and size < len(rows):
-        rows = rows.select(np.sort(rng.choice(len(rows), size=size, replace=False)))
+        rows = rows.select(streams.legacy.choice(len(rows), size=size, replace=False))
     elif size is not None and size > len(rows):
         flag = "--subsample-size" if split == "train" else "--test-subsample-size"
         print(f"{split}: {flag} {size} exceeds the {len(rows)} puzzles available; kept all {len(rows)}")
     return rows
 
 
-def _split_arrays(rows: SudokuRows, num_aug: int, rng: np.random.Generator) -> SplitArrays:
-    puzzles, solutions = augment(rows.questions, rows.answers, num_aug, rng)
-    return SplitArrays.one_example_per_puzzle(
-        encode_tokens(puzzles.reshape(-1, 81)), encode_tokens(solutions.reshape(-1, 81)), 1 + num_aug
-    )
+def _convert_split(config: SudokuBuildConfig, split: str, streams: _Streams) -> SplitArrays:
+    """One split completely (read, select, augment) before the next draws from the stream."""
+    rows = _load_split(config, split, streams)
+    num_aug = config.num_aug if split == "train" else 0
+    puzzles, solutions = augment(rows.questions, rows.answers, num_aug, streams.legacy)
+    return SplitArrays.one_example_per_puzzle(encode_tokens(puzzles), encode_tokens(solutions), 1 + num_aug)
 
 
 def build_sudoku_dataset(config: SudokuBuildConfig) -> Path:
-    """Build both splits and return the output directory."""
+    """Build both splits, train first from the seeded stream, and return the output directory."""
     check_target(config.output_dir, config.overwrite)
-    rng = np.random.default_rng(config.seed)
-    seen: set[bytes] = set()
-    train = _load_split(config, "train", rng, seen)
-    test = _load_split(config, "test", rng, seen)
-    if len(train) == 0 or len(test) == 0:
-        raise EmptySplitError(f"no puzzles left (train {len(train)}, test {len(test)}) after filtering")
+    streams = _Streams(config.seed)
+    splits = {split: _convert_split(config, split, streams) for split in ("train", "test")}
+    groups = {split: len(arrays.group_indices) - 1 for split, arrays in splits.items()}
+    if 0 in groups.values():
+        raise EmptySplitError(f"no puzzles left (train {groups['train']}, test {groups['test']}) after filtering")
     with atomic_output_dir(config.output_dir, config.overwrite) as tmp:
-        for name, rows, num_aug in (("train", train, config.num_aug), ("test", test, 0)):
-            write_split(tmp / name, _split_arrays(rows, num_aug, rng), vocab_size=VOCAB_SIZE, task="sudoku")
+        for split, arrays in splits.items():
+            write_split(tmp / split, arrays, vocab_size=VOCAB_SIZE, task="sudoku")
         write_identifiers(tmp)
-    per = 1 + config.num_aug
-    print(f"wrote {config.output_dir}: train {len(train)} puzzles x {per}, test {len(test)} puzzles")
+    print(f"wrote {config.output_dir}: train {groups['train']} puzzles x {1 + config.num_aug}, "
+          f"test {groups['test']} puzzles")
     return config.output_dir
 
 
@@ -142,20 +151,20 @@ def _size(text: str) -> int | None:
 def parse_args(argv: list[str] | None = None) -> SudokuBuildConfig:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     defaults = SudokuBuildConfig()
-    parser.add_argument("--output-dir", type=Path, default=defaults.output_dir)
+    parser.add_argument("--output-dir", type=Path, default=defaults.output_dir, help=f"default {defaults.output_dir}")
     parser.add_argument(
         "--source",
         choices=["hub", "generate"],
         default=None,
         help="hub (default) or generate (offline); --source-dir implies a local source",
     )
-    parser.add_argument("--source-repo", default=defaults.source_repo)
+    parser.add_argument("--source-repo", default=defaults.source_repo, help=f"default {defaults.source_repo}")
     parser.add_argument("--source-dir", type=Path, default=None, help="directory with train.csv and test.csv")
     parser.add_argument(
         "--subsample-size",
         type=_size,
         default=defaults.subsample_size,
-        help="training puzzles to keep ('all' keeps every one)",
+        help="training puzzles drawn at random (default all; the paper's 1k set: 1000)",
     )
     parser.add_argument(
         "--test-subsample-size",
@@ -163,9 +172,10 @@ def parse_args(argv: list[str] | None = None) -> SudokuBuildConfig:
         default=None,
         help="test puzzles to keep (default all; 1000 when generating)",
     )
-    parser.add_argument("--min-difficulty", type=int, default=None)
-    parser.add_argument("--num-aug", type=int, default=defaults.num_aug)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--min-difficulty", type=int, default=None, help="keep puzzles rated at least this")
+    parser.add_argument("--num-aug", type=int, default=defaults.num_aug,
+                        help="augmented copies per training puzzle (default 0; the paper's 1k set: 1000)")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help=f"default {defaults.seed}")
     parser.add_argument("--skip-invalid", action="store_true", help="drop and count invalid CSV rows")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")

@@ -74,7 +74,7 @@ def test_frontier_labels_neither_overlap_nor_leave_the_axes(tmp_path):
 def sudoku(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("data") / "sudoku"
     return build_sudoku_dataset(SudokuBuildConfig(output_dir=out, source="generate", subsample_size=1,
-                                                  test_subsample_size=5, num_aug=0))
+                                                  test_subsample_size=5, num_aug=0, seed=0))
 
 
 def test_frontier_end_to_end(sudoku, tmp_path, capsys):

@@ -1,4 +1,5 @@
-"""The Sudoku builder end to end: CSV round trips, filters, bad rows, offline generation, atomic output."""
+"""The Sudoku builder end to end: the reference builder's output bit for bit, CSV round trips, filters, bad
+rows, offline generation, atomic output."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dataset.build_sudoku_dataset import SudokuBuildConfig, parse_args
 from dataset.build_sudoku_dataset import main as build_main
 from dataset.show import main as show_main
 from dataset.sudoku_csv import InvalidRowError, read_sudoku_csv
@@ -18,13 +20,12 @@ from tests.test_sudoku_data import count_solutions, digits, write_csv
 from utils.atomic import atomic_output_dir
 
 FIXTURE = Path(__file__).parent / "data" / "sudoku_hard.csv"
+GOLDEN = Path(__file__).parent / "fixtures" / "sudoku_build"  # the reference builder's output (see its README)
 
 
 def fixture_rows() -> list[dict[str, str]]:
     with open(FIXTURE, newline="") as f:
         return list(csv.DictReader(f))
-
-
 
 
 def build(tmp_path: Path, *args: str) -> tuple[int, Path]:
@@ -38,6 +39,41 @@ def load(out: Path, split: str, field: str) -> np.ndarray:
 
 def decode(tokens: np.ndarray) -> list[str]:
     return ["".join("." if t == 1 else str(t - 1) for t in row) for row in tokens.tolist()]
+
+
+def test_defaults_are_the_reference_builders():
+    config = parse_args([])
+    assert config == SudokuBuildConfig()
+    assert (config.output_dir, config.source, config.source_repo) == (
+        Path("data/sudoku-extreme-full"), "hub", "sapientinc/sudoku-extreme")
+    assert (config.subsample_size, config.min_difficulty, config.num_aug, config.seed) == (None, None, 0, 42)
+
+
+def test_csv_build_equals_the_reference_output(tmp_path):
+    """The golden's options (seed 42 is the default): every file the reference wrote, value for value."""
+    rc, out = build(tmp_path, "--source-dir", str(GOLDEN / "src"), "--subsample-size", "100", "--num-aug", "3")
+    assert rc == 0
+    expected = GOLDEN / "expected"
+    names = sorted(p.relative_to(expected) for p in expected.rglob("*") if p.is_file())
+    assert len(names) == 1 + 2 * 6  # identifiers.json; per split dataset.json and five arrays
+    for name in names:
+        if name.suffix == ".npy":  # values, not dtypes: the reference's train arrays are int64
+            want, got = np.load(expected / name), np.load(out / name)
+            assert got.shape == want.shape and np.array_equal(got, want), name
+        else:
+            want, got = json.loads((expected / name).read_text()), json.loads((out / name).read_text())
+            if name.name == "dataset.json":  # ours adds `task`
+                got = {key: got.get(key) for key in want}
+            assert got == want, name
+
+
+def test_seed_moves_the_train_draws_only(tmp_path):
+    rc, out = build(tmp_path, "--source-dir", str(GOLDEN / "src"), "--subsample-size", "100", "--num-aug", "3",
+                    "--seed", "7")
+    assert rc == 0
+    expected = GOLDEN / "expected"
+    assert not np.array_equal(load(out, "train", "inputs"), np.load(expected / "train" / "all__inputs.npy"))
+    assert np.array_equal(load(out, "test", "inputs"), np.load(expected / "test" / "all__inputs.npy"))
 
 
 def test_local_csv_build_round_trips_the_csv_strings(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dataset.sudoku import augment
+from dataset.sudoku_augment import augment
 from dataset.sudoku_generate import generate_rows
 from dataset.sudoku_solver import generate_puzzle
 
@@ -94,11 +94,11 @@ def test_every_augmentation_is_a_valid_consistent_pair(index, seed, num_aug):
     row = fixture_rows()[index]
     puzzle = np.array([digits(row["question"])], dtype=np.uint8)
     solution = np.array([digits(row["answer"])], dtype=np.uint8)
-    puzzles, solutions = augment(puzzle, solution, num_aug, np.random.default_rng(seed))
-    assert puzzles.shape == solutions.shape == (1, 1 + num_aug, 81)
-    assert (puzzles[0, 0] == puzzle[0]).all() and (solutions[0, 0] == solution[0]).all()
+    puzzles, solutions = augment(puzzle, solution, num_aug, np.random.RandomState(seed))
+    assert puzzles.shape == solutions.shape == (1 + num_aug, 81)
+    assert (puzzles[0] == puzzle[0]).all() and (solutions[0] == solution[0]).all()
     givens = int((puzzle > 0).sum())
-    for p, s in zip(puzzles[0].tolist(), solutions[0].tolist(), strict=True):
+    for p, s in zip(puzzles.tolist(), solutions.tolist(), strict=True):
         assert valid_grid(s)
         assert all(g in (0, d) for g, d in zip(p, s, strict=True))
         assert sum(1 for g in p if g) == givens
@@ -117,3 +117,33 @@ def test_generated_rows_respect_min_difficulty_and_are_distinct():
     rows = generate_rows(5, 2, np.random.default_rng(1))
     assert len(rows) == 5 and (rows.ratings >= 2).all()
     assert len({r.tobytes() for r in rows.questions}) == 5
+
+
+def _reference_copies(board: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """SPEC 4's per-copy draws transcribed literally on numpy's global legacy stream."""
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        copies = []
+        for _ in range(count):
+            mapping = np.concatenate([[0], np.random.permutation(np.arange(1, 10))])
+            transpose = np.random.rand() < 0.5
+            bands = np.random.permutation(3)
+            rows = np.concatenate([b * 3 + np.random.permutation(3) for b in bands])
+            stacks = np.random.permutation(3)
+            cols = np.concatenate([s * 3 + np.random.permutation(3) for s in stacks])
+            x = board.T if transpose else board
+            copies.append(mapping[x[rows][:, cols]].reshape(81))
+        return np.array(copies)
+    finally:
+        np.random.set_state(saved)
+
+
+def test_copies_follow_the_reference_call_order():
+    row = fixture_rows()[2]
+    puzzle, solution = (np.array([digits(row[key])], dtype=np.uint8) for key in ("question", "answer"))
+    puzzles, solutions = augment(np.repeat(puzzle, 2, 0), np.repeat(solution, 2, 0), 4, np.random.RandomState(3))
+    want = _reference_copies(puzzle[0].reshape(9, 9), 8, seed=3)
+    assert np.array_equal(puzzles[[1, 2, 3, 4, 6, 7, 8, 9]], want)
+    assert np.array_equal(puzzles[[0, 5]], np.repeat(puzzle, 2, 0))
+    assert np.array_equal(solutions[1], _reference_copies(solution[0].reshape(9, 9), 1, seed=3)[0])
