@@ -3,9 +3,10 @@ reports. Entry points use this package's API."""
 
 from dataset.format import DatasetFormatError
 from evaluation.command import run_command
-from evaluation.config import EvalConfig, load_options, parse_eval_config
+from evaluation.config import EvalConfig, parse_eval_config
 from evaluation.engine import ElasticExit, EvalResult, evaluate_depths, run_evaluation
 from evaluation.naming import run_label
+from evaluation.options import load_options
 from evaluation.sweep import SweepResult, run_sweep
 from utils.safe_load import CheckpointError
 from utils.validation import ConfigError

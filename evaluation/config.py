@@ -1,8 +1,11 @@
 """Validated evaluation options (`evaluate.py key=value ...` over `config/eval/*.yaml`).
 
 A scalar or a list is accepted for `depths` (alias `halt_max_steps`, the reference's name) and
-`different_init`; lists sweep the product. Every error names its key, so a bad command line
-gives one clear line.
+`different_init`; lists sweep the product. `checkpoint_list` entries are paths or the
+reference's entries (a path with its own `param_iter`, `init_override`, `suffix`). What a sweep
+key moves (architecture, depth, breadth, another option) is decided per checkpoint in
+evaluation/plan.py. Every error names its key, so a bad command line gives one clear line.
+Reading the command line and the YAML is evaluation/options.py.
 """
 
 from __future__ import annotations
@@ -10,8 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evaluation.counting import Counting
@@ -20,11 +21,36 @@ from evaluation.outputs import OUTPUT_FIELDS
 from evaluation.tta import TTAKind
 from utils.validation import ConfigError, format_validation_error
 
-DEFAULT_EVAL_YAML = Path(__file__).resolve().parents[1] / "config" / "eval" / "depth_breadth.yaml"
-
 
 def _as_list(value: Any) -> Any:
     return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _sweep_values(value: Any) -> Any:
+    """`{key: value or [values]}` with every value a non-empty list (the reference iterates a scalar as one)."""
+    if not isinstance(value, dict):
+        return value
+    for key, values in value.items():
+        if isinstance(values, (list, tuple)) and not values:
+            raise ValueError(f"{key}: needs at least one value")
+    return {str(k): _as_list(v) for k, v in value.items()}
+
+
+class CheckpointEntry(BaseModel):
+    """One `checkpoint_list` entry as the reference writes it; a bare path is an entry with nothing else.
+    `description`, `wandb_tags` and `wandb_run_name` are accepted and not used (no W&B logging here)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    checkpoint: str
+    param_iter: dict[str, list[Any]] = Field(default_factory=dict)  # config path -> values, after the shared ones
+    init_override: dict[str, Any] = Field(default_factory=dict)  # config path -> value, before the model is built
+    suffix: str | None = None  # the reference folder's suffix for this entry
+    description: Any = None
+    wandb_tags: Any = None
+    wandb_run_name: Any = None
+
+    _values = field_validator("param_iter", mode="before")(classmethod(lambda cls, v: _sweep_values(v)))
 
 
 class EvalConfig(BaseModel):
@@ -33,7 +59,7 @@ class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     checkpoint: str | None = None
-    checkpoint_list: list[str] = Field(default_factory=list)
+    checkpoint_list: list[CheckpointEntry] = Field(default_factory=list)
     eval_yaml: str | None = None
     dataset_data_path: list[str] | None = None
     split: str = "test"
@@ -66,9 +92,12 @@ class EvalConfig(BaseModel):
     per_trajectory: bool = False
     progress: bool = True
     different_init_reset_std: float = Field(default=1.0, ge=0)
+    restart_std: Literal["model", "reset_std"] = "model"  # B > 1: model: EqR's own init stds; reset_std: for all
     reference_counting: Literal[False, True, "both"] = False
     init_override: dict[str, Any] = Field(default_factory=dict)
+    shared_param_iter: dict[str, list[Any]] = Field(default_factory=dict)
     param_iter: dict[str, list[Any]] = Field(default_factory=dict)
+    suffix: str | None = None  # the reference folder's suffix (eval_preds/step_<N>_<suffix>_<label>)
     save_outputs: list[Literal[OUTPUT_FIELDS]] = Field(default_factory=list)  # type: ignore[valid-type]
     reference_files: bool = True
 
@@ -76,6 +105,11 @@ class EvalConfig(BaseModel):
     @classmethod
     def _listify(cls, value: Any) -> Any:
         return value if value is None else _as_list(value)
+
+    @field_validator("checkpoint_list", mode="before")
+    @classmethod
+    def _entries(cls, value: Any) -> Any:
+        return [{"checkpoint": v} if isinstance(v, (str, Path)) else v for v in _as_list(value)]
 
     @field_validator("depths", "different_init", mode="before")
     @classmethod
@@ -85,17 +119,8 @@ class EvalConfig(BaseModel):
             raise ValueError("expected an integer or a list of integers like [16,64]")
         return _as_list(value)
 
-    @field_validator("param_iter", mode="before")
-    @classmethod
-    def _sweeps(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        for key, values in value.items():
-            if key in ("depths", "halt_max_steps", "different_init"):
-                raise ValueError(f"{key}: sweep it with {key}=[...] (its values share one pass)")
-            if isinstance(values, (list, tuple)) and not values:
-                raise ValueError(f"{key}: needs at least one value")
-        return {k: _as_list(v) for k, v in value.items()}
+    _sweeps = field_validator("param_iter", "shared_param_iter", mode="before")(
+        classmethod(lambda cls, v: _sweep_values(v)))
 
     @field_validator("depths", "different_init")
     @classmethod
@@ -126,8 +151,13 @@ class EvalConfig(BaseModel):
         return self
 
     @property
+    def entries(self) -> list[CheckpointEntry]:
+        """`checkpoint` (if given) first, then `checkpoint_list`."""
+        return ([CheckpointEntry(checkpoint=self.checkpoint)] if self.checkpoint else []) + self.checkpoint_list
+
+    @property
     def checkpoints(self) -> list[str]:
-        return ([self.checkpoint] if self.checkpoint else []) + self.checkpoint_list
+        return [entry.checkpoint for entry in self.entries]
 
     @property
     def counting(self) -> Counting:
@@ -146,43 +176,12 @@ class EvalConfig(BaseModel):
         return Path(self.output_dir) if self.output_dir else Path(checkpoint).parent
 
 
-def parse_eval_config(values: dict[str, Any], names: dict[str, str] | None = None) -> EvalConfig:
-    """Validate a merged option dict; raise ConfigError with `key: message` lines (keys as in `names`)."""
+def parse_eval_config(values: dict[str, Any], names: dict[str, str] | None = None,
+                      also_known: tuple[str, ...] = ()) -> EvalConfig:
+    """Validate a merged option dict; raise ConfigError with `key: message` lines (keys as in `names`;
+    an unknown key gets the nearest of the fields, `halt_max_steps`, `eval_config` and `also_known`)."""
     try:
         return EvalConfig.model_validate(values)
     except ValidationError as err:
-        known = [*EvalConfig.model_fields, "halt_max_steps"]
+        known = [*EvalConfig.model_fields, "halt_max_steps", "eval_config", *also_known]
         raise ConfigError(format_validation_error(err, names=names, known=known)) from None
-
-
-def with_depth_alias(values: dict[str, Any], where: str) -> dict[str, Any]:
-    """`halt_max_steps` (the reference's name) read as `depths`; both in one source is an error."""
-    if "halt_max_steps" not in values:
-        return values
-    if "depths" in values:
-        raise ConfigError(f"halt_max_steps: an alias of depths; {where} gives both")
-    values = dict(values)
-    values["depths"] = values.pop("halt_max_steps")
-    return values
-
-
-def load_options(argv: list[str]) -> EvalConfig:
-    """`key=value` arguments merged over the YAML named by `eval_yaml=` (default depth_breadth.yaml)."""
-    bad = [a for a in argv if "=" not in a]
-    if bad:
-        raise ConfigError(f"{bad[0]}: expected key=value")
-    try:
-        given = OmegaConf.to_container(OmegaConf.from_dotlist(argv))
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"command line: {str(err).splitlines()[0]}") from None
-    overrides = with_depth_alias(given, "the command line")
-    yaml_path = Path(str(overrides.get("eval_yaml") or DEFAULT_EVAL_YAML))
-    if not yaml_path.is_file():
-        raise ConfigError(f"eval_yaml: no such file {yaml_path}")
-    try:
-        defaults = with_depth_alias(OmegaConf.to_container(OmegaConf.load(yaml_path), resolve=True), str(yaml_path))
-        merged: Any = OmegaConf.to_container(OmegaConf.merge(defaults, overrides), resolve=True)
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"{yaml_path}: {str(err).splitlines()[0]}") from None
-    merged["eval_yaml"] = str(yaml_path)
-    return parse_eval_config(merged, {"depths": "halt_max_steps"} if "halt_max_steps" in given else None)

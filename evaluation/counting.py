@@ -4,7 +4,8 @@ Clean (the default) counts real puzzles only. Reference counting reproduces what
 evaluation reports (SPEC 5.1, docs/reference_differences.md): the padding rows of the last batch
 count as solved puzzles in every breadth metric, the convergence score is taken in the forward
 dtype and sorted without stability, q_halt counts as "halt" above 0 (not at 0), and q_halt
-precision and recall are per-batch ratios weighted by the batch's count. Residuals are counted by
+precision and recall are per-batch ratios over all of a batch's rows, padding included, weighted
+by the batch's count. Residuals are counted by
 the engine (evaluation/engine.py), which sees every segment.
 """
 
@@ -82,14 +83,12 @@ def count_depth(sums: MetricSums, view: DepthView, top_k: int | None, reference:
     q_halt = view.q_halt[:rows]
     halt = q_halt > 0 if reference else q_halt >= 0
     sums.ratio("q_halt_accuracy", (valid & (halt == exact)).sum(), count)
-    true_positive = (valid & halt & exact).sum()
-    predicted, actual = (valid & halt).sum(), (valid & exact).sum()
-    if reference:  # this batch's ratio, weighted by its count
-        sums.ratio("q_halt_precision", true_positive / predicted.clamp_min(1) * count, count)
-        sums.ratio("q_halt_recall", true_positive / actual.clamp_min(1) * count, count)
+    if reference:
+        _count_reference_q_halt(sums, view, count)
     else:
-        sums.ratio("q_halt_precision", true_positive, predicted)
-        sums.ratio("q_halt_recall", true_positive, actual)
+        true_positive = (valid & halt & exact).sum()
+        sums.ratio("q_halt_precision", true_positive, (valid & halt).sum())
+        sums.ratio("q_halt_recall", true_positive, (valid & exact).sum())
     exited = view.exited
     if exited is not None:
         sums.ratio("elastic/exit_rate", (valid & exited[:rows]).sum(), count)
@@ -114,6 +113,19 @@ def count_depth(sums: MetricSums, view: DepthView, top_k: int | None, reference:
         else:
             weight = tokens if key == "majority_vote/accuracy" else puzzles
             sums.ratio(key, value * weight, weight)
+
+
+def _count_reference_q_halt(sums: MetricSums, view: DepthView, count: torch.Tensor) -> None:
+    """SPEC 5.1: this batch's ratios over ALL its rows (a padding row has no scored label, so it is
+    correct), `>= 0` in the precision's denominator, each weighted by the batch's valid count."""
+    labels = view.labels.repeat_interleave(view.copies, dim=0)
+    mask = labels != IGNORE_LABEL_ID
+    correct = ((view.preds == labels) & mask).sum(-1) == mask.sum(-1)
+    true_positive = ((view.q_halt > 0) & correct).sum()
+    precision = true_positive / (view.q_halt >= 0).sum().clamp_min(1)
+    recall = true_positive / correct.sum().clamp_min(1)
+    sums.ratio("q_halt_precision", precision * count, count)
+    sums.ratio("q_halt_recall", recall * count, count)
 
 
 def _count_adaptive(sums: MetricSums, view: DepthView, agree: int) -> None:

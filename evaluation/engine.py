@@ -29,6 +29,7 @@ from evaluation.accumulator import MetricSums, ResidualSums, TrajectoryRecords
 from evaluation.adaptive_breadth import AdaptiveQueue
 from evaluation.counting import Counting, DepthView, count_depth, merge_counted, trajectory_columns
 from evaluation.outputs import OutputRecorder
+from evaluation.randomness import restart_stds
 from evaluation.trajectories import ElasticExit, SlotRunner, Trajectory
 from models.act import ACTModel, Batch
 
@@ -124,7 +125,7 @@ def run_evaluation(
     tta: TransformSet | None = None,
     elastic: ElasticExit | None = None,
     per_trajectory: bool = False,
-    restart_std: float | None = 1.0,
+    restart_std: float | tuple[float, float] | None = 1.0,
     counting: Counting = "clean",
     save_outputs: Sequence[str] = (),
     total_batches: int | None = None,
@@ -136,8 +137,8 @@ def run_evaluation(
     """Evaluate at every depth in `depths` in one pass; see `evaluate_depths`.
 
     `batches` yields (batch of puzzles, number of real rows); the slots hold one batch's
-    trajectories (rows x B x tta, at most `max_rows`). `restart_std`: with `different_init` > 1,
-    the std of each restart's z_H, z_L draw (None keeps the model's own initialisation).
+    trajectories (rows x B x tta, at most `max_rows`). `restart_std`: how restarts start with
+    `different_init` > 1 (`restart_stds`).
     `counting`: "clean", "reference" (SPEC 5.1: padding rows are run and counted as the reference
     does) or "both" (reference-counted values under `ref/`). With `per_trajectory` the result
     holds one row per trajectory and depth; `save_outputs` names the tensors kept per depth
@@ -168,8 +169,8 @@ def run_evaluation(
             raise ValueError("breadth_agree: the reference has no adaptive breadth; use reference_counting=false")
     modes = {"clean": ["clean"], "reference": ["reference"], "both": ["clean", "reference"]}[counting]
     window = convergence_window if convergence_top_k is not None and copies > 1 else None
-    own = getattr(act_model.inner, "random_init_std", lambda: None)()
-    restart = (restart_std, restart_std) if different_init > 1 and restart_std is not None else own
+    own = getattr(act_model.inner, "random_init_std", lambda: None)()  # None: a fixed initial state
+    restart = restart_stds(own, different_init, restart_std)
     rank = dist.get_rank() if dist.is_initialized() else 0
     world = dist.get_world_size() if dist.is_initialized() else 1
     inverse = transforms.inverse()

@@ -106,6 +106,7 @@ _TAGS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
      if c.get("reference_counting") and c.get("global_batch_size") else ""),
     ("different_init_reset_std", lambda c: f"std{_number(c['different_init_reset_std'])}"
      if _set(c, "different_init_reset_std") else ""),
+    ("restart_std", lambda c: "resetstd" if _set(c, "restart_std") else ""),
     ("forward_dtype", lambda c: c.get("forward_dtype") or ""),
     ("kernels", lambda c: c["kernels"] if _set(c, "kernels") else ""),
 ]

@@ -103,3 +103,16 @@ def initial_state(keys: torch.Tensor, shape: tuple[int, ...], stds: tuple[float,
     rows = keys.shape[0]
     streams = (torch.full((rows,), INIT_H, device=keys.device), torch.full((rows,), INIT_L, device=keys.device))
     return tuple(trunc_normal(keys, s, shape, std).to(dtype) for s, std in zip(streams, stds, strict=True))
+
+
+def restart_stds(own: tuple[float, float] | None, breadth: int,
+                 restart_std: float | tuple[float, float] | None) -> tuple[float, float] | None:
+    """The (z_H, z_L) std of each restart's truncated-normal draw; None: the model's own reset (`own`
+    are the stds a model declares for its random initialisation, EqR's H_init_std and L_init_std).
+    At B = 1 every model keeps its own reset. At B > 1 a float is the reference's rule (SPEC 5.1): a
+    model's declared stds, else max(|restart_std|, 1e-6) for both; a pair is used for every model."""
+    if breadth == 1 or restart_std is None:
+        return own
+    if isinstance(restart_std, tuple):
+        return restart_std
+    return own if own is not None else (max(abs(restart_std), 1e-6),) * 2

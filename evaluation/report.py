@@ -5,8 +5,8 @@ The JSON keeps the run's settings under `config` and the metrics under `metrics`
 the same record flattened into one header line and one value line. `points.csv` holds every
 record of a sweep, one row per (run, overrides, D, B), so a sweep loads into one data frame.
 `write_reference_files` writes what the reference's evaluate.py writes
-(`eval_preds/step_<N>_<label>/eval_metrics_step_<N>.{csv,json}`, `eval_config.yaml`), so
-analysis scripts written for it read these results. File names come from `evaluation.naming`;
+(`eval_preds/step_<N>_<suffix>_<label>/eval_metrics_step_<N>.{csv,json}`), so analysis scripts
+written for it read these results. File names come from `evaluation.naming`;
 the schema is documented in docs/evaluation.md. Every file is written atomically.
 """
 
@@ -15,12 +15,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from evaluation.counting import REFERENCE_PREFIX
 from evaluation.naming import overrides_label, record_stem
 from utils.atomic import atomic_file
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -85,22 +89,48 @@ def write_points(records: Sequence[dict[str, Any]], path: Path) -> Path:
     return write_text(path, _csv_text(columns, [[row.get(c, "") for c in columns] for row in rows]))
 
 
-def write_reference_files(record: dict[str, Any], output_dir: Path) -> list[Path]:
-    """The reference's layout: `eval_preds/step_<N>_<label>/` holding `eval_metrics_step_<N>.csv` (long:
-    `split,metric,value`, one row per metric named `all/<metric>`, plus `all,eval_time_sec,<s>`), the same
-    as `.json`, and `eval_config.yaml`. `<label>` is the record stem without its `eval_` prefix."""
-    import yaml
+def reference_folder(checkpoint: str, output_dir: str | None, step: int, suffix: str, label: str) -> Path:
+    """`<checkpoint's folder>/../eval_preds/step_<N>_<suffix>_<label>/` (SPEC 5.1), under `output_dir`
+    instead when one is given. Runs that share a parent folder share this `eval_preds`, as in the reference."""
+    base = Path(output_dir) if output_dir else Path(checkpoint).parent.parent
+    return base / "eval_preds" / f"step_{step}_{suffix}_{label}"
 
-    cfg = record["config"]
-    step = cfg.get("step") or 0
-    folder = output_dir / "eval_preds" / f"step_{step}_{record_stem_of(record).removeprefix('eval_')}"
-    metrics = {f"all/{k}": v for k, v in record["metrics"].items()}
-    rows = [["all", name, value] for name, value in metrics.items()] + [["all", "eval_time_sec", cfg["pass_wall_s"]]]
+
+def reference_metrics(metrics: dict[str, float], counting: bool | str) -> dict[str, float]:
+    """The values the reference's files hold: its own counting (under `ref/` with reference_counting=both)."""
+    if counting != "both":
+        return dict(metrics)
+    return {k.removeprefix(REFERENCE_PREFIX): v for k, v in metrics.items() if k.startswith(REFERENCE_PREFIX)}
+
+
+def write_reference_files(folder: Path, step: int, metrics: dict[str, float], eval_time_sec: float,
+                          config: dict[str, Any]) -> list[Path]:
+    """`eval_metrics_step_<N>.csv` and `.json` as the reference writes them (SPEC 5.1 "Output layout"):
+    per-trajectory metrics (bare names) are split `all`, the breadth scalars (names with `/`) `global`;
+    the JSON holds `metrics` (`all/<name>` and the scalars), `eval_time_sec` and `config`, keys sorted."""
+    per_trajectory = {k: v for k, v in metrics.items() if "/" not in k}
+    scalars = {k: v for k, v in metrics.items() if "/" in k}
+    rows = [["all", k, v] for k, v in per_trajectory.items()] + [["global", k, v] for k, v in scalars.items()]
+    json_path = folder / f"eval_metrics_step_{step}.json"
+    _warn_if_another_checkpoint(json_path, config.get("checkpoint"))
     csv_path = write_text(folder / f"eval_metrics_step_{step}.csv", _csv_text(["split", "metric", "value"], rows))
-    json_path = write_text(folder / f"eval_metrics_step_{step}.json",
-                            json.dumps({**metrics, "eval_time_sec": cfg["pass_wall_s"]}, indent=2) + "\n")
-    config_path = write_text(folder / "eval_config.yaml", yaml.safe_dump(json.loads(json.dumps(cfg)), sort_keys=False))
-    return [csv_path, json_path, config_path]
+    document = {"metrics": {**{f"all/{k}": v for k, v in per_trajectory.items()}, **scalars},
+                "eval_time_sec": eval_time_sec, "config": config}
+    write_text(json_path, json.dumps(document, indent=2, sort_keys=True) + "\n")
+    return [csv_path, json_path]
+
+
+def _warn_if_another_checkpoint(path: Path, checkpoint: str | None) -> None:
+    """The reference's folder names neither run nor dataset: say so when it held another checkpoint's result."""
+    if not path.is_file():
+        return
+    try:
+        previous = json.loads(path.read_text()).get("config", {}).get("checkpoint")
+    except (json.JSONDecodeError, AttributeError):
+        previous = None
+    if previous not in (None, checkpoint):
+        log.warning("%s: replaces the result of %s (the reference's layout names only step, suffix and sweep "
+                    "values; this evaluation's own records are not shared)", path, previous)
 
 
 def write_trajectories(record: dict[str, Any], columns: dict[str, list[float]], output_dir: Path) -> Path:

@@ -32,7 +32,7 @@ def _restore_denormals():
 def sudoku(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("data") / "sudoku"
     return build_sudoku_dataset(SudokuBuildConfig(output_dir=out, source="generate", subsample_size=1,
-                                                  test_subsample_size=6, num_aug=0))
+                                                  test_subsample_size=6, num_aug=0, seed=0))
 
 
 def _run(capsys, *args: str) -> tuple[int, str, str]:
@@ -202,7 +202,10 @@ def test_init_override_and_param_iter(sudoku, noisy_eqr, tmp_path, capsys):
     ("init_override={hiden_size: 8}", "init_override.hiden_size: not an architecture key of eqr@EqRModel"),
     ("param_iter={seq_len: [9]}", "param_iter.seq_len: not an architecture key"),
     ("param_iter={lambda_: [0.9, 2.0]}", "arch.lambda_: Input should be less than or equal to 1"),
-    ("param_iter={halt_max_steps: [4, 8]}", "halt_max_steps: sweep it with halt_max_steps=[...]"),
+    ("param_iter={halt_max_steps: [4, 0]}", "param_iter: depths: every value must be >= 1"),
+    ("param_iter={split: [train]}", "param_iter.split: cannot be swept"),
+    ("param_iter={lamda_: [0.9]}", "param_iter.lamda_: not an architecture key of eqr@EqRModel nor an evaluation "
+     "key; did you mean lambda_?"),
     ("save_outputs=[preds,embeddings]", "save_outputs.1: Input should be 'preds'"),
 ])
 def test_override_errors_are_one_line(sudoku, tmp_path, capsys, option, expected):
@@ -236,16 +239,22 @@ def test_saved_outputs_reference_files_and_progress(sudoku, tmp_path, capsys):
     assert record["config"]["reference_counting"] == "both"
     metrics = record["metrics"]
     assert metrics["ref/different_init/total_samples"] == 8 and metrics["different_init/total_samples"] == 6
-    folder = tmp_path / "eval_preds" / f"step_50000_{stem.format(2).removeprefix('eval_')}"
+    # The reference's files hold its own counting (the ref/ values), in its layout (SPEC 5.1).
+    folder = tmp_path / "eval_preds" / "step_50000_eval_halt_max_steps-2"
     with (folder / "eval_metrics_step_50000.csv").open() as handle:
         rows = list(csv.reader(handle))
-    assert rows[0] == ["split", "metric", "value"] and len(rows) == 1 + len(metrics) + 1
-    assert {r[1] for r in rows[1:-1]} == {f"all/{k}" for k in metrics} and rows[-1][1] == "eval_time_sec"
-    assert all(r[0] == "all" for r in rows[1:])
-    assert float(rows[1 + list(metrics).index("exact_accuracy")][2]) == metrics["exact_accuracy"]
-    as_json = json.loads((folder / "eval_metrics_step_50000.json").read_text())
-    assert as_json["all/exact_accuracy"] == metrics["exact_accuracy"] and as_json["eval_time_sec"] > 0
-    assert yaml.safe_load((folder / "eval_config.yaml").read_text())["different_init"] == 2
+    reference = {k.removeprefix("ref/"): v for k, v in metrics.items() if k.startswith("ref/")}
+    assert rows[0] == ["split", "metric", "value"] and len(rows) == 1 + len(reference)
+    assert {r[1] for r in rows[1:] if r[0] == "all"} == {k for k in reference if "/" not in k}
+    assert {r[1] for r in rows[1:] if r[0] == "global"} == {k for k in reference if "/" in k}
+    assert {(r[1], float(r[2])) for r in rows[1:]} == {(k, float(v)) for k, v in reference.items()}
+    text = (folder / "eval_metrics_step_50000.json").read_text()
+    as_json = json.loads(text)
+    assert list(as_json) == ["config", "eval_time_sec", "metrics"] and as_json["eval_time_sec"] > 0
+    assert as_json["metrics"]["all/exact_accuracy"] == metrics["ref/exact_accuracy"]
+    assert as_json["metrics"]["different_init/total_samples"] == 8  # scalars keep their name
+    assert as_json["config"]["different_init"] == 2 and as_json["config"]["param_iter"] == {"halt_max_steps": 2}
+    assert not (folder / "eval_config.yaml").exists()
 
 
 def _junk(path: Path) -> Path:

@@ -70,6 +70,27 @@ def test_eqr_restarts_equal_its_own_random_initialisation():
     assert drawn == own
 
 
+def test_eqr_restarts_use_its_own_init_stds():
+    """SPEC 5.1: at B > 1 EqR restarts draw z_H with H_init_std, z_L with L_init_std, whatever
+    different_init_reset_std says; restart_std=(h, l) forces the stds for every architecture."""
+    torch.manual_seed(0)
+    eqr = build_model(tiny_arch(H_init_std=0.5)).model.eval()
+    batches = [({"inputs": torch.randint(1, 7, (3, 16), dtype=torch.int32),
+                 "labels": torch.randint(1, 7, (3, 16), dtype=torch.int32),
+                 "puzzle_identifiers": torch.zeros(3, dtype=torch.int32)}, 3)]
+
+    def final_residuals(restart_std):
+        run = run_evaluation(eqr, batches, [3], different_init=4, restart_std=restart_std, per_trajectory=True,
+                             progress=False)
+        return torch.tensor(run.per_trajectory[3]["final_residual"])
+
+    reference_rule = final_residuals(1.0)
+    assert torch.equal(reference_rule, final_residuals(7.0))  # different_init_reset_std has no effect on EqR
+    assert torch.equal(reference_rule, final_residuals((0.5, 1.0)))  # the draws of std 0.5 (z_H), 1.0 (z_L)
+    assert not torch.equal(reference_rule, final_residuals((1.0, 1.0)))
+    assert len(set(reference_rule.view(3, 4)[0].tolist())) == 4  # four distinct restarts
+
+
 # ---------------------------------------------------------------- the reference's counting, by hand
 
 S, V, H, B = 3, 12, 8, 2
@@ -140,10 +161,16 @@ def test_reference_counting_by_hand():
     assert m["q_halt_accuracy"] == pytest.approx(rights / 20)  # every row predicts halt
     assert m["ref/q_halt_accuracy"] == pytest.approx(
         (sum(c[0] for c in per_copy) + sum(1 - c[1] for c in per_copy)) / 20)
-    # Clean precision pools the counts; the reference weights each batch's ratio by its count.
+    # Clean precision pools the counts of real rows. The reference takes each batch's ratio over all 16
+    # of its rows (the 6 padding puzzles' rows are correct; copy 0 halts with q = 1, copy 1 has q = 0,
+    # which its `>= 0` denominator counts) and weights it by the batch's 16 and 4 valid rows.
     assert m["q_halt_precision"] == pytest.approx(rights / 20)
-    batch_precision = [sum(CORRECT[p][0] for p in ids) / len(ids) for ids in (range(1, 9), range(9, 11))]
-    assert m["ref/q_halt_precision"] == pytest.approx((batch_precision[0] * 16 + batch_precision[1] * 4) / 20)
+    first, second = range(1, 9), range(9, 11)
+    halted_right = [sum(CORRECT[p][0] for p in first), sum(CORRECT[p][0] for p in second) + 6]
+    right = [sum(sum(CORRECT[p]) for p in first), sum(sum(CORRECT[p]) for p in second) + 12]
+    assert m["ref/q_halt_precision"] == pytest.approx((halted_right[0] / 16 * 16 + halted_right[1] / 16 * 4) / 20)
+    assert m["ref/q_halt_recall"] == pytest.approx((halted_right[0] / right[0] * 16 + halted_right[1] / right[1] * 4)
+                                                   / 20)
 
     # Residuals: every segment after the first moves z_H by 1 in each of S x H entries. The reference sums
     # over all 32 rows (padding included) and divides by the 20 real ones.
@@ -156,6 +183,29 @@ def test_reference_counting_by_hand():
     first = 16 * step
     second = 16 * (depth - 1) * step
     assert m["ref/residual_of_1_steps"] == pytest.approx((first + second) / 20)
+
+
+class AlwaysHalts(ScriptedInner):
+    """q_halt = +1 on every row; puzzle p is answered right when p is odd."""
+
+    def outputs(self, step, batch):
+        puzzle = batch["inputs"][:, 0].long()
+        label = torch.stack([puzzle % 4, torch.ones_like(puzzle), torch.full_like(puzzle, 2)], dim=1)
+        preds = torch.where((puzzle % 2 == 1).view(-1, 1), label, (label + 1) % V)
+        return 10 * nn.functional.one_hot(preds, V).float(), torch.ones(puzzle.shape[0])
+
+
+def test_reference_q_halt_precision_and_recall_count_padding_rows():
+    """10 puzzles at batch 8, q_halt > 0 everywhere: batch 2 holds 2 puzzles and 6 padding rows, which the
+    reference's per-batch ratios count as halted and correct (SPEC 5.1 "q_halt metrics")."""
+    model = scripted_model(AlwaysHalts(), S, V, hidden_size=H)
+    m = run_evaluation(model, _hand_batches(), [2], counting="both", progress=False).metrics[2]
+    odd = [sum(p % 2 for p in range(1, 9)), sum(p % 2 for p in (9, 10))]  # 4 and 1 answered right
+    assert m["q_halt_precision"] == pytest.approx(5 / 10) and m["q_halt_recall"] == 1.0
+    precision = [odd[0] / 8, (odd[1] + 6) / 8]
+    assert m["ref/q_halt_precision"] == pytest.approx((precision[0] * 8 + precision[1] * 2) / 10)
+    assert m["ref/q_halt_recall"] == 1.0
+    assert m["ref/q_halt_accuracy"] == m["q_halt_accuracy"] == pytest.approx(5 / 10)
 
 
 def test_reference_counting_alone_uses_the_plain_names():

@@ -48,7 +48,7 @@ def three_runs(tmp_path_factory, mazes) -> list[Path]:
     return [folder / "step_2.pth" for folder in runs.values()]
 
 
-def test_three_architectures_in_one_sweep_write_three_sets_of_files(three_runs, mazes, tmp_path, capsys):
+def test_three_architectures_in_one_sweep_write_three_sets_of_files(three_runs, mazes, tmp_path, capsys, caplog):
     out = tmp_path / "out"
     args = [f"checkpoint_list=[{','.join(map(str, three_runs))}]", f"dataset_data_path={mazes[0]}",
             "depths=[1,2]", "different_init=[1,2]", f"output_dir={out}", "progress=false"]
@@ -67,8 +67,15 @@ def test_three_architectures_in_one_sweep_write_three_sets_of_files(three_runs, 
         points = list(csv.DictReader(handle))
     assert [p["run"] for p in points] == [label for label in labels for _ in range(4)]
     assert all((sweep / name).stat().st_size > 0 for name in ("accuracy_vs_depth.png", "accuracy_vs_residual.png"))
-    assert sorted(p.name for p in (out / "eval_preds").iterdir()) == sorted(
-        f"step_2_{p.stem.removeprefix('eval_')}" for p in records)
+    # The reference's layout names step, suffix and sweep values only: the three runs share its folders
+    # (the last one's numbers stay, with a warning), while the records above keep every run apart.
+    assert sorted(p.name for p in (out / "eval_preds").iterdir()) == [
+        f"step_2_eval_halt_max_steps-{d}_different_init-{b}" for d in (1, 2) for b in (1, 2)]
+    kept = json.loads((out / "eval_preds" / "step_2_eval_halt_max_steps-2_different_init-2" /
+                       "eval_metrics_step_2.json").read_text())
+    assert kept["config"]["checkpoint"] == str(three_runs[2]) and kept["config"]["param_iter"] == {
+        "halt_max_steps": 2, "different_init": 2}
+    assert "replaces the result of" in caplog.text
 
     before = {p: p.read_bytes() for p in sweep.iterdir()}
     assert evaluate.main([*args[:1], f"dataset_data_path={mazes[1]}", *args[2:]]) == 0  # another dataset
