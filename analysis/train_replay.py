@@ -46,7 +46,7 @@ def replay_config(recorded: dict[str, Any], data_dir: Path, run_dir: Path, initi
         **values,
         "arch": dict(recorded["arch"]),
         "dataset": {"name": data_dir.name, "data_path": str(data_dir)},
-        "epochs": 1,
+        "epochs": int(recorded["max_steps"]),  # an epoch is >= 1 step, so max_steps (the cap) sets the count
         "ema": "final_ema_shadow" in recorded,
         "load_checkpoint": str(initial),
         "checkpoint_path": str(run_dir),

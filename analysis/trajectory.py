@@ -1,5 +1,10 @@
 """One puzzle's trajectory across segments, rendered as PNG frames, a GIF and a residual curve.
 
+The trajectory is the one `evaluate.py` scores for that puzzle with the same seed, depth, breadth and
+restart: the evaluation engine runs it, from that trajectory's own random stream (initial state and
+noise keyed by seed, puzzle index and restart; evaluation/randomness.py), so the global RNG is never
+touched and the final frame's prediction is the one evaluate.py counts.
+
 The dataset's task draws each frame (dataset/tasks.py), with a legend below the grid naming its
 colours and marks: Sudoku frames show the predicted digits, shade the cells that changed since the
 previous segment and mark digits that break a rule or differ from the solution; maze frames show
@@ -10,6 +15,7 @@ has the same pixel size and layout, so the GIF's frames line up and each replace
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +30,8 @@ from PIL import Image  # noqa: E402
 
 from dataset.format import IGNORE_LABEL_ID, load_metadata, load_set  # noqa: E402
 from dataset.tasks import Task, task_of  # noqa: E402
-from models.act import ACTModel, latent_residual  # noqa: E402
+from evaluation import EvalConfig, restart_argument, run_evaluation  # noqa: E402
+from models.act import ACTModel  # noqa: E402
 from models.loading import load_checkpoint  # noqa: E402
 from utils.validation import ConfigError  # noqa: E402
 
@@ -37,22 +44,50 @@ class Trajectory:
     residuals: np.ndarray  # [T], ||state_t - state_{t-1}|| over z_H and z_L
 
 
-@torch.no_grad()
-def record_trajectory(act_model: ACTModel, batch: dict[str, torch.Tensor], segments: int, seed: int = 0) -> Trajectory:
-    """Run the first row of `batch` for `segments` segments from a fresh (random for EqR) state."""
-    act_model.eval()
-    torch.manual_seed(seed)
+_EVAL = EvalConfig.model_fields
+
+
+@dataclass(frozen=True)
+class Draw:
+    """Which of evaluate.py's trajectories to record, in its option names (defaults: its defaults)."""
+
+    segments: int = 16  # depth D (evaluate's depths / halt_max_steps)
+    seed: int = _EVAL["seed"].default
+    different_init: int = 1  # breadth B of the evaluation: with B > 1 restarts draw their own initial state
+    restart: int = 0  # which of the B restarts
+    different_init_reset_std: float = _EVAL["different_init_reset_std"].default
+    restart_std: str = _EVAL["restart_std"].default  # model: EqR's own init stds; reset_std: the std above
+
+    def check(self) -> None:
+        if self.segments < 1:
+            raise ConfigError("--segments: must be >= 1")
+        if not 0 <= self.restart < self.different_init:
+            raise ConfigError(f"--restart: {self.restart} is outside 0..{self.different_init - 1} "
+                              f"(--different-init {self.different_init})")
+
+
+def record_trajectory(act_model: ACTModel, batch: dict[str, torch.Tensor], draw: Draw = Draw(),
+                      puzzle: int = 0) -> Trajectory:
+    """Run the first row of `batch` as puzzle `puzzle` of its split (its index there), one snapshot per segment.
+
+    Batches of padding rows stand before it (never run, as evaluation runs no padding row) so the engine
+    numbers it `puzzle` and draws that trajectory's random numbers."""
+    draw.check()
     row = {k: v[:1] for k, v in batch.items()}
-    carry = act_model.initial_carry(row)
-    z_H, z_L = act_model.inner.reset(carry.halted, carry.z_H, carry.z_L)
+    batches = itertools.chain(itertools.repeat((row, 0), puzzle), [(row, 1)])
+    depths = list(range(1, draw.segments + 1))
+    restart_std = restart_argument(draw.restart_std, draw.different_init_reset_std)
+    result = run_evaluation(act_model.eval(), batches, depths, different_init=draw.different_init, seed=draw.seed,
+                            restart_std=restart_std, per_trajectory=True, save_outputs=["preds"], progress=False)
     preds, residuals = [], []
-    for _ in range(segments):
-        new_H, new_L, logits, _, _ = act_model.inner(z_H, z_L, row)
-        residuals.append(latent_residual(new_H, new_L, (z_H, z_L))[0].item())
-        preds.append(logits.argmax(-1)[0].cpu().numpy())
-        z_H, z_L = new_H, new_L
+    for depth in depths:
+        outputs, records = result.outputs[depth], result.per_trajectory[depth]
+        if draw.restart not in records["restart"]:
+            raise ConfigError(f"puzzle {puzzle}: no scored label, so evaluation records no trajectory for it")
+        preds.append(outputs["preds"][outputs["restart"] == draw.restart][0].numpy())
+        residuals.append(records["final_residual"][records["restart"].index(draw.restart)])
     return Trajectory(inputs=row["inputs"][0].cpu().numpy(), labels=row["labels"][0].cpu().numpy(),
-                      preds=np.stack(preds), residuals=np.array(residuals))
+                      preds=np.stack(preds), residuals=np.array(residuals, dtype=np.float64))
 
 
 def verdict(traj: Trajectory, t: int, task: Task) -> str:
@@ -146,13 +181,12 @@ def load_example(data_dir: Path, split: str, index: int) -> tuple[dict[str, torc
     return batch, task_of(meta, data_dir), fields
 
 
-def visualize(checkpoint: Path, data_dir: Path, split: str = "test", index: int = 0, segments: int = 16,
-              seed: int = 0, use_ema: bool = True, out: Path | None = None) -> tuple[Trajectory, dict[str, Path]]:
+def visualize(checkpoint: Path, data_dir: Path, split: str = "test", index: int = 0, draw: Draw = Draw(),
+              use_ema: bool = True, out: Path | None = None) -> tuple[Trajectory, dict[str, Path]]:
     """Record one example's trajectory under a checkpoint and render it (default: next to the checkpoint)."""
-    if segments < 1:
-        raise ConfigError("--segments: must be >= 1")
+    draw.check()
     batch, task, fields = load_example(data_dir, split, index)
     loaded = load_checkpoint(checkpoint, use_ema=use_ema, data_fields=fields)
-    traj = record_trajectory(loaded.act_model, batch, segments, seed=seed)
+    traj = record_trajectory(loaded.act_model, batch, draw, puzzle=index)
     out = out or checkpoint.parent / "visualize" / f"{split}_{index}"
     return traj, render(traj, task, out, title=f"{split}[{index}]")

@@ -28,9 +28,9 @@ REFERENCE_ONLY_KEYS = frozenset({
     "convergence_top_k", "convergence_vis_plots", "convergence_window", "debug", "debug_trace_steps",
     "eval_description", "eval_dir", "eval_save_outputs", "eval_sync_max_wait_time", "eval_sync_poll_interval",
     "eval_sync_status_log_interval", "grad_norm_log_interval_steps", "gradient_accumulation_steps",
-    "heavy_metrics_log_interval", "hidden_state_log_interval_steps", "load_strict", "load_weights_only",
-    "optimizer_kwargs", "retain_graph", "steps_hist_log_interval_steps", "steps_hist_plotly",
-    "target_q_update_every", "train_epochs_per_iter",
+    "heavy_metrics_log_interval", "hidden_state_log_interval_steps", "load_strict", "optimizer_kwargs",
+    "retain_graph", "steps_hist_log_interval_steps", "steps_hist_plotly", "target_q_update_every",
+    "train_epochs_per_iter",
 })
 # ... and of its `dataset` section.
 REFERENCE_ONLY_DATASET_KEYS = frozenset({"evaluators"})
@@ -86,6 +86,9 @@ class PretrainConfig(BaseModel):
     checkpoint_keep_last: int | None = Field(default=None, gt=0)
     resume: bool | str = False
     load_checkpoint: str | None = None
+    # With load_checkpoint: true = its weights only; false = its whole trainer state (an error for a
+    # weights-only file); None = the whole state when the file holds one, else its weights (training/start.py).
+    load_weights_only: bool | None = None
 
     log_interval_steps: int = Field(default=50, gt=0)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"

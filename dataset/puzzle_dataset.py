@@ -223,5 +223,5 @@ class PuzzleDataset:
             if int(state[key]) != mine:
                 where = "this dataset has" if key == "num_groups" else "this run has"
                 raise ValueError(f"the checkpoint's sampler has {key}={state[key]}, {where} {key}={mine}; "
-                                 f"resume needs the same {key} (load_checkpoint= starts from its weights instead)")
+                                 f"resume needs the same {key} (load_weights_only=true loads its weights only)")
         self._epoch, self._batch = int(state["epoch"]), int(state["batch"])

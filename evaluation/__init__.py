@@ -7,6 +7,7 @@ from evaluation.config import EvalConfig, parse_eval_config
 from evaluation.engine import ElasticExit, EvalResult, evaluate_depths, run_evaluation
 from evaluation.naming import run_label
 from evaluation.options import load_options
+from evaluation.randomness import restart_argument
 from evaluation.sweep import SweepResult, run_sweep
 from utils.safe_load import CheckpointError
 from utils.validation import ConfigError
@@ -15,4 +16,5 @@ from utils.validation import ConfigError
 USER_ERRORS = (ConfigError, CheckpointError, DatasetFormatError)
 
 __all__ = ["USER_ERRORS", "ElasticExit", "EvalConfig", "EvalResult", "SweepResult", "evaluate_depths",
-           "load_options", "parse_eval_config", "run_command", "run_evaluation", "run_label", "run_sweep"]
+           "load_options", "parse_eval_config", "restart_argument", "run_command", "run_evaluation", "run_label",
+           "run_sweep"]

@@ -116,3 +116,14 @@ def restart_stds(own: tuple[float, float] | None, breadth: int,
     if isinstance(restart_std, tuple):
         return restart_std
     return own if own is not None else (max(abs(restart_std), 1e-6),) * 2
+
+
+def restart_argument(rule: str, reset_std: float) -> float | tuple[float, float]:
+    """`run_evaluation`'s `restart_std` for the eval keys `restart_std` and `different_init_reset_std`:
+    `model` is the reference's rule (a model's own restart stds where it declares them), `reset_std`
+    uses `reset_std` (at least 1e-6) for every architecture."""
+    if rule == "model":
+        return reset_std
+    if rule == "reset_std":
+        return (max(abs(reset_std), 1e-6),) * 2
+    raise ValueError(f"restart_std: expected model or reset_std, got {rule!r}")

@@ -25,6 +25,7 @@ from evaluation.naming import dataset_label, overrides_label, run_label, run_lab
 from evaluation.outputs import write_outputs
 from evaluation.plan import Point, plan_points
 from evaluation.plots import write_plots
+from evaluation.randomness import restart_argument
 from evaluation.report import (
     make_record,
     record_stem_of,
@@ -185,8 +186,7 @@ def evaluate_pass(cfg: EvalConfig, prepared: Prepared, breadth: int, info: distr
         split=cfg.split,
     )
     compiled = prepared.segment is not None
-    std = cfg.different_init_reset_std
-    restart = std if cfg.restart_std == "model" else (max(std, 1e-6), max(std, 1e-6))
+    restart = restart_argument(cfg.restart_std, cfg.different_init_reset_std)
     if info.rank == 0:
         log.info("%s: D=%s B=%d tta=%d, %d puzzles per batch%s%s", prepared.checkpoint, cfg.depths, breadth,
                  cfg.tta, prepared.batch, ", compiled" if compiled else "",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Evaluate a checkpoint: scripts/eval.sh CHECKPOINT [key=value ...]
-#   scripts/eval.sh checkpoints/sudoku-extreme/eqr.pth depths=[16,64,256] different_init=[1,8]
+#   scripts/eval.sh downloaded_checkpoints/sudoku-extreme/eqr.pth depths=[16,64,256] different_init=[1,8]
 #   NPROC_PER_NODE=8 scripts/eval.sh CHECKPOINT ...      # torchrun, metrics summed over ranks
 # Options are those of evaluate.py (docs/evaluation.md); set PYTHON to choose the interpreter.
 set -euo pipefail

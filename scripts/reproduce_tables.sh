@@ -3,7 +3,7 @@
 #   scripts/reproduce_tables.sh                 # GPU job: full test sets, D in {16,64,256,1024}, B in {1,8,32,128}
 #   scripts/reproduce_tables.sh --limit 16      # first 16 test puzzles only (the way to try it on CPU)
 #   scripts/reproduce_tables.sh --tasks sudoku --depths "[16,64]" --breadths "[1,8]"
-# Downloads data and checkpoints into data/ and checkpoints/ when absent (scripts/download_artifacts.sh),
+# Downloads data and checkpoints into data/ and downloaded_checkpoints/ when absent (scripts/download_artifacts.sh),
 # writes docs/results/<task>.md (summary table) and the per-(D, B) CSV/JSON and plots under
 # docs/results/<task>/. Extra key=value arguments after -- go to evaluate.py.
 set -euo pipefail
@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
 done
 
 declare -A DATA=([sudoku]=data/sudoku-extreme-1k-aug-1000 [maze]=data/maze-30x30-unique-1k)
-declare -A CKPT=([sudoku]=checkpoints/sudoku-extreme/eqr.pth [maze]=checkpoints/maze-unique/eqr.pth)
+declare -A CKPT=([sudoku]=downloaded_checkpoints/sudoku-extreme/eqr.pth [maze]=downloaded_checkpoints/maze-unique/eqr.pth)
 
 need_data=0
 need_ckpt=0
@@ -38,11 +38,11 @@ for task in $tasks; do
     [ -f "${CKPT[$task]}" ] || need_ckpt=1
 done
 if [ "$need_ckpt" = 1 ] && [ "$need_data" = 1 ]; then
-    scripts/download_artifacts.sh --with-ckpts
-elif [ "$need_ckpt" = 1 ]; then
-    scripts/download_artifacts.sh --ckpts-only --ckpt-dir checkpoints
-elif [ "$need_data" = 1 ]; then
     scripts/download_artifacts.sh
+elif [ "$need_ckpt" = 1 ]; then
+    scripts/download_artifacts.sh --skip-data
+elif [ "$need_data" = 1 ]; then
+    scripts/download_artifacts.sh --skip-ckpts
 fi
 
 limit_args=()

@@ -181,3 +181,23 @@ def test_train_sh_checks_the_config_before_torchrun(maze, tmp_path):
                            f"dataset.data_path={maze}"], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 2 and "torch.distributed" not in proc.stderr
     assert proc.stderr.strip() == "config error: global_batch_size: 16 is not divisible by 3 ranks"
+
+
+@pytest.mark.parametrize(("name", "recipe"), [
+    ("eqr_sudoku", "train/eqr_sudoku"), ("train/eqr_maze_unique", "train/eqr_maze_unique"),
+    ("config/train/eqr_sudoku.yaml", "train/eqr_sudoku"), ("eqr_maze_unique.yaml", "train/eqr_maze_unique"),
+])
+def test_train_sh_takes_a_recipe_by_name_or_file(maze, tmp_path, name, recipe):
+    """`--check` composes the recipe and reads its dataset's metadata, then prints the name it composed."""
+    data = maze if "maze" in recipe else FIXTURES / "train_golden" / "eqr_sudoku_data"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "train.sh"), name, "--check", f"dataset.data_path={data}",
+                           "global_batch_size=16"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"config ok: {recipe}", proc.stderr
+
+
+def test_train_sh_names_a_missing_recipe(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "train.sh"), "config/train/eqr_sudok.yaml"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert_one_line(proc, "--config-name train/eqr_sudok: no such config; did you mean train/eqr_sudoku?")

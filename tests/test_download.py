@@ -133,6 +133,49 @@ def test_ckpts_only_skips_the_data(tmp_path, hub):
     assert not (tmp_path / "data").exists()
 
 
+def test_defaults_are_the_references_paths(tmp_path, hub, monkeypatch):
+    """No options: the dataset repo into data/, the checkpoints into downloaded_checkpoints/<task>/eqr.pth."""
+    monkeypatch.chdir(tmp_path)
+    assert download.main([]) == 0
+    assert (tmp_path / "data" / "sudoku-extreme-1k-aug-1000" / "train" / "dataset.json").is_file()
+    for name in ("sudoku-extreme/eqr.pth", "maze-unique/eqr.pth"):
+        assert (tmp_path / "downloaded_checkpoints" / name).read_bytes() == name.encode()
+    assert [(repo, kw["local_dir"], kw["cache_dir"]) for repo, _, kw in hub.calls] == [
+        ("locuslab/EqR-data", "data", None), ("locuslab/EqR-model", "downloaded_checkpoints", None)]
+
+
+def test_reference_options_choose_repos_files_and_cache(tmp_path, hub, capsys):
+    """--skip-data, --ckpt-repo, --ckpt-pattern (repeatable), --cache-dir; then --data-repo with --skip-ckpts."""
+    model = hub.remote / "me/other-model"
+    for name in ("a/eqr.pth", "b/eqr.pth", "b/notes.txt"):
+        (model / name).parent.mkdir(parents=True, exist_ok=True)
+        (model / name).write_text(name)
+    data = hub.remote / "me/other-data" / "maze-x" / "train"
+    data.mkdir(parents=True)
+    (data / "dataset.json").write_text("{}")
+    ckpt, cache = tmp_path / "ck", tmp_path / "cache"
+    assert download.main(["--skip-data", "--ckpt-repo", "me/other-model", "--ckpt-pattern", "a/*.pth",
+                          "--ckpt-pattern", "b/eqr.pth", "--ckpt-dir", str(ckpt), "--cache-dir", str(cache)]) == 0
+    assert sorted(p.relative_to(ckpt).as_posix() for p in ckpt.rglob("*") if p.is_file()) == ["a/eqr.pth",
+                                                                                              "b/eqr.pth"]
+    assert capsys.readouterr().out.splitlines() == [f"checkpoint -> {ckpt / 'a/eqr.pth'}",
+                                                    f"checkpoint -> {ckpt / 'b/eqr.pth'}"]
+    assert [(r, kw["allow_patterns"], kw["cache_dir"]) for r, _, kw in hub.calls] == [
+        ("me/other-model", ["a/*.pth", "b/eqr.pth"], str(cache))]
+    assert download.main(["--skip-ckpts", "--data-repo", "me/other-data", "--data-dir", str(tmp_path / "d")]) == 0
+    assert (tmp_path / "d" / "maze-x" / "train" / "dataset.json").is_file()
+    assert [r for r, _, _ in hub.calls[1:]] == ["me/other-data"]
+
+
+def test_a_pattern_that_matches_nothing_is_one_error_line(tmp_path, hub, capsys):
+    assert download.main(["--skip-data", "--ckpt-pattern", "nope/*.pth", "--ckpt-dir", str(tmp_path / "c")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "locuslab/EqR-model provided nothing for nope/*.pth" in err
+    with pytest.raises(SystemExit):
+        download.main(["--skip-data", "--skip-ckpts"])
+    assert "leaves nothing to fetch" in capsys.readouterr().err
+
+
 def not_found() -> Response:
     """A 404 response object of the HTTP library huggingface_hub is built on."""
     http = importlib.import_module(Response.__module__)
@@ -164,7 +207,9 @@ def test_shell_wrapper_runs_the_python_entry_point():
     assert script.stat().st_mode & 0o111
     env = {**os.environ, "PYTHON": sys.executable}
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True, env=env)
-    assert "--with-ckpts" in result.stdout and "--ckpt-dir" in result.stdout
+    for option in ("--skip-data", "--data-repo", "--ckpt-repo", "--ckpt-pattern", "--cache-dir", "--ckpt-dir",
+                   "--with-ckpts", "--ckpts-only"):
+        assert option in result.stdout, option
 
 
 @pytest.mark.parametrize("existing", [False, True])

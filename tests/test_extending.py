@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from analysis import visualize
+from analysis import Draw, visualize
 from dataset.build_task import build_task_dataset
 from dataset.show import describe
 from dataset.tasks import TASKS, Task, register_task
@@ -98,7 +98,7 @@ def test_a_new_task_and_architecture_run_end_to_end(registered, tmp_path):
     with pytest.raises(ConfigError, match="the reverse task declares no symmetries"):
         run_sweep(load_options([f"checkpoint={checkpoint}", "tta=2", f"output_dir={tmp_path / 'tta'}"]))
 
-    traj, files = visualize(checkpoint, data, segments=2, out=tmp_path / "vis")
+    traj, files = visualize(checkpoint, data, draw=Draw(segments=2), out=tmp_path / "vis")
     assert traj.preds.shape == (2, 6) and sorted(p.name for p in (tmp_path / "vis").glob("frame_*.png")) == [
         "frame_001.png", "frame_002.png"]
     assert files["gif"].stat().st_size > 0

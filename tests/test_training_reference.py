@@ -26,8 +26,9 @@ GOLDEN_DATA = FIXTURES / "train_golden" / "eqr_sudoku_data"
 
 
 def reference_config(arch: dict, run_dir: Path, **values):
+    """16 puzzles: 8 epochs are at least 8 steps, so max_steps (<= 8 here) sets the count."""
     base = {"arch": arch, "dataset": {"name": "sudoku16", "data_path": str(GOLDEN_DATA)}, "global_batch_size": 8,
-            "epochs": 1, "lr": 1e-4, "lr_warmup_steps": 2, "wandb_mode": "disabled", "device": "cpu",
+            "epochs": 8, "lr": 1e-4, "lr_warmup_steps": 2, "wandb_mode": "disabled", "device": "cpu",
             "checkpoint_path": str(run_dir), "eval_interval_steps": None, "log_interval_steps": 1}
     return load_pretrain_config({**base, **values})
 

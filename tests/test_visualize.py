@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import random
+
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from analysis.trajectory import FRAME_DPI, FRAME_SIZE, TITLE_BAND, TITLE_CHARS, Trajectory, draw_segment  # noqa: E402
+from analysis.trajectory import (  # noqa: E402
+    FRAME_DPI,
+    FRAME_SIZE,
+    TITLE_BAND,
+    TITLE_CHARS,
+    Draw,
+    Trajectory,
+    draw_segment,
+    visualize,
+)
 from dataset import maze  # noqa: E402
 from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset  # noqa: E402
 from dataset.build_sudoku_dataset import SudokuBuildConfig, build_sudoku_dataset  # noqa: E402
@@ -87,19 +97,55 @@ def test_maze_checkpoint_and_bad_inputs(tmp_path, capsys):
     assert "shape mismatch" in capsys.readouterr().err
 
 
-def test_record_trajectory_residuals_match_the_states():
+def test_record_trajectory_is_reproducible_and_leaves_the_global_rng_alone():
     from analysis.trajectory import record_trajectory
 
-    arch = tiny_arch(noise_scale=0.0)
+    arch = tiny_arch(noise_scale=0.05)
     model = build_model(arch).model
     batch = {"inputs": torch.randint(0, 7, (2, 16), dtype=torch.int32),
              "labels": torch.randint(0, 7, (2, 16), dtype=torch.int32)}
-    traj = record_trajectory(model, batch, segments=3, seed=5)
-    again = record_trajectory(model, batch, segments=3, seed=5)
+    states = torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
+    traj = record_trajectory(model, batch, Draw(segments=3, seed=5))
+    assert torch.equal(torch.get_rng_state(), states[0]) and (np.random.get_state()[1] == states[1]).all()
+    assert random.getstate() == states[2]
+    again = record_trajectory(model, batch, Draw(segments=3, seed=5))
     assert traj.preds.shape == (3, 16) and traj.residuals.shape == (3,)
     np.testing.assert_array_equal(traj.preds, again.preds)
-    assert traj.residuals[0] == pytest.approx(again.residuals[0])
+    np.testing.assert_array_equal(traj.residuals, again.residuals)
     assert (traj.residuals > 0).all()
+
+
+def test_the_drawn_trajectory_is_the_one_evaluate_scores(tmp_path):
+    """Puzzle 3 of 4 (second batch of two puzzles, so not slot 0), restart 1 of 2, seed 7: the prediction at
+    segments 2 and 4 (the last) equals what evaluate.py saved for it at depth 2 and 4; another restart or seed
+    draws another trajectory."""
+    import evaluate
+
+    data = tmp_path / "maze"
+    build_maze_dataset(MazeBuildConfig(output_dir=data, grid_size=7, train_samples=4, test_samples=4,
+                                       min_path_length=3, max_path_length=10, seed=0))
+    arch = tiny_arch(seq_len=49, vocab_size=6, noise_scale=0.2, lambda_=0.5)
+    torch.manual_seed(0)
+    ckpt = tmp_path / "tiny.pth"
+    torch.save({"model": build_model(arch).state_dict(), "config": {"arch": arch, "global_batch_size": 2}}, ckpt)
+    saved = {}
+    for depth in (2, 4):
+        out = tmp_path / f"eval{depth}"
+        assert evaluate.main([f"checkpoint={ckpt}", f"dataset_data_path={data}", f"depths={depth}",
+                              "different_init=2", "seed=7", "save_outputs=[preds]", f"output_dir={out}",
+                              "plots=false", "progress=false"]) == 0
+        (path,) = out.rglob("*_outputs.pt")
+        record = torch.load(path, weights_only=True)
+        saved[depth] = record["preds"][(record["puzzle"] == 3) & (record["restart"] == 1)][0].numpy()
+
+    draws = {}
+    for key, (seed, restart) in {"same": (7, 1), "restart": (7, 0), "seed": (8, 1)}.items():
+        traj, _ = visualize(ckpt, data, index=3, out=tmp_path / key,
+                            draw=Draw(segments=4, seed=seed, different_init=2, restart=restart))
+        draws[key] = traj.preds
+    for depth, preds in saved.items():
+        np.testing.assert_array_equal(draws["same"][depth - 1], preds, err_msg=f"depth {depth}")
+    assert not np.array_equal(draws["same"], draws["restart"]) and not np.array_equal(draws["same"], draws["seed"])
 
 
 def legend_below(ax) -> list[str]:

@@ -18,15 +18,15 @@ from utils.validation import ConfigError
 
 
 def steps_for(config: PretrainConfig, total_groups: int, mean_puzzle_examples: float) -> int:
-    """Total optimizer steps: epochs x floor(groups x examples per puzzle / global batch)."""
+    """Total optimizer steps: epochs x floor(groups x examples per puzzle / global batch), capped by
+    `max_steps` as the reference caps it (the smaller of the two; `max_steps` never adds steps)."""
     if total_groups < config.global_batch_size:
         raise ConfigError(
             f"global_batch_size: {config.global_batch_size} exceeds the {total_groups} groups of the training set; "
             "lower it (every batch holds one puzzle per group)"
         )
-    if config.max_steps is not None:
-        return config.max_steps
-    return config.epochs * int(total_groups * mean_puzzle_examples / config.global_batch_size)
+    steps = config.epochs * int(total_groups * mean_puzzle_examples / config.global_batch_size)
+    return steps if config.max_steps is None else min(steps, config.max_steps)
 
 
 def use_compile(config: PretrainConfig, device: torch.device) -> bool:

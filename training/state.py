@@ -67,7 +67,8 @@ def rank_states_of(ckpt: dict[str, Any], source: str, world: int) -> list[dict[s
     if len(states) != world:
         raise CheckpointError(
             f"{source}: written by {len(states)} rank(s), resuming with {world}; "
-            "exact resume needs the same number of ranks (use load_checkpoint= to start from its weights)"
+            "exact resume needs the same number of ranks (load_checkpoint=FILE load_weights_only=true starts from "
+            "its weights instead)"
         )
     return states
 

@@ -33,18 +33,13 @@ from training.interrupt import StopOnSignal
 from training.optim import LRSchedule, SignSGDSparse, make_adam_atan2
 from training.plan import preflight, use_compile
 from training.progress import MetricWindow, format_summary
+from training.start import latest_or_none, start_point
 from training.tracking import Tracker
 from utils import threads
-from utils.checkpoint import (
-    prune_checkpoints,
-    read_checkpoint,
-    resolve_checkpoint,
-    save_checkpoint_atomic,
-    step_checkpoints,
-)
+from utils.checkpoint import prune_checkpoints, save_checkpoint_atomic
 from utils.cli import Interrupted
 from utils.distributed import DistInfo, all_reduce_sum_, gather_objects
-from utils.safe_load import CheckpointError, safe_torch_load
+from utils.safe_load import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +57,13 @@ class Trainer:
 
         self.arch, self.total_steps = preflight(config, dist_info.world_size)
         self.train_data = PuzzleDataset(self._data_config(test=False), split="train")
+        start = start_point(config)  # resume=, load_checkpoint=: training/start.py
 
         torch.manual_seed(config.seed)  # identical initial weights on every rank
         self.head = build_model(self.arch).to(self.device)
-        if config.load_checkpoint:  # weights only, from any supported layout
-            contents = read_checkpoint(config.load_checkpoint, need_config=False)
-            check_architecture(contents.arch, self.arch.name, config.load_checkpoint)
-            load_model_state(self.head.model, contents.model_state, strict=True, source=config.load_checkpoint)
+        if start.weights is not None:  # weights only, from any supported layout; the EMA starts from them
+            check_architecture(start.weights.arch, self.arch.name, str(start.source))
+            load_model_state(self.head.model, start.weights.model_state, strict=True, source=str(start.source))
         if config.gradient_checkpoint:
             self.head.model.enable_gradient_checkpointing()
         changes = self.head.model.use_kernels(config.kernels)
@@ -94,10 +89,11 @@ class Trainer:
         wandb_run_id = None
         # Per-rank randomness (halting exploration, RI, noise) from here on.
         state.seed_everything(config.seed + dist_info.rank)
-        resume_from = self._resume_path()
-        if resume_from is not None:
-            wandb_run_id = self.load_state_dict(safe_torch_load(resume_from, map_location="cpu"), str(resume_from))
-            log.info("resumed from %s at step %d", resume_from, self.step)
+        if start.trainer_state is not None:
+            saved_run_id = self.load_state_dict(start.trainer_state, str(start.source))
+            wandb_run_id = saved_run_id if start.continues_run else None  # load_checkpoint=: a new W&B run
+            log.info("%s from %s at step %d", "resumed" if start.continues_run else "load_checkpoint: continuing",
+                     start.source, self.step)
         self.tracker = Tracker(config.model_dump(), project=config.project_name, name=config.run_name,
                                entity=config.entity, mode=config.wandb_mode, directory=str(self.run_dir),
                                enabled=dist_info.is_main, run_id=wandb_run_id)
@@ -281,17 +277,3 @@ class Trainer:
             prune_checkpoints(self.run_dir, self.config.checkpoint_keep_last)
         log.info("saved %s", path)
         return path
-
-    def _resume_path(self) -> Path | None:
-        resume = self.config.resume
-        if resume is False:
-            return None
-        path = latest_or_none(self.run_dir) if resume is True else resolve_checkpoint(resume)
-        if path is None:
-            log.info("resume: no checkpoint in %s, starting fresh", self.run_dir)
-        return path
-
-
-def latest_or_none(run_dir: Path) -> Path | None:
-    found = step_checkpoints(run_dir)
-    return found[-1] if found else None
