@@ -17,6 +17,19 @@ sys.path.insert(0, str(ROOT))
 FIXTURES = ROOT / "tests" / "fixtures"
 
 
+@pytest.fixture(autouse=True)
+def _no_thread_governor_between_tests():
+    """An entry point called in-process configures the process's thread governor; left in place it would
+    adapt later tests' thread counts to the machine's load, so bit-exact comparisons of two runs within one
+    test would depend on what ran before. Each test starts without one, at the thread count it found."""
+    from utils import threads
+
+    before = torch.get_num_threads()
+    yield
+    threads.release()
+    torch.set_num_threads(before)
+
+
 def tiny_arch(name: str = "eqr@EqRModel", **overrides) -> dict:
     """A small float32 config that runs in milliseconds on CPU."""
     arch = {

@@ -117,9 +117,9 @@ def test_check_golden_script_accepts_other_configs(tmp_path):
     assert proc.stdout.count("segment 0 bit-exact on this machine") == len(OTHER_CONFIGS)
 
 
-# What the reference's dataset builders and ARC evaluator wrote: data files, not the model's tensor
-# fixtures that the golden script reads.
-BUILDER_FIXTURES = {"sudoku_build", "maze_hard_build", "arc"}
+# What the reference's dataset builders and ARC evaluator wrote, and its eval config: data files, not the
+# model's tensor fixtures that the golden script reads.
+BUILDER_FIXTURES = {"sudoku_build", "maze_hard_build", "arc", "eval"}
 
 
 def test_check_golden_script_passes_on_every_bundled_fixture():

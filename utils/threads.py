@@ -142,3 +142,10 @@ def adapt() -> None:
     """Let the governor adjust the thread count, if one was configured (entry points configure it)."""
     if _governor is not None:
         _governor.adapt()
+
+
+def release() -> None:
+    """Forget the process's governor, so nothing adapts until an entry point configures one again
+    (entry points called in-process one after another, as tests call them, each start fresh)."""
+    global _governor
+    _governor = None
