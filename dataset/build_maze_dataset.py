@@ -16,25 +16,16 @@ import math
 import sys
 from pathlib import Path
 
-import huggingface_hub
 import numpy as np
-from huggingface_hub.errors import LocalEntryNotFoundError
 from pydantic import BaseModel, Field, ValidationError
 
 if __package__ in (None, ""):  # run as `python dataset/<name>.py`, not -m: put the repository root on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataset.download import (  # noqa: E402
-    HUB_ERRORS,
-    HubUnreachable,
-    check_hub_reachable,
-    hub_error_message,
-    quiet_retries,
-)
 from dataset.format import SplitArrays, write_identifiers, write_split  # noqa: E402
+from dataset.hub_csv import run_build, split_csv  # noqa: E402
 from dataset.maze import CHARSET, OPEN, PATH, VOCAB_SIZE  # noqa: E402
 from dataset.sudoku_csv import HEADER, InvalidRowError  # noqa: E402
-from utils import cli  # noqa: E402
 from utils.atomic import atomic_output_dir, check_target  # noqa: E402
 from utils.validation import ConfigError, format_validation_error  # noqa: E402
 
@@ -68,27 +59,6 @@ class MazeHardBuildConfig(BaseModel):
     aug: bool = False
     seed: int = Field(default=0, ge=0, lt=2**32)  # np.random.seed's range
     overwrite: bool = False
-
-
-def _csv_path(config: MazeHardBuildConfig, split: str) -> Path:
-    """The split's CSV: local, else from the Hub (offline the cached copy, or an error naming the address)."""
-    if config.source_dir is not None:
-        return config.source_dir / f"{split}.csv"
-    print(f"fetching {split}.csv from {config.source_repo} (cached after the first time)")
-    try:
-        check_hub_reachable()
-    except HubUnreachable as offline:
-        try:
-            return _hub_csv(config.source_repo, split, local_only=True)
-        except LocalEntryNotFoundError:
-            raise HubUnreachable(f"{offline}; {split}.csv is not cached") from None
-    return _hub_csv(config.source_repo, split, local_only=False)
-
-
-def _hub_csv(repo: str, split: str, local_only: bool) -> Path:
-    with quiet_retries():  # an outage ends in one message, not the client's retry warnings
-        return Path(huggingface_hub.hf_hub_download(repo, f"{split}.csv", repo_type="dataset",
-                                                    local_files_only=local_only))
 
 
 def _grid_reason(name: str, text: str, tokens: np.ndarray, cells: int) -> str | None:
@@ -154,8 +124,8 @@ def dihedral_copies(tokens: np.ndarray) -> np.ndarray:
 def build_maze_hard_dataset(config: MazeHardBuildConfig) -> Path:
     """Convert both splits and write the dataset; returns the output directory."""
     check_target(config.output_dir, config.overwrite)
-    train = read_maze_csv(_csv_path(config, "train"))
-    test = read_maze_csv(_csv_path(config, "test"), cells=train[0].shape[1])
+    train = read_maze_csv(split_csv(config.source_dir, config.source_repo, "train"))
+    test = read_maze_csv(split_csv(config.source_dir, config.source_repo, "test"), cells=train[0].shape[1])
     legacy = np.random.RandomState(config.seed)  # the stream np.random.seed(seed) starts, which the reference uses
     if config.subsample_size is not None and config.subsample_size < len(train[0]):
         index = legacy.choice(len(train[0]), size=config.subsample_size, replace=False)  # in drawn order
@@ -194,21 +164,7 @@ def parse_args(argv: list[str] | None = None) -> MazeHardBuildConfig:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    config = MazeHardBuildConfig()
-
-    def work() -> None:
-        nonlocal config
-        config = parse_args(argv)
-        build_maze_hard_dataset(config)
-
-    def describe(err: BaseException) -> str:
-        if isinstance(err, HUB_ERRORS):
-            return hub_error_message(config.source_repo, err, OFFLINE_HINT)
-        return cli.plain_error_line(err)
-
-    failures = (*HUB_ERRORS, InvalidRowError, FileExistsError, FileNotFoundError)
-    return cli.run_main(work, errors=(ConfigError,), failures=failures, debug=cli.debug_requested(argv),
-                        describe=describe)
+    return run_build(argv, parse_args, build_maze_hard_dataset, OFFLINE_HINT, (InvalidRowError,))
 
 
 if __name__ == "__main__":

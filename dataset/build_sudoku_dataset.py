@@ -14,27 +14,18 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-import huggingface_hub
 import numpy as np
-from huggingface_hub.errors import LocalEntryNotFoundError
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 if __package__ in (None, ""):  # run as `python dataset/<name>.py`, not -m: put the repository root on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataset.download import (  # noqa: E402
-    HUB_ERRORS,
-    HubUnreachable,
-    check_hub_reachable,
-    hub_error_message,
-    quiet_retries,
-)
 from dataset.format import SplitArrays, write_identifiers, write_split  # noqa: E402
+from dataset.hub_csv import run_build, split_csv  # noqa: E402
 from dataset.sudoku import VOCAB_SIZE, encode_tokens  # noqa: E402
 from dataset.sudoku_augment import augment  # noqa: E402
 from dataset.sudoku_csv import InvalidRowError, SudokuRows, read_sudoku_csv  # noqa: E402
 from dataset.sudoku_generate import GenerationError, generate_rows  # noqa: E402
-from utils import cli  # noqa: E402
 from utils.atomic import atomic_output_dir, check_target  # noqa: E402
 from utils.validation import ConfigError, format_validation_error  # noqa: E402
 
@@ -70,27 +61,6 @@ class SudokuBuildConfig(BaseModel):
         return self
 
 
-def _csv_path(config: SudokuBuildConfig, split: str) -> Path:
-    """The split's CSV; offline the cached copy, or at once an error naming the unreachable address."""
-    if config.source == "dir":
-        return config.source_dir / f"{split}.csv"
-    print(f"fetching {split}.csv from {config.source_repo} (cached after the first time)")
-    try:
-        check_hub_reachable()
-    except HubUnreachable as offline:
-        try:
-            return _hub_csv(config.source_repo, split, local_only=True)
-        except LocalEntryNotFoundError:
-            raise HubUnreachable(f"{offline}; {split}.csv is not cached") from None
-    return _hub_csv(config.source_repo, split, local_only=False)
-
-
-def _hub_csv(repo: str, split: str, local_only: bool) -> Path:
-    with quiet_retries():  # an outage ends in one message, not the client's retry warnings
-        return Path(huggingface_hub.hf_hub_download(repo, f"{split}.csv", repo_type="dataset",
-                                                    local_files_only=local_only))
-
-
 class _Streams:
     """The builder's randomness: the reference's legacy stream, and the offline generator's own."""
 
@@ -106,7 +76,7 @@ def _load_split(config: SudokuBuildConfig, split: str, streams: _Streams) -> Sud
     if config.source == "generate":
         return generate_rows(size or GENERATED_DEFAULT_SIZE, config.min_difficulty or 0, streams.generator,
                              streams.seen, label=f"generating {split}")
-    rows = read_sudoku_csv(_csv_path(config, split), skip_invalid=config.skip_invalid)
+    rows = read_sudoku_csv(split_csv(config.source_dir, config.source_repo, split), skip_invalid=config.skip_invalid)
     if rows.skipped:
         print(f"{split}: skipped {len(rows.skipped)} invalid rows (first: {rows.skipped[0]})")
     if config.min_difficulty is not None:
@@ -190,21 +160,8 @@ def parse_args(argv: list[str] | None = None) -> SudokuBuildConfig:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    config = SudokuBuildConfig()
-
-    def work() -> None:
-        nonlocal config
-        config = parse_args(argv)
-        build_sudoku_dataset(config)
-
-    def describe(err: BaseException) -> str:
-        if isinstance(err, HUB_ERRORS):
-            return hub_error_message(config.source_repo, err, OFFLINE_HINT)
-        return cli.plain_error_line(err)
-
-    failures = (*HUB_ERRORS, InvalidRowError, EmptySplitError, FileExistsError, FileNotFoundError, GenerationError)
-    return cli.run_main(work, errors=(ConfigError,), failures=failures, debug=cli.debug_requested(argv),
-                        describe=describe)
+    return run_build(argv, parse_args, build_sudoku_dataset, OFFLINE_HINT,
+                     (InvalidRowError, EmptySplitError, GenerationError))
 
 
 if __name__ == "__main__":

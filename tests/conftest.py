@@ -18,16 +18,29 @@ FIXTURES = ROOT / "tests" / "fixtures"
 
 
 @pytest.fixture(autouse=True)
-def _no_thread_governor_between_tests():
-    """An entry point called in-process configures the process's thread governor; left in place it would
-    adapt later tests' thread counts to the machine's load, so bit-exact comparisons of two runs within one
-    test would depend on what ran before. Each test starts without one, at the thread count it found."""
+def _process_settings_between_tests():
+    """Entry points called in-process change process-wide settings: the thread governor (left in place it
+    would adapt later tests' thread counts to the machine's load, so bit-exact comparisons of two runs
+    within a test would depend on what ran before) and denormal flushing. Each test starts without a
+    governor, at the thread count it found, and without flushing."""
     from utils import threads
 
     before = torch.get_num_threads()
     yield
     threads.release()
     torch.set_num_threads(before)
+    torch.set_flush_denormal(False)
+
+
+@pytest.fixture(scope="module")
+def maze_dir(tmp_path_factory) -> Path:
+    """96 + 16 small mazes (7x7): the training tests' dataset."""
+    from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset
+
+    out = tmp_path_factory.mktemp("data") / "maze7"
+    build_maze_dataset(MazeBuildConfig(output_dir=out, grid_size=7, train_samples=96, test_samples=16,
+                                       min_path_length=3, max_path_length=10, seed=1))
+    return out
 
 
 def tiny_arch(name: str = "eqr@EqRModel", **overrides) -> dict:

@@ -22,12 +22,6 @@ RUN = "eqr_fixtures_release_format_sudoku"  # the run label of CKPT: architectur
 NOISY = "eqr_noisy0_noisy_sudoku"  # the noisy copy in the module's temporary folder noisy0
 
 
-@pytest.fixture(autouse=True)
-def _restore_denormals():
-    yield
-    torch.set_flush_denormal(False)  # main() turns flushing on for the whole process
-
-
 @pytest.fixture(scope="module")
 def sudoku(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("data") / "sudoku"

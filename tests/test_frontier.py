@@ -8,7 +8,6 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest
-import torch
 
 from analysis.frontier import FrontierPoint, best_fixed, frontier_table, parse_rule
 from analysis.frontier_plots import frontier_figure, plot_frontier
@@ -16,12 +15,6 @@ from dataset.build_sudoku_dataset import SudokuBuildConfig, build_sudoku_dataset
 from scripts import frontier as frontier_script
 
 CKPT = Path(__file__).parent / "fixtures" / "release_format_sudoku.pth"
-
-
-@pytest.fixture(autouse=True)
-def _restore_denormals():
-    yield
-    torch.set_flush_denormal(False)  # main() turns flushing on for the whole process
 
 
 def test_rule_syntax():

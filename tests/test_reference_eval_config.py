@@ -10,24 +10,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 import evaluate
 import pretrain
 from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset
 from evaluation.options import load_options
+from tests.test_result_naming import TINY
 from utils.validation import ConfigError
 
 REFERENCE_YAML = Path(__file__).parent / "fixtures" / "eval" / "reference_depth_breadth.yaml"
-TINY = ["arch.hidden_size=16", "arch.num_heads=2", "arch.forward_dtype=float32", "arch.H_cycles=1",
-        "arch.L_cycles=1", "arch.L_layers=1", "global_batch_size=4", "wandb_mode=disabled", "max_steps=2",
-        "eval_interval_steps=null", "checkpoint_interval_steps=2"]
-
-
-@pytest.fixture(autouse=True)
-def _restore_denormals():
-    yield
-    torch.set_flush_denormal(False)  # evaluate.main turns flushing on for the whole process
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 import evaluate
 import pretrain
@@ -18,12 +17,6 @@ from utils.validation import ConfigError
 TINY = ["arch.hidden_size=16", "arch.num_heads=2", "arch.forward_dtype=float32", "arch.H_cycles=1",
         "arch.L_cycles=1", "arch.L_layers=1", "global_batch_size=8", "wandb_mode=disabled", "max_steps=2",
         "eval_interval_steps=null", "checkpoint_interval_steps=2"]
-
-
-@pytest.fixture(autouse=True)
-def _restore_denormals():
-    yield
-    torch.set_flush_denormal(False)  # evaluate.main turns flushing on for the whole process
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ import torch
 import pretrain
 from config.compose import compose_pretrain_config
 from config.schema import load_pretrain_config
-from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig
 from evaluation import evaluate_depths
 from models.loading import load_checkpoint
@@ -37,14 +36,6 @@ TINY = [
 REF_TRAINER = FIXTURES / "ref_trainer_sudoku.pth"
 HRM_RELEASE = FIXTURES / "hrm_release_layout"
 CPU = DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
-
-
-@pytest.fixture(scope="module")
-def maze_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("data") / "maze7"
-    build_maze_dataset(MazeBuildConfig(output_dir=out, grid_size=7, train_samples=96, test_samples=16,
-                                       min_path_length=3, max_path_length=10, seed=1))
-    return out
 
 
 def make_config(name: str, data: Path, run_dir: Path, *overrides: str):

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from config.schema import load_pretrain_config
-from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset
 from tests.conftest import tiny_arch
 from tests.test_training import CPU, make_config
 from training.plan import steps_for
@@ -17,14 +16,6 @@ from training.trainer import Trainer
 from utils.safe_load import CheckpointError, safe_torch_load
 
 OPTS = ("arch.halt_exploration_prob=0.5", "arch.noise_scale=0.05", "arch.halt_max_steps=2")
-
-
-@pytest.fixture(scope="module")
-def maze_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("data") / "maze7"
-    build_maze_dataset(MazeBuildConfig(output_dir=out, grid_size=7, train_samples=96, test_samples=16,
-                                       min_path_length=3, max_path_length=10, seed=1))
-    return out
 
 
 @pytest.fixture(scope="module")
