@@ -13,6 +13,7 @@ shows the traceback instead).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from evaluation import USER_ERRORS, load_options, run_command, run_sweep
 
@@ -23,8 +24,11 @@ def _sweep(argv: list[str]) -> int:
         print(result.summary)
         folders = sorted({str(f.parent) for f in result.files if f.parent != result.folder and "eval_preds" not in
                           f.parts})
+        reference = sorted({str(Path(*f.parts[:f.parts.index("eval_preds") + 1])) for f in result.files
+                            if "eval_preds" in f.parts})
         print(f"wrote {len(result.files)} files: results of each point in {', '.join(folders)}; "
-              f"summary, points.csv and plots in {result.folder}")
+              f"summary, points.csv and plots in {result.folder}"
+              + (f"; the reference's layout in {', '.join(reference)}" if reference else ""))
     return 0
 
 
