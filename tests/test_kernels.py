@@ -13,7 +13,7 @@ from models.layers import SwiGLU
 from models.registry import build_model
 from tests.conftest import tiny_arch
 from tests.test_eval_cli import CKPT, sudoku  # noqa: F401  (the module's dataset fixture)
-from tests.test_training import CPU, make_config, maze_dir  # noqa: F401  (the module's dataset fixture)
+from tests.test_training import CPU, make_config
 from training.trainer import Trainer
 
 
