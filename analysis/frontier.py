@@ -18,33 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from analysis.frontier_point import FrontierPoint
 from analysis.machine import describe_machine
-from evaluation import ElasticExit, EvalConfig, parse_eval_config
+from evaluation import EvalConfig, StopRule, parse_eval_config
 from evaluation.sweep import evaluate_pass, prepare
 from utils import distributed
 from utils.atomic import atomic_file
 from utils.validation import ConfigError, format_validation_error
 
 DEFAULT_RULES = ["stable:1", "stable:2", "stable:3", "q", "stable:1|q", "stable:2&q"]
-
-
-def parse_rule(text: str, min_steps: int = 1) -> ElasticExit:
-    """`stable:2&residual:0.5` -> ElasticExit(rules=(stable, residual), combine=all, patience=2, tol=0.5)."""
-    if "&" in text and "|" in text:
-        raise ValueError(f"{text!r}: join the rules with & or with |, not both")
-    combine = "any" if "|" in text else "all"
-    options: dict[str, Any] = {"patience": 2, "tol": 1e-2}
-    rules = []
-    for part in text.replace("|", "&").split("&"):
-        name, _, value = part.strip().partition(":")
-        if name not in ("stable", "residual", "q") or name in rules or (name == "q" and value):
-            raise ValueError(f"{text!r}: {part!r} is not one of stable:P, residual:T, q (each at most once)")
-        if value:
-            try:
-                options["patience" if name == "stable" else "tol"] = int(value) if name == "stable" else float(value)
-            except ValueError:
-                raise ValueError(f"{text!r}: {part!r} needs a number after the colon") from None
-        rules.append(name)
-    return ElasticExit(rules=tuple(rules), combine=combine, min_steps=min_steps, **options)
 
 
 class FrontierConfig(BaseModel):
@@ -69,7 +49,7 @@ class FrontierConfig(BaseModel):
     @classmethod
     def _rules(cls, values: list[str]) -> list[str]:
         for text in values:
-            parse_rule(text)
+            StopRule.parse(text)
         return values
 
 
@@ -110,12 +90,11 @@ def run_frontier(frontier: FrontierConfig, evaluation: EvalConfig) -> list[Front
     info = distributed.setup(evaluation.device)
     checkpoint = evaluation.checkpoints[0]
     top = frontier.elastic_depth or max(frontier.depths)
-    passes = [(f"D={d}", "fixed", d, evaluation.model_copy(update={"depths": [d]})) for d in frontier.depths]
-    for text in frontier.elastic:
-        rule = parse_rule(text, frontier.elastic_min_steps)
-        update = {"depths": [top], "elastic": True, "elastic_rules": list(rule.rules), "elastic_combine": rule.combine,
-                  "elastic_patience": rule.patience, "elastic_tol": rule.tol, "elastic_min_steps": rule.min_steps}
-        passes.append((text, "elastic", top, evaluation.model_copy(update=update)))
+    passes: list[tuple[str, str, int, EvalConfig, StopRule | None]] = [
+        (f"D={d}", "fixed", d, evaluation.model_copy(update={"depths": [d]}), None) for d in frontier.depths]
+    elastic = evaluation.model_copy(update={"depths": [top]})
+    passes += [(text, "elastic", top, elastic, StopRule.parse(text, frontier.elastic_min_steps))
+               for text in frontier.elastic]
     prepared = list(prepare(evaluation.model_copy(update={"depths": [top, *frontier.depths]}), checkpoint, info))
     if len(prepared) != 1:
         raise ConfigError("param_iter: the frontier takes one override point")
@@ -123,8 +102,8 @@ def run_frontier(frontier: FrontierConfig, evaluation: EvalConfig) -> list[Front
     if prepared[0].segment is not None:  # compile before the clock runs: every pass has the same slot shapes
         evaluate_pass(evaluation.model_copy(update={"depths": [1], "max_eval_steps": 1}), prepared[0], breadth, info)
     points = []
-    for label, kind, depth, cfg in passes:
-        run = evaluate_pass(cfg, prepared[0], breadth, info).run
+    for label, kind, depth, cfg, rule in passes:
+        run = evaluate_pass(cfg, prepared[0], breadth, info, stop=rule).run
         points.append(_point(label, kind, depth, run.metrics[depth], run.per_trajectory[depth], run.wall_s,
                              run.trajectory_segments))
     return points

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from analysis.machine import describe_machine  # noqa: E402
 from dataset.build_sudoku_dataset import SudokuBuildConfig, build_sudoku_dataset  # noqa: E402
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig, read_metadata  # noqa: E402
-from evaluation.engine import ElasticExit, EvalResult, run_evaluation  # noqa: E402
+from evaluation.engine import EvalResult, StopRule, run_evaluation  # noqa: E402
 from models.loading import load_checkpoint  # noqa: E402
 from utils import allocator  # noqa: E402
 
@@ -71,7 +71,7 @@ def main() -> None:
         model = load_checkpoint(args.checkpoint, data_fields=fields).act_model.eval()
         batches = _batches(data, args.batch)
         depths, top = sorted(args.depths), max(args.depths)
-        elastic = ElasticExit(patience=args.elastic_patience, tol=args.elastic_tol)
+        elastic = StopRule(patience=args.elastic_patience, tol=args.elastic_tol)
 
         print(f"machine: {describe_machine()}; checkpoint {Path(args.checkpoint).name}; "
               f"{sum(n for _, n in batches)} puzzles; D in {depths}; elastic patience {elastic.patience}, "

@@ -4,10 +4,11 @@ reports. Entry points use this package's API."""
 from dataset.format import DatasetFormatError
 from evaluation.command import run_command
 from evaluation.config import EvalConfig, parse_eval_config
-from evaluation.engine import ElasticExit, EvalResult, evaluate_depths, run_evaluation
+from evaluation.engine import EvalResult, evaluate_depths, run_evaluation
 from evaluation.naming import run_label
 from evaluation.options import load_options
 from evaluation.randomness import restart_argument
+from evaluation.stopping import StopRule
 from evaluation.sweep import SweepResult, run_sweep
 from utils.safe_load import CheckpointError
 from utils.validation import ConfigError
@@ -15,6 +16,6 @@ from utils.validation import ConfigError
 # What a user's bad input raises: entry points print these as one line.
 USER_ERRORS = (ConfigError, CheckpointError, DatasetFormatError)
 
-__all__ = ["USER_ERRORS", "ElasticExit", "EvalConfig", "EvalResult", "SweepResult", "evaluate_depths",
+__all__ = ["USER_ERRORS", "EvalConfig", "EvalResult", "SweepResult", "evaluate_depths",
            "load_options", "parse_eval_config", "restart_argument", "run_command", "run_evaluation", "run_label",
-           "run_sweep"]
+           "run_sweep", "StopRule"]

@@ -16,8 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evaluation.counting import Counting
-from evaluation.engine import ElasticExit
 from evaluation.outputs import OUTPUT_FIELDS
+from evaluation.stopping import CONDITIONS, DEFAULT_RULE, StopRule
 from evaluation.tta import TTAKind
 from utils.validation import ConfigError, format_validation_error
 
@@ -76,13 +76,13 @@ class EvalConfig(BaseModel):
     use_ema: bool = True
     seed: int = Field(default=0, ge=0)
     elastic: bool = False
-    elastic_patience: int = Field(default=2, ge=1)
-    elastic_tol: float = Field(default=1e-2, ge=0)
-    elastic_use_q: bool = False
-    elastic_rules: list[Literal["stable", "residual", "q"]] = Field(default_factory=lambda: ["stable", "residual"],
-                                                                    min_length=1)
-    elastic_combine: Literal["all", "any"] = "all"
-    elastic_min_steps: int = Field(default=2, ge=1)
+    elastic_patience: int = Field(default=DEFAULT_RULE.patience, ge=1)
+    elastic_tol: float = Field(default=DEFAULT_RULE.tol, ge=0)
+    elastic_use_q: bool = False  # the rule q alone, as elastic_rules=[q]
+    elastic_rules: list[Literal[CONDITIONS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(DEFAULT_RULE.rules), min_length=1)
+    elastic_combine: Literal["all", "any"] = DEFAULT_RULE.combine
+    elastic_min_steps: int = Field(default=DEFAULT_RULE.min_steps, ge=1)
     tta: int = Field(default=1, ge=1)
     tta_kind: TTAKind = "auto"
     forward_dtype: Literal["bfloat16", "float16", "float32"] | None = None
@@ -164,12 +164,12 @@ class EvalConfig(BaseModel):
         return {False: "clean", True: "reference", "both": "both"}[self.reference_counting]
 
     @property
-    def elastic_exit(self) -> ElasticExit | None:
+    def stop_rule(self) -> StopRule | None:
+        """The elastic exit's rule (evaluation/stopping.py) from the `elastic_*` keys; None without `elastic`."""
         if not self.elastic:
             return None
-        return ElasticExit(patience=self.elastic_patience, tol=self.elastic_tol, use_q=self.elastic_use_q,
-                           rules=tuple(self.elastic_rules), combine=self.elastic_combine,
-                           min_steps=self.elastic_min_steps)
+        return StopRule(rules=("q",) if self.elastic_use_q else tuple(self.elastic_rules), combine=self.elastic_combine,
+                        patience=self.elastic_patience, tol=self.elastic_tol, min_steps=self.elastic_min_steps)
 
     def output_dir_for(self, checkpoint: str) -> Path:
         """`output_dir` when given, else the checkpoint's own directory."""

@@ -30,10 +30,11 @@ from evaluation.adaptive_breadth import AdaptiveQueue
 from evaluation.counting import Counting, DepthView, count_depth, merge_counted, trajectory_columns
 from evaluation.outputs import OutputRecorder
 from evaluation.randomness import restart_stds
-from evaluation.trajectories import ElasticExit, SlotRunner, Trajectory
+from evaluation.stopping import StopRule
+from evaluation.trajectories import SlotRunner, Trajectory
 from models.act import ACTModel, Batch
 
-__all__ = ["ElasticExit", "EvalResult", "evaluate_depths", "run_evaluation"]
+__all__ = ["EvalResult", "StopRule", "evaluate_depths", "run_evaluation"]
 
 
 @dataclass
@@ -123,7 +124,7 @@ def run_evaluation(
     convergence_window: int = 3,
     seed: int = 0,
     tta: TransformSet | None = None,
-    elastic: ElasticExit | None = None,
+    elastic: StopRule | None = None,
     per_trajectory: bool = False,
     restart_std: float | tuple[float, float] | None = 1.0,
     counting: Counting = "clean",

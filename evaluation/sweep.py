@@ -38,6 +38,7 @@ from evaluation.report import (
     write_text,
     write_trajectories,
 )
+from evaluation.stopping import StopRule
 from evaluation.tta import build_transforms
 from models.act import ACTModel
 from models.loading import LoadedCheckpoint, build_from_checkpoint, infer_data_fields
@@ -176,8 +177,10 @@ def prepare(cfg: EvalConfig, checkpoint: str, info: distributed.DistInfo,
         yield build_point(point, checkpoint, fit, info)
 
 
-def evaluate_pass(cfg: EvalConfig, prepared: Prepared, breadth: int, info: distributed.DistInfo) -> Evaluated:
-    """One pass of `prepared` over the split at breadth `breadth`: every depth of `cfg`, its other options.
+def evaluate_pass(cfg: EvalConfig, prepared: Prepared, breadth: int, info: distributed.DistInfo,
+                  stop: StopRule | None = None) -> Evaluated:
+    """One pass of `prepared` over the split at breadth `breadth`: every depth of `cfg`, its other options;
+    `stop` replaces the stop rule of `cfg`'s `elastic_*` keys (the frontier's settings).
     Restarts (B > 1) follow `restart_std` (docs/evaluation.md): the model's own init stds where it
     declares them, else `different_init_reset_std`; `reset_std`: that std for every architecture."""
     dataset = PuzzleDataset(
@@ -195,7 +198,7 @@ def evaluate_pass(cfg: EvalConfig, prepared: Prepared, breadth: int, info: distr
         prepared.model, islice(dataset.test_batches(), cfg.max_eval_steps), cfg.depths,
         different_init=breadth, convergence_top_k=cfg.convergence_top_k,
         convergence_window=cfg.convergence_window, seed=cfg.seed, tta=prepared.transforms,
-        elastic=cfg.elastic_exit, per_trajectory=cfg.per_trajectory,
+        elastic=stop or cfg.stop_rule, per_trajectory=cfg.per_trajectory,
         restart_std=restart, counting=cfg.counting, save_outputs=cfg.save_outputs,
         total_batches=batches_in(dataset.num_examples, prepared.batch, cfg.max_eval_steps),
         progress=cfg.progress, max_rows=cfg.max_rows, segment=prepared.segment, breadth_agree=cfg.breadth_agree,

@@ -18,31 +18,9 @@ from dataclasses import dataclass, field
 import torch
 
 from evaluation.randomness import TrajectoryNoise, initial_state, trajectory_keys
+from evaluation.stopping import StopRule
 from models.act import ACTModel, Batch, latent_residual
 from utils import threads
-
-STOP_RULES = ("stable", "residual", "q")
-
-
-@dataclass(frozen=True)
-class ElasticExit:
-    """When a trajectory may stop before the largest depth.
-
-    Rules: `stable` (its prediction unchanged for `patience` segments), `residual` (its latent
-    residual below `tol`), `q` (its q_halt logit above 0); `combine` says whether all or any of
-    them must hold. Never before `min_steps` segments. `use_q=True` is the rule `q` alone.
-    """
-
-    patience: int = 2
-    tol: float = 1e-2
-    use_q: bool = False
-    rules: tuple[str, ...] = ("stable", "residual")
-    combine: str = "all"
-    min_steps: int = 2
-
-    @property
-    def active_rules(self) -> tuple[str, ...]:
-        return ("q",) if self.use_q else tuple(self.rules)
 
 
 @dataclass
@@ -75,7 +53,7 @@ class SlotRunner:
     """
 
     def __init__(self, model: ACTModel, slots: int, depths: Sequence[int], seed: int,
-                 restart: tuple[float, float] | None, elastic: ElasticExit | None, window: int | None,
+                 restart: tuple[float, float] | None, elastic: StopRule | None, window: int | None,
                  trackers: Sequence[str], keep_logits: bool, on_segment: Callable[..., None],
                  segment: Callable[..., tuple] | None = None, fixed_shape: bool = False,
                  reference_residuals: bool = False) -> None:
@@ -226,11 +204,8 @@ class SlotRunner:
         done = steps >= self.depths[-1]
         if self.elastic is None:
             return done, torch.zeros_like(done), None
-        cfg = self.elastic
-        holds = {"stable": self.stable[rows] >= cfg.patience, "residual": residual < cfg.tol, "q": q_halt > 0}
-        held = torch.stack([holds[r] for r in cfg.active_rules])
-        combined = held.all(0) if cfg.combine == "all" else held.any(0)
-        return done, combined & (steps >= cfg.min_steps), held
+        held = self.elastic.conditions(self.stable[rows], residual, q_halt)
+        return done, self.elastic.fires(held, steps), held
 
     def _record(self, rows: torch.Tensor, live: torch.Tensor, steps: torch.Tensor, preds: torch.Tensor,
                 logits: torch.Tensor, snapshot: dict[str, torch.Tensor], stop: torch.Tensor,
@@ -247,13 +222,12 @@ class SlotRunner:
         if self.keep_logits:
             values["logits"] = logits[keep].float()
         values = {k: v.cpu() for k, v in values.items()}
-        names = self.elastic.active_rules if self.elastic is not None else ()
         rules = held[:, keep].T.tolist() if held is not None else [()] * len(keep)
         flags = zip(rows[keep].tolist(), steps[keep].tolist(), stop[keep].tolist(), fired[keep].tolist(), rules,
                     strict=True)
         for i, (slot, step, stops, exits, holding) in enumerate(flags):
             traj = self.occupant[slot]
-            reason = "+".join(n for n, h in zip(names, holding, strict=True) if h) if exits else "depth"
+            reason = self.elastic.reason(holding) if exits else "depth"
             row = {k: v[i] for k, v in values.items()}
             for depth in self.depths:
                 if depth == step or (stops and depth > step):

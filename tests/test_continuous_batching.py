@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from evaluation.engine import ElasticExit, run_evaluation
+from evaluation.engine import run_evaluation
+from evaluation.stopping import StopRule
 from models.registry import build_model
 from tests.conftest import ScriptedInner, scripted_model, tiny_arch
 
@@ -41,7 +42,7 @@ def puzzle_batches(per_batch: int) -> list[tuple[dict[str, torch.Tensor], int]]:
 @pytest.mark.parametrize("per_batch", [10, 4])
 def test_three_slots_run_exactly_the_minimal_slot_segments(per_batch):
     model = counting_model()
-    q_rule = ElasticExit(rules=("q",), min_steps=1)
+    q_rule = StopRule(rules=("q",), min_steps=1)
     result = run_evaluation(model, puzzle_batches(per_batch), [2, 8], elastic=q_rule, max_rows=3,
                             per_trajectory=True, restart_std=None, progress=False)
     minimal = sum(STOP_AT)  # each trajectory runs until its own stop, not one segment more
@@ -94,7 +95,7 @@ def test_elastic_rule_that_never_fires_equals_fixed_depth(eqr_and_batches):
     model, batches = eqr_and_batches
     depths = [1, 3, 6]
     fixed = run_evaluation(model, batches, depths, **OPTIONS)
-    never = ElasticExit(rules=("residual",), tol=0.0, min_steps=1)
+    never = StopRule(rules=("residual",), tol=0.0, min_steps=1)
     elastic = run_evaluation(model, batches, depths, elastic=never, **OPTIONS)
     assert elastic.trajectory_segments == fixed.trajectory_segments == 3 * 4 * 2 * 6
     # In 5 slots rather than 8 the trajectories start in other slots, which changes only the reference's
@@ -116,7 +117,7 @@ def test_elastic_rule_that_never_fires_equals_fixed_depth(eqr_and_batches):
 def test_elastic_at_depth_one_equals_depth_one(eqr_and_batches):
     model, batches = eqr_and_batches
     fixed = run_evaluation(model, batches, [1], **OPTIONS)
-    always = ElasticExit(rules=("residual", "stable"), tol=float("inf"), combine="any", min_steps=1)
+    always = StopRule(rules=("residual", "stable"), tol=float("inf"), combine="any", min_steps=1)
     elastic = run_evaluation(model, batches, [1], elastic=always, **OPTIONS)
     assert _without_elastic_keys(elastic.metrics[1]) == fixed.metrics[1]
     assert elastic.trajectory_segments == fixed.trajectory_segments == 3 * 4 * 2
@@ -126,7 +127,7 @@ def test_elastic_at_depth_one_equals_depth_one(eqr_and_batches):
 def test_fixed_shape_segment_gives_the_same_results(eqr_and_batches):
     """A compiled segment runs every slot every segment (empty ones on stale data): same records, same cost."""
     model, batches = eqr_and_batches
-    rule = ElasticExit(rules=("stable",), patience=1, min_steps=2)
+    rule = StopRule(rules=("stable",), patience=1, min_steps=2)
     eager = run_evaluation(model, batches, [2, 5], elastic=rule, max_rows=6, **OPTIONS)
     fixed = run_evaluation(model, batches, [2, 5], elastic=rule, max_rows=6, segment=model.inner, **OPTIONS)
     assert fixed.trajectory_segments == eager.trajectory_segments < 3 * 4 * 2 * 5

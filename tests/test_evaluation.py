@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from dataset.symmetries import dihedral_transforms
-from evaluation.engine import ElasticExit, evaluate_depths, run_evaluation
+from evaluation.engine import evaluate_depths, run_evaluation
 from evaluation.randomness import TrajectoryNoise, initial_state, trajectory_keys
+from evaluation.stopping import StopRule
 from models.act import Carry
 from models.registry import build_model
 from tests.conftest import ScriptedInner, scripted_model, tiny_arch
@@ -119,7 +120,7 @@ def test_one_pass_equals_separate_runs(eqr):
 
 def test_one_pass_equals_separate_runs_with_elastic(eqr):
     batches = _random_batches(2, 3)
-    elastic = ElasticExit(patience=1, tol=1e9)  # exits as soon as the prediction repeats
+    elastic = StopRule(patience=1, tol=1e9)  # exits as soon as the prediction repeats
     together = run_evaluation(eqr, batches, [2, 6], different_init=2, convergence_top_k=1, elastic=elastic)
     alone = run_evaluation(eqr, batches, [6], different_init=2, convergence_top_k=1, elastic=elastic)
     assert alone.metrics[6] == together.metrics[6]
@@ -173,7 +174,7 @@ def test_elastic_exit_accounting():
     # copy speeds 0 -> logits stop moving, prediction stable from segment 2
     model = drifting_model(HAND_PREDS, {1: [0.0] * 4, 2: [0.0] * 4})
     batches = [(batch([1, 2], [[1, 2, 3], [0, 1, -100]]), 2)]
-    run = run_evaluation(model, batches, [2, 8], different_init=B, elastic=ElasticExit(patience=1, tol=1e9), **OWN)
+    run = run_evaluation(model, batches, [2, 8], different_init=B, elastic=StopRule(patience=1, tol=1e9), **OWN)
     m = run.metrics[8]
     assert m["elastic/max_segments"] == 2 and m["elastic/mean_segments"] == 2
     assert m["elastic/segments_saved"] == pytest.approx(1 - 2 / 8)
@@ -181,7 +182,7 @@ def test_elastic_exit_accounting():
     assert run.trajectory_segments == 8 * 2  # 8 trajectories stopped after 2 segments each
     assert m["exact_accuracy"] == 0.5
     assert "residual_of_3_steps" not in m
-    q = run_evaluation(model, batches, [8], different_init=B, elastic=ElasticExit(use_q=True), **OWN).metrics[8]
+    q = run_evaluation(model, batches, [8], different_init=B, elastic=StopRule(rules=("q",)), **OWN).metrics[8]
     assert q["elastic/exit_rate"] == pytest.approx(0.25)  # only copy 0 has q_halt > 0
     assert q["steps"] == pytest.approx((2 * 2 + 6 * 8) / 8)
 

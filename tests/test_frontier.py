@@ -9,24 +9,25 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pytest
 
-from analysis.frontier import FrontierPoint, best_fixed, frontier_table, parse_rule
+from analysis.frontier import FrontierPoint, best_fixed, frontier_table
 from analysis.frontier_plots import frontier_figure, plot_frontier
 from dataset.build_sudoku_dataset import SudokuBuildConfig, build_sudoku_dataset
+from evaluation.stopping import StopRule
 from scripts import frontier as frontier_script
 
 CKPT = Path(__file__).parent / "fixtures" / "release_format_sudoku.pth"
 
 
 def test_rule_syntax():
-    rule = parse_rule("stable:3&residual:0.5", min_steps=2)
+    rule = StopRule.parse("stable:3&residual:0.5", min_steps=2)
     assert (rule.rules, rule.combine, rule.patience, rule.tol, rule.min_steps) == (("stable", "residual"), "all", 3,
                                                                                    0.5, 2)
-    rule = parse_rule("q|stable")
+    rule = StopRule.parse("q|stable")
     assert (rule.rules, rule.combine, rule.patience, rule.min_steps) == (("q", "stable"), "any", 2, 1)
     for bad, says in (("stable:2&q|residual:1", "not both"), ("stable:x", "needs a number"), ("halt", "not one of"),
                       ("q:1", "not one of"), ("stable&stable", "at most once")):
         with pytest.raises(ValueError, match=says):
-            parse_rule(bad)
+            StopRule.parse(bad)
 
 
 def _points(*rows: tuple[str, str, int, float, float]) -> list[FrontierPoint]:

@@ -15,8 +15,9 @@ import torch.multiprocessing as mp
 
 from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig
-from evaluation.engine import ElasticExit, run_evaluation
+from evaluation.engine import run_evaluation
 from evaluation.randomness import hash32, normal, trajectory_keys, trunc_normal
+from evaluation.stopping import StopRule
 from models.config import ArchConfig
 from models.eqr import EqRInner, EqRModel
 from tests.conftest import free_port, gloo_rank, tiny_arch
@@ -100,9 +101,9 @@ def test_draws_do_not_depend_on_batch_slot_or_rank(tmp_path):
     _assert_same(full, _draws(data, weights, batch=1), "a batch of one puzzle")
     _assert_same(full, _draws(data, weights, batch=7, max_rows=1), "alone: one slot")
     _assert_same(full, _draws(data, weights, batch=3, max_rows=5), "5 slots over batches of 3 puzzles")
-    never = ElasticExit(rules=("residual",), tol=0.0, min_steps=1)
+    never = StopRule(rules=("residual",), tol=0.0, min_steps=1)
     _assert_same(full, _draws(data, weights, batch=7, max_rows=4, elastic=never), "slots shifted by elastic")
-    early = ElasticExit(rules=("residual",), tol=float("inf"), min_steps=1, combine="any")
+    early = StopRule(rules=("residual",), tol=float("inf"), min_steps=1, combine="any")
     stopped = _draws(data, weights, batch=7, max_rows=4, elastic=early)
     assert all(len(s) == 1 for s in stopped.values())  # every trajectory left after one segment
     _assert_same(full, stopped, "elastic exits refill slots", prefix=True)
