@@ -20,10 +20,11 @@ from utils import allocator, cli, distributed
 USAGE = "usage: python pretrain.py [--config-name NAME] [--debug] [--check] [key=value ...]"
 
 
-def parse_args(argv: list[str]) -> tuple[str, list[str], bool]:
-    """(config name, overrides, debug) from `--config-name NAME` / `-cn NAME` / `--config-name=NAME`;
-    `--check` is read by `main`."""
-    name, overrides, debug = "cfg_pretrain", [], os.environ.get("HYDRA_FULL_ERROR") == "1"
+def parse_args(argv: list[str]) -> tuple[str, list[str]]:
+    """(config name, overrides) from `--config-name NAME` / `-cn NAME` / `--config-name=NAME`; `--check`
+    is read by `_train`. The overrides are Hydra's syntax (`+key=value`, `arch=trm`), read by
+    `compose_pretrain_config`, so only their shape is checked here."""
+    name, overrides = "cfg_pretrain", []
     args = iter(argv)
     for arg in args:
         if arg in ("--config-name", "-cn"):
@@ -32,39 +33,29 @@ def parse_args(argv: list[str]) -> tuple[str, list[str], bool]:
                 raise ConfigError(f"{arg}: needs a config name, e.g. train/eqr_sudoku")
         elif arg.startswith("--config-name="):
             name = arg.split("=", 1)[1]
-        elif arg == "--debug":
-            debug = True
         elif arg == "--check":
             continue
         elif arg.startswith("-") or "=" not in arg:
             raise ConfigError(f"{arg}: expected key=value or --config-name NAME ({USAGE})")
         else:
             overrides.append(arg)
-    return name, overrides, debug
+    return name, overrides
+
+
+def _train(argv: list[str]) -> None:
+    name, overrides = parse_args(argv)
+    config = compose_pretrain_config(name, overrides)
+    if "--check" in argv:  # the config and the dataset's metadata only, for WORLD_SIZE ranks
+        preflight(config, int(os.environ.get("WORLD_SIZE", "1")))
+        print(f"config ok: {name}")
+        return
+    allocator.keep_freed_memory()  # freed activations stay in the process: no page faults per step
+    Trainer(config, distributed.setup(config.device)).run()
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("-h", "--help"):
-        print(__doc__ + "\n" + USAGE)
-        return 0
-    debug = cli.debug_requested(argv)
-    cli.setup_logging(debug, timestamps=True)
-
-    def train() -> None:
-        name, overrides, _ = parse_args(argv)
-        config = compose_pretrain_config(name, overrides)
-        if "--check" in argv:  # the config and the dataset's metadata only, for WORLD_SIZE ranks
-            preflight(config, int(os.environ.get("WORLD_SIZE", "1")))
-            print(f"config ok: {name}")
-            return
-        allocator.keep_freed_memory()  # freed activations stay in the process: no page faults per step
-        Trainer(config, distributed.setup(config.device)).run()
-
-    try:
-        return cli.run_main(train, errors=USER_ERRORS, debug=debug)
-    finally:
-        distributed.teardown()
+    return cli.run_command(argv, __doc__ + "\n" + USAGE, _train, errors=USER_ERRORS, timestamps=True,
+                           cleanup=distributed.teardown)
 
 
 if __name__ == "__main__":

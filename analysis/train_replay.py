@@ -39,15 +39,16 @@ def data_dir_for(trajectory: Path) -> Path:
     return trajectory.with_name(f"{trajectory.stem}_data")
 
 
-def replay_config(recorded: dict[str, Any], data_dir: Path, run_dir: Path, initial: Path) -> PretrainConfig:
-    """The training config a trajectory was recorded under, for a single CPU process."""
+def replay_config(recorded: dict[str, Any], data_dir: Path, run_dir: Path, initial: Path, ema: bool) -> PretrainConfig:
+    """The training config a trajectory was recorded under, for a single CPU process, from the weights in
+    `initial` (a bare state dict)."""
     values = {key: recorded[key] for key in CONFIG_KEYS if key in recorded}
     return load_pretrain_config({
         **values,
         "arch": dict(recorded["arch"]),
         "dataset": {"name": data_dir.name, "data_path": str(data_dir)},
         "epochs": int(recorded["max_steps"]),  # an epoch is >= 1 step, so max_steps (the cap) sets the count
-        "ema": "final_ema_shadow" in recorded,
+        "ema": ema,
         "load_checkpoint": str(initial),
         "checkpoint_path": str(run_dir),
         "checkpoint_interval_steps": None,
@@ -58,20 +59,29 @@ def replay_config(recorded: dict[str, Any], data_dir: Path, run_dir: Path, initi
     })
 
 
+def cpu_trainer(config: PretrainConfig) -> Trainer:
+    """A single-process CPU trainer: the golden criterion holds on any CPU (SPEC 7.1)."""
+    return Trainer(config, DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu")))
+
+
+def record_steps(trainer: Trainer, count: int) -> Replay:
+    """Run `count` optimizer steps (`Trainer.train_step`) and record what each produced."""
+    steps: dict[str, list[float]] = {"loss": [], "lm_loss": [], "q_halt_loss": [], "lr": [], "halted": []}
+    for _ in range(count):
+        metrics = trainer.train_step()
+        for key in ("loss", "lm_loss", "q_halt_loss"):
+            steps[key].append(metrics[key].item())
+        steps["lr"].append(trainer.current_lr)
+        steps["halted"].append(int(trainer.halted_rows))
+    state = {k: v.detach().clone() for k, v in trainer.head.state_dict().items()}
+    shadow = trainer.ema.state_dict()["shadow"] if trainer.ema is not None else None
+    return Replay(steps=steps, final_state_dict=state, final_ema_shadow=shadow)
+
+
 def replay(recorded: dict[str, Any], data_dir: Path) -> Replay:
     """Run `max_steps` optimizer steps from `initial_state_dict` and record every step."""
-    steps: dict[str, list[float]] = {"loss": [], "lm_loss": [], "q_halt_loss": [], "lr": [], "halted": []}
     with tempfile.TemporaryDirectory(prefix="replay_") as tmp:
         initial = Path(tmp) / "initial_state_dict"
         torch.save(recorded["initial_state_dict"], initial)
-        config = replay_config(recorded, data_dir, Path(tmp) / "run", initial)
-        trainer = Trainer(config, DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu")))
-        for _ in range(int(recorded["max_steps"])):
-            metrics = trainer.train_step()
-            for key in ("loss", "lm_loss", "q_halt_loss"):
-                steps[key].append(metrics[key].item())
-            steps["lr"].append(trainer.current_lr)
-            steps["halted"].append(int(trainer.halted_rows))
-        state = {k: v.detach().clone() for k, v in trainer.head.state_dict().items()}
-        shadow = trainer.ema.state_dict()["shadow"] if trainer.ema is not None else None
-    return Replay(steps=steps, final_state_dict=state, final_ema_shadow=shadow)
+        config = replay_config(recorded, data_dir, Path(tmp) / "run", initial, ema="final_ema_shadow" in recorded)
+        return record_steps(cpu_trainer(config), int(recorded["max_steps"]))

@@ -32,7 +32,9 @@ from dataset.format import IGNORE_LABEL_ID, load_metadata, load_set  # noqa: E40
 from dataset.tasks import Task, task_of  # noqa: E402
 from evaluation import EvalConfig, restart_argument, run_evaluation  # noqa: E402
 from models.act import ACTModel  # noqa: E402
-from models.loading import load_checkpoint  # noqa: E402
+from models.loading import data_fields, model_for_dataset  # noqa: E402
+from models.runtime import prepare_runtime  # noqa: E402
+from utils.checkpoint import read_checkpoint  # noqa: E402
 from utils.validation import ConfigError  # noqa: E402
 
 
@@ -176,9 +178,7 @@ def load_example(data_dir: Path, split: str, index: int) -> tuple[dict[str, torc
         "labels": torch.from_numpy(labels)[None],
         "puzzle_identifiers": torch.tensor([int(arrays.puzzle_identifiers[puzzle])], dtype=torch.int32),
     }
-    fields = {"seq_len": meta.seq_len, "vocab_size": meta.vocab_size,
-              "num_puzzle_identifiers": meta.num_puzzle_identifiers}
-    return batch, task_of(meta, data_dir), fields
+    return batch, task_of(meta, data_dir), data_fields(meta)
 
 
 def visualize(checkpoint: Path, data_dir: Path, split: str = "test", index: int = 0, draw: Draw = Draw(),
@@ -186,7 +186,8 @@ def visualize(checkpoint: Path, data_dir: Path, split: str = "test", index: int 
     """Record one example's trajectory under a checkpoint and render it (default: next to the checkpoint)."""
     draw.check()
     batch, task, fields = load_example(data_dir, split, index)
-    loaded = load_checkpoint(checkpoint, use_ema=use_ema, data_fields=fields)
-    traj = record_trajectory(loaded.act_model, batch, draw, puzzle=index)
+    loaded = model_for_dataset(read_checkpoint(checkpoint), fields, use_ema=use_ema)
+    runtime = prepare_runtime(loaded.act_model, torch.device("cpu"), compile=False, announce=False)  # eager, on CPU
+    traj = record_trajectory(runtime.model, batch, draw, puzzle=index)
     out = out or checkpoint.parent / "visualize" / f"{split}_{index}"
     return traj, render(traj, task, out, title=f"{split}[{index}]")

@@ -20,12 +20,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from omegaconf import OmegaConf  # noqa: E402
-
 from analysis.machine import describe_machine  # noqa: E402
 from evaluation import parse_eval_config  # noqa: E402
 from evaluation.sweep import evaluate_checkpoint  # noqa: E402
-from utils import allocator, distributed  # noqa: E402
+from utils import allocator, cli, distributed  # noqa: E402
 
 
 def _ints(text: str) -> list[int]:
@@ -42,7 +40,7 @@ def main() -> None:
     args, rest = parser.parse_known_args()
     torch.set_flush_denormal(True)
     allocator.keep_freed_memory()
-    extra = OmegaConf.to_container(OmegaConf.from_dotlist(rest))
+    extra = cli.parse_key_values(rest)
     base = {"checkpoint": args.checkpoint, "dataset_data_path": [args.data], "depths": [args.depth],
             "progress": False, "plots": False, "reference_files": False, **extra}
     largest = max(args.breadths)

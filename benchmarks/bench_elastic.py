@@ -21,11 +21,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from omegaconf import OmegaConf  # noqa: E402
-
 from analysis import frontier_table, parse_frontier_options, run_frontier  # noqa: E402
 from analysis.machine import describe_machine  # noqa: E402
-from utils import allocator  # noqa: E402
+from utils import allocator, cli  # noqa: E402
 
 
 def main() -> None:
@@ -37,7 +35,7 @@ def main() -> None:
     torch.set_flush_denormal(True)
     allocator.keep_freed_memory()
     options = {"checkpoint": args.checkpoint, "dataset_data_path": args.data, "different_init": args.breadth,
-               "progress": False, **OmegaConf.to_container(OmegaConf.from_dotlist(rest))}
+               "progress": False, **cli.parse_key_values(rest)}
     if args.breadth > 1:
         options.setdefault("convergence_top_k", 1)
     frontier, evaluation = parse_frontier_options(options)

@@ -25,8 +25,10 @@ from analysis.machine import describe_machine  # noqa: E402
 from dataset.build_sudoku_dataset import SudokuBuildConfig, build_sudoku_dataset  # noqa: E402
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig, read_metadata  # noqa: E402
 from evaluation.engine import EvalResult, StopRule, run_evaluation  # noqa: E402
-from models.loading import load_checkpoint  # noqa: E402
+from models.loading import data_fields, model_for_dataset  # noqa: E402
+from models.runtime import prepare_runtime  # noqa: E402
 from utils import allocator  # noqa: E402
+from utils.checkpoint import read_checkpoint  # noqa: E402
 
 
 def _batches(data: Path, batch: int) -> list:
@@ -65,10 +67,8 @@ def main() -> None:
         data = args.data or build_sudoku_dataset(SudokuBuildConfig(
             output_dir=Path(tmp) / "sudoku", source="generate", subsample_size=1,
             test_subsample_size=args.puzzles, num_aug=0, seed=0))
-        meta = read_metadata(data, "test")
-        fields = {"seq_len": meta.seq_len, "vocab_size": meta.vocab_size,
-                  "num_puzzle_identifiers": meta.num_puzzle_identifiers}
-        model = load_checkpoint(args.checkpoint, data_fields=fields).act_model.eval()
+        loaded = model_for_dataset(read_checkpoint(args.checkpoint), data_fields(read_metadata(data, "test")))
+        model = prepare_runtime(loaded.act_model, torch.device("cpu"), compile=False).model.eval()  # eager, as before
         batches = _batches(data, args.batch)
         depths, top = sorted(args.depths), max(args.depths)
         elastic = StopRule(patience=args.elastic_patience, tol=args.elastic_tol)

@@ -36,7 +36,6 @@ REFERENCE_ONLY_KEYS = frozenset({
 REFERENCE_ONLY_DATASET_KEYS = frozenset({"evaluators"})
 # Reference keys whose non-neutral value would change training: refused rather than ignored.
 NEUTRAL_ONLY = {"gradient_accumulation_steps": (None, 1), "optimizer_kwargs": (None, {})}
-DATA_FIELDS = ("seq_len", "vocab_size", "num_puzzle_identifiers", "batch_size")
 
 
 class DatasetSection(BaseModel):

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--split", default="test")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    cli.add_debug_option(parser)
     args = parser.parse_args(argv)
     return cli.run_main(lambda: print(report(args.data_dir, args.split)),
                         errors=(DatasetFormatError, NoBaselineError), debug=args.debug)

@@ -26,6 +26,7 @@ from dataset.format import SplitArrays, write_identifiers, write_split  # noqa: 
 from dataset.hub_csv import run_build, split_csv  # noqa: E402
 from dataset.maze import CHARSET, OPEN, PATH, VOCAB_SIZE  # noqa: E402
 from dataset.sudoku_csv import HEADER, InvalidRowError  # noqa: E402
+from utils import cli  # noqa: E402
 from utils.atomic import atomic_output_dir, check_target  # noqa: E402
 from utils.validation import ConfigError, format_validation_error  # noqa: E402
 
@@ -153,7 +154,7 @@ def parse_args(argv: list[str] | None = None) -> MazeHardBuildConfig:
     parser.add_argument("--aug", action="store_true", help="each training maze as its 8 dihedral transforms")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="of the subsample (np.random.seed's stream)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    cli.add_debug_option(parser)
     args = vars(parser.parse_args(argv))
     del args["debug"]
     try:

@@ -183,7 +183,7 @@ def parse_args(argv: list[str] | None = None) -> MazeBuildConfig:
     parser.add_argument("--max-attempts", type=int, default=d.max_attempts, help="mazes tried per sample")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    cli.add_debug_option(parser)
     args = vars(parser.parse_args(argv))
     del args["debug"]
     try:

@@ -26,6 +26,7 @@ from dataset.sudoku import VOCAB_SIZE, encode_tokens  # noqa: E402
 from dataset.sudoku_augment import augment  # noqa: E402
 from dataset.sudoku_csv import InvalidRowError, SudokuRows, read_sudoku_csv  # noqa: E402
 from dataset.sudoku_generate import GenerationError, generate_rows  # noqa: E402
+from utils import cli  # noqa: E402
 from utils.atomic import atomic_output_dir, check_target  # noqa: E402
 from utils.validation import ConfigError, format_validation_error  # noqa: E402
 
@@ -148,7 +149,7 @@ def parse_args(argv: list[str] | None = None) -> SudokuBuildConfig:
     parser.add_argument("--seed", type=int, default=defaults.seed, help=f"default {defaults.seed}")
     parser.add_argument("--skip-invalid", action="store_true", help="drop and count invalid CSV rows")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    cli.add_debug_option(parser)
     args = vars(parser.parse_args(argv))
     del args["debug"]
     args["source"] = args["source"] or ("dir" if args["source_dir"] is not None else "hub")

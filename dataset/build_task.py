@@ -18,7 +18,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as `python dataset/<name>.py`, not -m: put the repository root on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataset.format import SplitArrays, write_identifiers, write_split  # noqa: E402
+from dataset.format import SplitArrays, TokenConventions, write_identifiers, write_split  # noqa: E402
 from dataset.tasks import TASKS, get_task  # noqa: E402
 from utils import cli  # noqa: E402
 from utils.atomic import atomic_output_dir, check_target  # noqa: E402
@@ -38,7 +38,7 @@ def build_task_dataset(task_name: str, output_dir: Path | str, train_samples: in
         for split, count in (("train", train_samples), ("test", test_samples)):
             inputs, labels = task.generate(count, rng)
             write_split(tmp / split, SplitArrays.one_example_per_puzzle(inputs, labels), vocab_size=task.vocab_size,
-                        ignore_label_id=task.ignore_label_id, task=task.name)
+                        task=task.name, ids=TokenConventions(ignore_label_id=task.ignore_label_id))
         write_identifiers(tmp)
     print(f"wrote {output_dir}: {task.name}, train {train_samples}, test {test_samples}")
     return output_dir
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-samples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    cli.add_debug_option(parser)
     args = parser.parse_args(argv)
 
     def work() -> None:

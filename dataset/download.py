@@ -143,7 +143,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help=f"(default {DATA_DIR})")
     parser.add_argument("--ckpt-dir", type=Path, default=CKPT_DIR, help=f"(default {CKPT_DIR})")
     parser.add_argument("--cache-dir", type=Path, help="the Hugging Face cache (default: the client's, HF_HOME)")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    cli.add_debug_option(parser)
     args = parser.parse_args(argv)
     if args.skip_data and args.skip_ckpts:
         parser.error("--skip-data with --skip-ckpts leaves nothing to fetch")

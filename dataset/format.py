@@ -74,18 +74,18 @@ class SplitArrays:
         )
 
 
-def write_split(
-    split_dir: Path,
-    arrays: SplitArrays,
-    *,
-    vocab_size: int,
-    pad_id: int = 0,
-    ignore_label_id: int | None = 0,
-    blank_identifier_id: int = 0,
-    num_puzzle_identifiers: int = 1,
-    set_name: str = "all",
-    task: str | None = None,
-) -> DatasetMetadata:
+@dataclass(frozen=True)
+class TokenConventions:
+    """The ids a split's dataset.json records besides its vocabulary size (the reference's defaults)."""
+
+    pad_id: int = 0
+    ignore_label_id: int | None = 0
+    blank_identifier_id: int = 0
+    num_puzzle_identifiers: int = 1
+
+
+def write_split(split_dir: Path, arrays: SplitArrays, *, vocab_size: int, task: str | None = None,
+                set_name: str = "all", ids: TokenConventions = TokenConventions()) -> DatasetMetadata:
     """Write one split with a single set and its dataset.json (recording `task`, the puzzle type)."""
     split_dir.mkdir(parents=True, exist_ok=True)
     for field in FIELDS:
@@ -93,12 +93,12 @@ def write_split(
     num_examples, seq_len = arrays.inputs.shape
     num_puzzles = len(arrays.puzzle_identifiers)
     metadata = DatasetMetadata(
-        pad_id=pad_id,
-        ignore_label_id=ignore_label_id,
-        blank_identifier_id=blank_identifier_id,
+        pad_id=ids.pad_id,
+        ignore_label_id=ids.ignore_label_id,
+        blank_identifier_id=ids.blank_identifier_id,
         vocab_size=vocab_size,
         seq_len=seq_len,
-        num_puzzle_identifiers=num_puzzle_identifiers,
+        num_puzzle_identifiers=ids.num_puzzle_identifiers,
         total_groups=len(arrays.group_indices) - 1,
         mean_puzzle_examples=num_examples / max(num_puzzles, 1),
         sets=[set_name],

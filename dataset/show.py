@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--split", default="test")
     parser.add_argument("--index", type=int, default=0)
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    cli.add_debug_option(parser)
     args = parser.parse_args(argv)
     return cli.run_main(lambda: print(describe(args.data_dir, args.split, args.index)),
                         failures=(DatasetFormatError, IndexError), debug=args.debug)

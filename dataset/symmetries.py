@@ -53,10 +53,6 @@ class TransformSet:
         mapped = self.token_map[index].gather(1, moved.clamp_min(0).long()).to(grids.dtype)
         return torch.where(ignored, moved, mapped)
 
-    def row_index(self, rows: int, breadth: int) -> torch.Tensor:
-        """Transform of each row when every puzzle spans T x B rows, transform-major within a puzzle."""
-        return (torch.arange(rows, device=self.position_perm.device) // breadth) % self.size
-
 
 def identity(seq_len: int, vocab_size: int, count: int = 1) -> TransformSet:
     return TransformSet(

@@ -13,7 +13,7 @@ from evaluation.sweep import SweepResult, run_sweep
 from utils.safe_load import CheckpointError
 from utils.validation import ConfigError
 
-# What a user's bad input raises: entry points print these as one line.
+# What a user's bad input raises: entry points print these as one line; training and analysis add theirs.
 USER_ERRORS = (ConfigError, CheckpointError, DatasetFormatError)
 
 __all__ = ["USER_ERRORS", "EvalConfig", "EvalResult", "SweepResult", "evaluate_depths",

@@ -8,33 +8,16 @@ Everything is vectorised over puzzles and trajectories and runs on whatever devi
 
 from __future__ import annotations
 
-from collections import deque
-
 import torch
 
 from dataset.format import IGNORE_LABEL_ID
 
 __all__ = [
-    "ConvergenceTracker",
     "breadth_metrics",
     "convergence_scores",
     "exact_correct",
     "pass_at_k",
 ]
-
-
-def _token_mean_diff_norm(current: torch.Tensor, previous: torch.Tensor, native: bool = False) -> torch.Tensor:
-    """[..., R, S, V] pair -> [..., R]: L2 norm over vocab of the logit change, averaged over tokens.
-
-    In float32, or with `native` in the logits' own dtype (bfloat16 on GPU), as the reference does.
-    """
-    diff = current - previous if native else current.float() - previous.float()
-    return torch.linalg.vector_norm(diff, dim=-1).mean(dim=-1)
-
-
-def _check_window(window: int) -> None:
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
 
 
 def convergence_scores(logit_trajectory: torch.Tensor, window: int) -> torch.Tensor:
@@ -44,48 +27,14 @@ def convergence_scores(logit_trajectory: torch.Tensor, window: int) -> torch.Ten
     over the last ``window`` segment-to-segment differences (all T-1 of them when ``window >= T - 1``)
     of the per-token L2 norm over vocab, averaged over tokens. Returns [R] in float32.
     """
-    _check_window(window)
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
     if logit_trajectory.dim() != 4:
         raise ValueError(f"logit_trajectory must be [T, R, S, V], got shape {tuple(logit_trajectory.shape)}")
     if logit_trajectory.shape[0] < 2:
         raise ValueError("logit_trajectory needs at least 2 segments to form a difference")
-    tail = logit_trajectory[-(window + 1) :]
-    return _token_mean_diff_norm(tail[1:], tail[:-1]).mean(dim=0)
-
-
-class ConvergenceTracker:
-    """Incremental :func:`convergence_scores` for long evaluations.
-
-    Holding all T segments of logits is infeasible at large depth (T x R x S x V), so this keeps only the
-    previous segment's logits and the last ``window`` per-trajectory difference norms. ``native`` scores
-    in the logits' dtype instead of float32 (the reference's way).
-    """
-
-    def __init__(self, window: int, native: bool = False) -> None:
-        _check_window(window)
-        self.window = window
-        self.native = native
-        self._previous: torch.Tensor | None = None
-        self._norms: deque[torch.Tensor] = deque(maxlen=window)
-
-    def update(self, logits: torch.Tensor) -> None:
-        """Record one segment's logits [R, S, V]."""
-        if logits.dim() != 3:
-            raise ValueError(f"logits must be [R, S, V], got shape {tuple(logits.shape)}")
-        logits = logits.detach()
-        if self._previous is not None:
-            if logits.shape != self._previous.shape:
-                raise ValueError(
-                    f"logits shape changed from {tuple(self._previous.shape)} to {tuple(logits.shape)}"
-                )
-            self._norms.append(_token_mean_diff_norm(logits, self._previous, self.native))
-        self._previous = logits
-
-    def scores(self) -> torch.Tensor:
-        """[R] scores over the differences seen so far (at most the last ``window``)."""
-        if not self._norms:
-            raise ValueError("ConvergenceTracker needs at least 2 updates before scores() is defined")
-        return torch.stack(tuple(self._norms)).mean(dim=0)
+    tail = logit_trajectory[-(window + 1) :].float()
+    return torch.linalg.vector_norm(tail[1:] - tail[:-1], dim=-1).mean(dim=-1).mean(dim=0)
 
 
 def exact_correct(preds: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

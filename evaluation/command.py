@@ -1,8 +1,7 @@
-"""What an evaluation command does around its work: `--help`, `--debug`, one-line errors, CPU settings."""
+"""What an evaluation command adds to `utils.cli.run_command`: CPU settings and the process group's end."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
 import torch
@@ -12,23 +11,13 @@ from utils import allocator, cli, distributed
 
 def run_command(argv: list[str] | None, doc: str | None, work: Callable[[list[str]], int],
                 errors: tuple[type[Exception], ...]) -> int:
-    """Run `work(argv)`; a user error in `errors` becomes one line on stderr and exit status 2
-    (`--debug` or HYDRA_FULL_ERROR=1 shows the traceback instead), Ctrl-C one line and 130."""
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("-h", "--help"):
-        print(doc)
-        return 0
-    debug = cli.debug_requested(argv)
-    argv = [a for a in argv if a != "--debug"]
-    cli.setup_logging(debug)
+    """Run `work(argv)` as `utils.cli.run_command` does (`--help`, `--debug`, one-line errors in `errors`
+    with exit status 2, Ctrl-C 130), with the CPU prepared for evaluation."""
 
-    def prepared_work() -> int:
+    def prepared_work(args: list[str]) -> int:
         # Recurrent latents drift into subnormal floats, which x86 CPUs process up to 100x slower.
         torch.set_flush_denormal(True)
         allocator.keep_freed_memory()
-        return work(argv)
+        return work(args)
 
-    try:
-        return cli.run_main(prepared_work, errors=errors, debug=debug)
-    finally:
-        distributed.teardown()
+    return cli.run_command(argv, doc, prepared_work, errors=errors, cleanup=distributed.teardown)

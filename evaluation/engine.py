@@ -170,8 +170,7 @@ def run_evaluation(
             raise ValueError("breadth_agree: the reference has no adaptive breadth; use reference_counting=false")
     modes = {"clean": ["clean"], "reference": ["reference"], "both": ["clean", "reference"]}[counting]
     window = convergence_window if convergence_top_k is not None and copies > 1 else None
-    own = getattr(act_model.inner, "random_init_std", lambda: None)()  # None: a fixed initial state
-    restart = restart_stds(own, different_init, restart_std)
+    restart = restart_stds(act_model.inner.random_init_std(), different_init, restart_std)
     rank = dist.get_rank() if dist.is_initialized() else 0
     world = dist.get_world_size() if dist.is_initialized() else 1
     inverse = transforms.inverse()

@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from evaluation.config import EvalConfig, parse_eval_config
+from utils import cli
 from utils.validation import ConfigError
 
 log = logging.getLogger(__name__)
@@ -78,13 +79,8 @@ def drop_reference_only(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _command_line(argv: list[str]) -> dict[str, Any]:
-    bad = [a for a in argv if "=" not in a]
-    if bad:
-        raise ConfigError(f"{bad[0]}: expected key=value")
-    try:
-        given = OmegaConf.to_container(OmegaConf.from_dotlist(argv))
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"command line: {str(err).splitlines()[0]}") from None
+    """The command line's keys, `eval_config` renamed to the `eval_yaml` it is an alias of."""
+    given = cli.parse_key_values(argv)
     if "eval_config" in given:
         if "eval_yaml" in given:
             raise ConfigError("eval_config: an alias of eval_yaml; the command line gives both")

@@ -23,12 +23,12 @@ from typing import Any
 
 from evaluation.config import CheckpointEntry, EvalConfig, parse_eval_config
 from models.config import parse_config
+from models.loading import DATA_FIELDS
 from models.registry import ARCHITECTURES
 from utils.validation import ConfigError
 
 DEPTH_KEYS = ("arch.halt_max_steps", "halt_max_steps", "depths")
 BREADTH_KEY = "different_init"
-DATA_FIELDS = {"seq_len", "vocab_size", "num_puzzle_identifiers", "batch_size"}  # set by the dataset
 UNSWEPT = {"checkpoint", "checkpoint_list", "eval_yaml", "param_iter", "shared_param_iter", "init_override",
            "suffix", "dataset_data_path", "split", "device", "output_dir", "reference_files"}
 
@@ -59,7 +59,7 @@ class Point:
 def architecture_keys(arch_name: str) -> list[str]:
     """The keys an evaluation may override for this architecture (not the dataset's, not the depth)."""
     fields = ARCHITECTURES[arch_name].config_cls.model_fields
-    return sorted(set(fields) - DATA_FIELDS - {"halt_max_steps", "name"})
+    return sorted(set(fields) - set(DATA_FIELDS) - {"halt_max_steps", "name"})
 
 
 def _axis(key: str, allowed: list[str], arch_name: str, section: str) -> tuple[str, str]:

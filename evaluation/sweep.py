@@ -41,8 +41,9 @@ from evaluation.report import (
 from evaluation.stopping import StopRule
 from evaluation.tta import build_transforms
 from models.act import ACTModel
-from models.loading import LoadedCheckpoint, build_from_checkpoint, infer_data_fields
+from models.loading import LoadedModel, data_fields, infer_data_fields, model_for_dataset
 from models.registry import ARCHITECTURES
+from models.runtime import prepare_runtime
 from utils import distributed
 from utils.checkpoint import CheckpointContents, CheckpointError, read_checkpoint, resolve_checkpoint
 from utils.validation import ConfigError
@@ -80,8 +81,7 @@ def check_fit(checkpoint: str, cfg: EvalConfig) -> Fit:
     if not paths:
         raise ConfigError("dataset_data_path: not set, and the checkpoint's config names no data path")
     meta = read_metadata(paths, cfg.split)
-    fields = {"seq_len": meta.seq_len, "vocab_size": meta.vocab_size,
-              "num_puzzle_identifiers": meta.num_puzzle_identifiers}
+    fields = data_fields(meta)
     inferred = infer_data_fields(arch, contents.model_state)
     for key in ("seq_len", "vocab_size"):
         if key in inferred and inferred[key] != fields[key]:
@@ -120,7 +120,7 @@ class Prepared:
     """A checkpoint at one override point, built (and compiled) once for any number of passes."""
 
     checkpoint: str
-    loaded: LoadedCheckpoint
+    loaded: LoadedModel
     model: ACTModel
     segment: Callable[..., tuple] | None  # the compiled inner network, or None for eager
     data_paths: list[str]
@@ -134,7 +134,7 @@ class Evaluated:
     """One pass over the data: a (checkpoint, override point, breadth) and its per-depth result."""
 
     checkpoint: str
-    loaded: LoadedCheckpoint
+    loaded: LoadedModel
     data_paths: list[str]
     point: Point
     cfg: EvalConfig  # the options of the pass
@@ -145,9 +145,8 @@ class Evaluated:
 
 
 def build_point(point: Point, checkpoint: str, fit: Fit, info: distributed.DistInfo) -> Prepared:
-    """The model of `checkpoint` at `point` on this rank's device (compiled when asked, or on CUDA)."""
+    """The model of `checkpoint` at `point` on this rank's device, compiled as `models.runtime` decides."""
     cfg = point.cfg
-    compiled = cfg.compile if cfg.compile is not None else info.device.type == "cuda"
     trained = point.training_batch or int(fit.contents.config.get("global_batch_size") or DEFAULT_BATCH)
     batch = cfg.global_batch_size or trained
     if batch % info.world_size:
@@ -155,15 +154,13 @@ def build_point(point: Point, checkpoint: str, fit: Fit, info: distributed.DistI
                           + ("" if cfg.global_batch_size else " (the checkpoint's training batch; set one)"))
     transforms = build_transforms(cfg.tta, cfg.tta_kind, fit.task, fit.fields["seq_len"], fit.fields["vocab_size"],
                                   cfg.seed)
-    overrides = {**fit.fields, "halt_max_steps": max(cfg.depths), **point.arch}
+    overrides = {"halt_max_steps": max(cfg.depths), **point.arch}
     if cfg.forward_dtype:
         overrides["forward_dtype"] = cfg.forward_dtype
-    loaded = build_from_checkpoint(fit.contents, use_ema=cfg.use_ema, data_fields=overrides)
-    model = loaded.act_model.to(info.device).eval()
-    changes = model.use_kernels(cfg.kernels)
-    if info.rank == 0:
-        log.info("kernels: %s%s", cfg.kernels, f" ({'; '.join(changes)})" if changes else "")
-    segment = torch.compile(model.inner, dynamic=False) if compiled else None
+    loaded = model_for_dataset(fit.contents, fit.fields, overrides, use_ema=cfg.use_ema)
+    runtime = prepare_runtime(loaded.act_model, info.device, cfg.kernels, cfg.compile, announce=info.rank == 0)
+    model = runtime.model.eval()
+    segment = torch.compile(model.inner, dynamic=False) if runtime.compile else None
     return Prepared(checkpoint, loaded, model, segment, fit.data_paths, point, batch, transforms)
 
 

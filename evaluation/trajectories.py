@@ -12,8 +12,8 @@ do not depend on the slot, the batch or the rank.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 
@@ -21,6 +21,15 @@ from evaluation.randomness import TrajectoryNoise, initial_state, trajectory_key
 from evaluation.stopping import StopRule
 from models.act import ACTModel, Batch, latent_residual
 from utils import threads
+
+
+class Stops(NamedTuple):
+    """After a segment, per row: reached the largest depth, the elastic rule fired, and [rules, rows]
+    which of the rule's conditions held (None without an elastic rule)."""
+
+    done: torch.Tensor
+    fired: torch.Tensor
+    held: torch.Tensor | None
 
 
 @dataclass
@@ -168,14 +177,12 @@ class SlotRunner:
         self._track(at, logits, steps)
         self.preds[at], self.logits[at] = preds, logits
         q_halt = q_halt.float()
-        done, fired, held = self._stops(at, steps, residual, q_halt)
         snapshot = {"q_halt": q_halt, "residual": residual, "steps": steps,
                     **{f"score/{n}": self._score(n, at) for n in self.trackers}}
-        yield from self._record(rows, live, steps, preds, logits, snapshot, done | fired, fired, held)
+        yield from self._record(rows, live, preds, logits, snapshot, self._stops(at, steps, residual, q_halt))
 
     def _noise(self):
-        draws = getattr(self.inner, "drawing_noise_from", None)
-        return draws(self.noise) if draws is not None else nullcontext()
+        return self.inner.drawing_noise_from(self.noise)
 
     def _track(self, rows: torch.Tensor, logits: torch.Tensor, steps: torch.Tensor) -> None:
         """Push each slot's logit-change norm into its window (none at a trajectory's first segment)."""
@@ -198,20 +205,18 @@ class SlotRunner:
         score = total / count.clamp_min(1).to(history.dtype)
         return torch.where(count > 0, score, torch.full_like(score, float("nan")))
 
-    def _stops(self, rows: torch.Tensor, steps: torch.Tensor, residual: torch.Tensor,
-               q_halt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(reached the largest depth, the elastic rule fired, [rules, rows] which of its rules held)."""
+    def _stops(self, rows: torch.Tensor, steps: torch.Tensor, residual: torch.Tensor, q_halt: torch.Tensor) -> Stops:
         done = steps >= self.depths[-1]
         if self.elastic is None:
-            return done, torch.zeros_like(done), None
+            return Stops(done, torch.zeros_like(done), None)
         held = self.elastic.conditions(self.stable[rows], residual, q_halt)
-        return done, self.elastic.fires(held, steps), held
+        return Stops(done, self.elastic.fires(held, steps), held)
 
-    def _record(self, rows: torch.Tensor, live: torch.Tensor, steps: torch.Tensor, preds: torch.Tensor,
-                logits: torch.Tensor, snapshot: dict[str, torch.Tensor], stop: torch.Tensor,
-                fired: torch.Tensor, held: torch.Tensor | None) -> Iterator[Trajectory]:
+    def _record(self, rows: torch.Tensor, live: torch.Tensor, preds: torch.Tensor, logits: torch.Tensor,
+                snapshot: dict[str, torch.Tensor], stops: Stops) -> Iterator[Trajectory]:
         """Snapshot the trajectories at a requested depth; those that stop also fill every later depth.
         A snapshot's `stop` is "depth" (it ran that far) or the elastic rules that held when it left."""
+        steps, stop, fired, held = snapshot["steps"], stops.done | stops.fired, stops.fired, stops.held
         wanted = stop.clone()
         for depth in self.depths:
             wanted |= steps == depth

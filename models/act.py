@@ -16,6 +16,7 @@ from torch import nn
 
 from models.blocks import KERNELS, ReasoningBlock, ReasoningStack
 from models.config import ArchConfig, parse_config
+from models.reasoner import Reasoner
 
 Batch = dict[str, torch.Tensor]
 
@@ -70,21 +71,20 @@ class ACTModel(nn.Module):
     `q_halt > q_continue`, and then a Q-learning target for q_continue is computed from one
     extra no-grad segment.
 
-    Subclasses return their network from `build_inner`; it must provide
-    `reset(halted, z_H, z_L) -> (z_H, z_L)` (fresh state for halted rows) and
-    `forward(z_H, z_L, batch) -> (z_H, z_L, logits, q_halt_logits, q_continue_logits)`,
-    one segment with the returned latents detached.
+    Subclasses return their network from `build_inner`: a `models.reasoner.Reasoner` (fresh state
+    for halted rows, one segment per call). `continue_head = False` declares a model without a
+    q_continue output (EqR): it halts on q_halt > 0 alone and reports no q_continue logits.
     """
 
     config_cls: ClassVar[type[ArchConfig]]
-    emits_q_continue: ClassVar[bool] = True
+    continue_head: ClassVar[bool] = True
 
     def __init__(self, config: dict[str, Any] | ArchConfig) -> None:
         super().__init__()
         self.config = config if isinstance(config, ArchConfig) else parse_config(self.config_cls, config)
         self.inner = self.build_inner(self.config)
 
-    def build_inner(self, cfg: ArchConfig) -> nn.Module:
+    def build_inner(self, cfg: ArchConfig) -> Reasoner:
         raise NotImplementedError
 
     def enable_gradient_checkpointing(self, enabled: bool = True) -> None:
@@ -118,7 +118,9 @@ class ACTModel(nn.Module):
 
     @property
     def no_ACT_continue(self) -> bool:
-        return getattr(self.config, "no_ACT_continue", True)
+        """Halt on q_halt > 0 alone (no Q-learning target): always without a continue head, else the
+        config's `no_ACT_continue` (TRM: true, HRM: false)."""
+        return not self.continue_head or self.config.no_ACT_continue
 
     def carry_shape(self, batch_size: int) -> tuple[int, int, int]:
         return (batch_size, self.config.total_positions, self.config.hidden_size)
@@ -145,7 +147,7 @@ class ACTModel(nn.Module):
 
         z_H, z_L, logits, q_halt, q_continue = self.inner(z_H, z_L, data)
         outputs = {"logits": logits, "q_halt_logits": q_halt}
-        if self.emits_q_continue:
+        if self.continue_head:
             outputs["q_continue_logits"] = q_continue
 
         with torch.no_grad():

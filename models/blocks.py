@@ -20,6 +20,7 @@ from models.layers import (
     rms_norm,
     trunc_normal_init_,
 )
+from models.reasoner import Reasoner
 
 KERNELS = ("reference", "fast")
 FAST_TOKEN_MULTIPLE = 16  # bf16 tensor-core alignment for the mlp_t GEMMs' token axis
@@ -115,8 +116,9 @@ class PuzzleEmbedding(nn.Module):
         return rows.to(self.cast_to)
 
 
-class ReasonerIO(nn.Module):
-    """Embeddings, position encodings and output heads; the `inner` modules subclass it.
+class ReasonerIO(Reasoner):
+    """Embeddings, position encodings and output heads around a recurrence: the base of every
+    architecture's inner network (the contract it fulfils: models/reasoner.py).
 
     Attribute names are the reference's (`embed_tokens`, `lm_head`, `q_head`, `embed_pos`,
     `puzzle_emb`) so released state dicts load as they are. Subclasses implement
@@ -149,10 +151,6 @@ class ReasonerIO(nn.Module):
             self.embed_pos = CastedEmbedding(positions, cfg.hidden_size, init_std, dtype)
         elif cfg.pos_encodings == "absolute":
             self.register_buffer("absolute_pos_embedding", sinusoidal_table(positions, cfg.hidden_size))
-
-    def random_init_std(self) -> tuple[float, float] | None:
-        """The std of z_H and z_L when a reset draws them at random (EqR); None: a fixed initial state."""
-        return None
 
     def cos_sin(self) -> CosSin | None:
         return self.rotary_emb() if self.rotary_emb is not None else None

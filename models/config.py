@@ -138,6 +138,7 @@ class TransformerConfig(ArchConfig):
     L_cycles: int = Field(default=1, gt=0)
     halt_max_steps: int = Field(default=1, gt=0)
     halt_exploration_prob: float = Field(default=0.0, ge=0, le=1)
+    no_ACT_continue: bool = True
 
 
 def parse_config(cls: type[ArchConfig], data: dict[str, Any], prefix: str = "arch") -> ArchConfig:

@@ -59,7 +59,7 @@ class EqRInner(TRMInner):
 
 class EqRModel(ACTModel):
     config_cls = EqRConfig
-    emits_q_continue = False
+    continue_head = False
 
     def build_inner(self, cfg: ArchConfig) -> EqRInner:
         return EqRInner(cfg)

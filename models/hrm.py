@@ -8,14 +8,16 @@ from models.act import ACTModel
 from models.blocks import ReasoningStack
 from models.config import ArchConfig, HRMConfig
 from models.layers import CosSin
-from models.trm import TRMInner
+from models.trm import FixedInitReasoner
 
 
-class HRMInner(TRMInner):
+class HRMInner(FixedInitReasoner):
     """For each of H_cycles: L_cycles updates of z_L, then one of z_H; only the last pair has grad."""
 
     def __init__(self, cfg: ArchConfig) -> None:
         super().__init__(cfg)
+        self.L_level = ReasoningStack(cfg, cfg.L_layers)
+        self.init_state()
         self.H_level = ReasoningStack(cfg, cfg.H_layers)
 
     def recur(

@@ -1,28 +1,49 @@
-"""Build the model a checkpoint describes and load its weights, reporting every mismatch by name.
+"""The model for a dataset: built from a checkpoint or an arch config, with the dataset's fields, and
+its weights loaded, every mismatch reported by name.
 
-Reads any layout through `utils.checkpoint.read_checkpoint`; the EMA shadow is used when the file
-has one (unless asked otherwise). Data fields the checkpoint's `config.arch` leaves to the dataset
-(seq_len, vocab_size, num_puzzle_identifiers) come from the caller or, where the weights pin them,
-from the weights.
+Every caller (training, evaluation, visualization, benchmarks) gets its model from `model_for_dataset`,
+so the trainer and `evaluate.py` build the same network from the same checkpoint and dataset.
+Checkpoints of any layout are read through `utils.checkpoint.read_checkpoint`; the EMA shadow is
+used when the file has one (unless asked otherwise). Data fields the checkpoint's `config.arch`
+leaves to the dataset (seq_len, vocab_size, num_puzzle_identifiers) come from the dataset's metadata
+(`data_fields`) or, where the weights pin them, from the weights.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
 from models.act import ACTModel
-from models.config import puzzle_positions
+from models.config import ArchConfig, puzzle_positions
 from models.registry import build_reasoner, canonical_name, unknown_arch_keys
 from utils.checkpoint import CheckpointContents, canonical_state_dict, read_checkpoint
 from utils.safe_load import CheckpointError
 from utils.validation import ConfigError
 
 log = logging.getLogger(__name__)
+
+# The arch fields a run sets rather than the architecture: the dataset's shape, and the batch.
+DATA_FIELDS = ("seq_len", "vocab_size", "num_puzzle_identifiers", "batch_size")
+
+
+class DatasetShape(Protocol):
+    """What a model needs of a dataset's metadata (`dataset.format.DatasetMetadata`)."""
+
+    seq_len: int
+    vocab_size: int
+    num_puzzle_identifiers: int
+
+
+def data_fields(meta: DatasetShape) -> dict[str, int]:
+    """seq_len, vocab_size and num_puzzle_identifiers of a dataset: what its dataset.json fixes of the model."""
+    return {"seq_len": meta.seq_len, "vocab_size": meta.vocab_size,
+            "num_puzzle_identifiers": meta.num_puzzle_identifiers}
 
 
 @dataclass
@@ -103,47 +124,72 @@ def infer_data_fields(arch: dict[str, Any], state: dict[str, torch.Tensor]) -> d
 
 
 @dataclass
-class LoadedCheckpoint:
+class LoadedModel:
+    """A built model and where its weights came from: what an evaluation record says about it."""
+
     act_model: ACTModel
-    contents: CheckpointContents
+    contents: CheckpointContents | None  # the checkpoint its weights came from; None: initialised here
     used_ema: bool
 
     @property
     def config(self) -> dict[str, Any]:
-        return self.contents.config
+        return self.contents.config if self.contents else {}
 
     @property
     def step(self) -> int | None:
-        return self.contents.step
+        return self.contents.step if self.contents else None
 
 
-def build_from_checkpoint(
-    contents: CheckpointContents,
-    *,
-    use_ema: bool = True,
-    data_fields: dict[str, Any] | None = None,
-    strict: bool = True,
-) -> LoadedCheckpoint:
-    """Build the model a checkpoint describes and load its (EMA, when present and asked) weights."""
-    path = contents.path
-    arch = contents.arch
+def _weights(contents: CheckpointContents, use_ema: bool) -> tuple[dict[str, torch.Tensor], bool]:
+    """The checkpoint's model weights with its EMA shadow on top when it holds one and `use_ema` asks."""
     state = dict(contents.model_state)
     used_ema = bool(use_ema and contents.ema_state)
     if used_ema:
         state.update(contents.ema_state or {})
     elif use_ema:
-        log.info("%s: holds no EMA weights; using its model weights", path)
-    fields = {**infer_data_fields(arch, state), **(data_fields or {})}
+        log.info("%s: holds no EMA weights; using its model weights", contents.path)
+    return state, used_ema
+
+
+def _checkpoint_model(contents: CheckpointContents, state: dict[str, torch.Tensor],
+                      fields: dict[str, Any]) -> ACTModel:
+    """The reasoner a checkpoint's `config.arch` describes; `fields` win over what its weights pin."""
+    path, arch = contents.path, contents.arch
     try:
         unknown = unknown_arch_keys(arch) if "name" in arch else []
         if unknown:  # a checkpoint is an artifact: load it, but say what its config holds that is not used
             log.warning("%s: config.arch keys unknown to %s are ignored: %s", path, arch["name"], ", ".join(unknown))
-        model = build_reasoner(arch, fields)
+        return build_reasoner(arch, {**infer_data_fields(arch, state), **fields})
     except ConfigError as err:
         hint = " (pass the dataset, whose dataset.json gives seq_len)" if "seq_len" in str(err) else ""
         raise CheckpointError(f"{path}: {err}{hint}") from None
-    load_model_state(model, state, strict=strict, source=str(path))
-    return LoadedCheckpoint(act_model=model, contents=contents, used_ema=used_ema)
+
+
+def model_for_dataset(
+    source: CheckpointContents | ArchConfig | Mapping[str, Any],
+    fields: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    use_ema: bool = True,
+    weights: CheckpointContents | None = None,
+    strict: bool = True,
+) -> LoadedModel:
+    """The reasoner for a dataset, weights loaded: the one way every caller gets its model.
+
+    `source` is a checkpoint (its `config.arch`, its weights) or an arch config, whose weights come from
+    `weights` (training's `load_checkpoint=`) or, without one, a fresh init under the current RNG. The
+    dataset's `fields` (`data_fields`), then `overrides`, fill in and change a dict arch; a parsed
+    `ArchConfig` already holds them and is built as it is. The EMA shadow is loaded when held and `use_ema`.
+    """
+    from_checkpoint = isinstance(source, CheckpointContents)
+    contents = source if from_checkpoint else weights
+    state, used_ema = _weights(contents, use_ema) if contents is not None else ({}, False)
+    given = {**(fields or {}), **(overrides or {})}
+    model = _checkpoint_model(source, state, given) if from_checkpoint else build_reasoner(source, given)
+    if contents is not None:
+        check_architecture(contents.arch, model.config.name, str(contents.path))
+        load_model_state(model, state, strict=strict, source=str(contents.path))
+    return LoadedModel(act_model=model, contents=contents, used_ema=used_ema)
 
 
 def load_checkpoint(
@@ -152,8 +198,6 @@ def load_checkpoint(
     use_ema: bool = True,
     data_fields: dict[str, Any] | None = None,
     strict: bool = True,
-) -> LoadedCheckpoint:
-    """`build_from_checkpoint(read_checkpoint(path))`: a ready model from any supported layout."""
-    return build_from_checkpoint(read_checkpoint(path), use_ema=use_ema, data_fields=data_fields, strict=strict)
-
-
+) -> LoadedModel:
+    """`model_for_dataset(read_checkpoint(path), data_fields)`: a ready model from any supported layout."""
+    return model_for_dataset(read_checkpoint(path), data_fields, use_ema=use_ema, strict=strict)

@@ -81,7 +81,11 @@ def build_model(
     arch: dict[str, Any] | ArchConfig, data_fields: dict[str, Any] | None = None, loss_head: str | None = None
 ) -> nn.Module:
     """`LossHead(Model(config))`; `loss_head` overrides `arch.loss.name` (evaluation's `losses@InferenceLossHead`)."""
-    model = build_reasoner(arch, data_fields)
+    return with_loss_head(build_reasoner(arch, data_fields), loss_head)
+
+
+def with_loss_head(model: ACTModel, loss_head: str | None = None) -> nn.Module:
+    """`model` in the loss head its `arch.loss` names (or `loss_head`): what training runs."""
     loss = model.config.loss
     head_cls = resolve_loss_head(loss_head or loss.name)
     if head_cls is ACTLossHead:

@@ -10,16 +10,12 @@ from models.config import ArchConfig, TRMConfig
 from models.layers import CosSin, trunc_normal_init_
 
 
-class TRMInner(ReasonerIO):
-    """`f(h, u) = Blocks(h + u)`; H_cycles latent recursions, only the last with gradient."""
-
-    def __init__(self, cfg: ArchConfig) -> None:
-        super().__init__(cfg)
-        self.L_level = ReasoningStack(cfg, cfg.L_layers)
-        self.init_state()
+class FixedInitReasoner(ReasonerIO):
+    """A reasoner whose reset restores one fixed initial state, `H_init` / `L_init`, shared by every row
+    and token and saved in checkpoints (TRM and HRM). Subclasses call `init_state` after building their
+    stacks, so the initial weights are drawn in the reference's order."""
 
     def init_state(self) -> None:
-        """Fixed initial latents, shared by every row and token (saved in checkpoints)."""
         size = self.cfg.hidden_size
         self.register_buffer("H_init", trunc_normal_init_(torch.empty(size), 1.0).to(self.cfg.dtype))
         self.register_buffer("L_init", trunc_normal_init_(torch.empty(size), 1.0).to(self.cfg.dtype))
@@ -27,6 +23,15 @@ class TRMInner(ReasonerIO):
     def reset(self, halted: torch.Tensor, z_H: torch.Tensor, z_L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rows = halted.view(-1, 1, 1)
         return torch.where(rows, self.H_init, z_H), torch.where(rows, self.L_init, z_L)
+
+
+class TRMInner(FixedInitReasoner):
+    """`f(h, u) = Blocks(h + u)`; H_cycles latent recursions, only the last with gradient."""
+
+    def __init__(self, cfg: ArchConfig) -> None:
+        super().__init__(cfg)
+        self.L_level = ReasoningStack(cfg, cfg.L_layers)
+        self.init_state()
 
     def update(self, h: torch.Tensor, u: torch.Tensor, cos_sin: CosSin | None) -> torch.Tensor:
         return self.L_level(h, u, cos_sin)

@@ -16,15 +16,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis import USER_ERRORS, check_file, companion_of, fixture_paths  # noqa: E402
+from utils import cli  # noqa: E402
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("paths", nargs="+", type=Path, help="fixture files or folders")
-    args = parser.parse_args(argv)
-
+def _check(paths: list[Path]) -> int:
+    """Report every fixture; an unreadable one is a failure of its own line, not the end of the run."""
     failed: list[str] = []
-    for path in fixture_paths(args.paths):
+    for path in fixture_paths(paths):
         try:
             report = check_file(path)
         except USER_ERRORS as err:
@@ -49,6 +47,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print("all fixtures within tolerance")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="+", type=Path, help="fixture files or folders")
+    args = parser.parse_args(argv)
+    return cli.run_main(lambda: _check(args.paths))
 
 
 if __name__ == "__main__":

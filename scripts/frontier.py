@@ -17,18 +17,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from omegaconf import OmegaConf  # noqa: E402
-
 from analysis import USER_ERRORS, frontier_table, parse_frontier_options, run_frontier, write_frontier  # noqa: E402
 from evaluation import run_command, run_label  # noqa: E402
-from utils import checkpoint, validation  # noqa: E402
+from utils import checkpoint, cli  # noqa: E402
 
 
 def _frontier(argv: list[str]) -> int:
-    bad = [a for a in argv if "=" not in a]
-    if bad:
-        raise validation.ConfigError(f"{bad[0]}: expected key=value")
-    frontier, evaluation = parse_frontier_options(OmegaConf.to_container(OmegaConf.from_dotlist(argv)))
+    frontier, evaluation = parse_frontier_options(cli.parse_key_values(argv))
     points = run_frontier(frontier, evaluation)
     out = Path(frontier.output_dir) if frontier.output_dir else Path(evaluation.checkpoints[0]).parent / "frontier"
     contents = checkpoint.read_checkpoint(evaluation.checkpoints[0])

@@ -9,6 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis import load_study, write_report  # noqa: E402
+from utils import cli  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,16 +20,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--breadth-depth", type=int, default=8, help="depth of the breadth result (c)")
     parser.add_argument("--residual-depth", type=int, default=32, help="depth of the residual result (d)")
     args = parser.parse_args(argv)
-    try:
-        study = load_study(args.out)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    files = write_report(study, args.report or args.out / "report", args.trained_depth, args.breadth_depth,
-                         args.residual_depth)
-    print(files[0].read_text())
-    print("wrote " + ", ".join(str(f) for f in files))
-    return 0
+
+    def work() -> None:
+        files = write_report(load_study(args.out), args.report or args.out / "report", args.trained_depth,
+                             args.breadth_depth, args.residual_depth)
+        print(files[0].read_text())
+        print("wrote " + ", ".join(str(f) for f in files))
+
+    # A study folder without records, or with records of an earlier format, is the user's input.
+    return cli.run_main(work, errors=(FileNotFoundError, ValueError), describe=cli.plain_error_line)
 
 
 if __name__ == "__main__":

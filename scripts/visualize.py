@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="evaluate.py's restart_std")
     parser.add_argument("--no-ema", action="store_true", help="use the live weights instead of the EMA shadow")
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    cli.add_debug_option(parser)
     args = parser.parse_args(argv)
 
     def work() -> None:

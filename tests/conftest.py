@@ -16,6 +16,8 @@ sys.path.insert(0, str(ROOT))
 
 FIXTURES = ROOT / "tests" / "fixtures"
 
+from models.reasoner import Reasoner  # noqa: E402 (after the repository root is on sys.path)
+
 
 @pytest.fixture(autouse=True)
 def _process_settings_between_tests():
@@ -66,7 +68,7 @@ def tiny_arch(name: str = "eqr@EqRModel", **overrides) -> dict:
     return arch
 
 
-class ScriptedInner(torch.nn.Module):
+class ScriptedInner(Reasoner):
     """Base of the tests' hand-written inner networks: both latents start at 0 and z_H counts the
     segments run; a subclass's `outputs(step, batch)` gives (logits, q_halt), where `batch["copy"]`
     holds each row's copy index (the evaluation passes it along). Records the rows of every segment."""

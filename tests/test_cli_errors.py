@@ -17,6 +17,8 @@ import torch
 
 from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset
 from tests.conftest import FIXTURES, ROOT
+from utils import cli
+from utils.validation import ConfigError
 
 TINY = ["arch.hidden_size=32", "arch.num_heads=2", "arch.forward_dtype=float32", "arch.H_cycles=1",
         "arch.L_cycles=1", "global_batch_size=16", "wandb_mode=disabled", "max_steps=1"]
@@ -201,3 +203,19 @@ def test_train_sh_names_a_missing_recipe(tmp_path):
     proc = subprocess.run(["bash", str(ROOT / "scripts" / "train.sh"), "config/train/eqr_sudok.yaml"],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert_one_line(proc, "--config-name train/eqr_sudok: no such config; did you mean train/eqr_sudoku?")
+
+
+def test_key_value_arguments_have_one_parser():
+    """evaluate.py, scripts/frontier.py and the benchmarks read `key=value` through `cli.parse_key_values`."""
+    assert cli.parse_key_values(["depths=[1,2]", "a.b=x"]) == {"depths": [1, 2], "a": {"b": "x"}}
+    with pytest.raises(ConfigError, match=r"^depths: expected key=value$"):
+        cli.parse_key_values(["depths"])
+    with pytest.raises(ConfigError, match=r"^command line: "):
+        cli.parse_key_values(["a=${x"])
+
+
+@pytest.mark.parametrize("script", ["evaluate.py", "scripts/frontier.py"])
+def test_a_malformed_value_is_one_line(script, tmp_path):
+    proc = run(script, "depths=${x", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert_one_line(proc, "config error: command line: ")

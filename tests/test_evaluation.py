@@ -11,6 +11,7 @@ from evaluation.engine import evaluate_depths, run_evaluation
 from evaluation.randomness import TrajectoryNoise, initial_state, trajectory_keys
 from evaluation.stopping import StopRule
 from models.act import Carry
+from models.reasoner import Reasoner
 from models.registry import build_model
 from tests.conftest import ScriptedInner, scripted_model, tiny_arch
 
@@ -187,7 +188,7 @@ def test_elastic_exit_accounting():
     assert q["steps"] == pytest.approx((2 * 2 + 6 * 8) / 8)
 
 
-class CopyInner(nn.Module):
+class CopyInner(Reasoner):
     """Predicts its input: equivariant under any transform, so inverted TTA answers stay exact."""
 
     def __init__(self) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from models.registry import build_model
-from tests.conftest import tiny_arch
+from tests.conftest import ScriptedInner, tiny_arch
 
 
 def make_batch(arch: dict, size: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -168,25 +170,36 @@ def test_training_without_halt_signal_runs_to_max_steps():
     assert history == [[False] * 4, [False] * 4, [True] * 4]
 
 
+# q_halt of row r at its segment s (since its last reset) is Q_HALT[r][s - 1]; q_continue is -q_halt.
+Q_HALT = torch.tensor([[-3.0, -1.0, -2.0], [-3.0, 0.5, 2.0], [1.0, -1.5, 0.0]])
+
+
+class ScriptedQ(ScriptedInner):
+    """Known q values per row and segment, so the Q-learning targets can be worked out by hand."""
+
+    def outputs(self, step, batch):
+        row = batch["inputs"][:, 0].long()
+        return torch.zeros(len(row), batch["inputs"].shape[1], 3), Q_HALT[row, step.long() - 1]
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
 @pytest.mark.parametrize("name", ["trm@TRMModel", "hrm@HRMModel"])
 def test_q_learning_target_from_extra_segment(name):
-    torch.manual_seed(0)
-    arch = tiny_arch(name, no_ACT_continue=False, halt_max_steps=2, H_layers=1)
-    model = build_model(arch).model.train()
-    with torch.no_grad():
-        torch.nn.init.normal_(model.inner.q_head.weight, std=0.5)
-        model.inner.q_head.bias.zero_()
-    batch = make_batch(arch)
-    carry = model.initial_carry(batch)
-    for step in (1, 2):
-        carry.halted = torch.zeros(4, dtype=torch.bool) if step == 2 else carry.halted
-        new, out = model(carry, batch)
-        _, _, _, next_halt, next_continue = model.inner(new.z_H, new.z_L, new.current_data)
-        is_last = new.steps >= 2
-        expected = torch.sigmoid(torch.where(is_last, next_halt, torch.maximum(next_halt, next_continue)))
-        torch.testing.assert_close(out["target_q_continue"], expected)
-        assert is_last.all() == (step == 2)
-        carry = new
+    """Hand-computed targets at halt_max_steps 2: sigmoid of the next segment's max(q_halt, q_continue),
+    or of its q_halt alone at the last step; row 2 halts on its signal at once and restarts."""
+    model = build_model(tiny_arch(name, no_ACT_continue=False, halt_max_steps=2, H_layers=1)).model.train()
+    model.inner = ScriptedQ()
+    batch = {"inputs": torch.arange(3, dtype=torch.int32).view(3, 1).expand(3, 16).contiguous(),
+             "labels": torch.zeros(3, 16, dtype=torch.int32), "puzzle_identifiers": torch.zeros(3, dtype=torch.int32)}
+    carry, out = model(model.initial_carry(batch), batch)
+    torch.testing.assert_close(out["target_q_continue"], torch.tensor([_sigmoid(1.0), _sigmoid(0.5), _sigmoid(1.5)]))
+    assert carry.halted.tolist() == [False, False, True] and carry.steps.tolist() == [1, 1, 1]
+    carry, out = model(carry, batch)
+    torch.testing.assert_close(out["target_q_continue"], torch.tensor([_sigmoid(-2.0), _sigmoid(2.0), _sigmoid(1.5)]))
+    assert carry.halted.tolist() == [True, True, True] and carry.steps.tolist() == [2, 2, 1]
 
 
 def test_eqr_and_no_act_continue_emit_no_target():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from dataset.format import DatasetFormatError, SplitArrays, write_identifiers, write_split
+from dataset.format import DatasetFormatError, SplitArrays, TokenConventions, write_identifiers, write_split
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig, read_metadata
 
 SEQ_LEN = 5
@@ -41,7 +41,7 @@ def write_dataset(root: Path, num_groups: int = 24, seed: int = 0, vocab: int = 
         group_indices=np.array(group_indices, dtype=np.int32),
     )
     for split in ("train", "test"):
-        write_split(root / split, arrays, vocab_size=vocab, num_puzzle_identifiers=3)
+        write_split(root / split, arrays, vocab_size=vocab, ids=TokenConventions(num_puzzle_identifiers=3))
     write_identifiers(root, ["<blank>", "a", "b"])
     return root
 

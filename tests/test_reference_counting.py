@@ -216,17 +216,31 @@ def test_reference_counting_alone_uses_the_plain_names():
     assert m["different_init/any_correct"] == pytest.approx((7 + 6) / 16)
 
 
-def test_convergence_score_in_the_forward_dtype():
-    """The reference scores in bfloat16 on GPU; its scores are those of the rounded logits."""
-    from evaluation.breadth_metrics import ConvergenceTracker
+BF16_LOGITS = torch.randn(3, 4, 3, 5, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
 
-    g = torch.Generator().manual_seed(0)
-    logits = [torch.randn(4, 3, 5, generator=g).to(torch.bfloat16) for _ in range(3)]
-    native, wide = ConvergenceTracker(2, native=True), ConvergenceTracker(2)
-    for x in logits:
-        native.update(x)
-        wide.update(x)
-    assert native.scores().dtype == torch.bfloat16 and wide.scores().dtype == torch.float32
-    expected = torch.stack([torch.linalg.vector_norm(b - a, dim=-1).mean(-1) for a, b in zip(logits, logits[1:],
-                                                                                            strict=False)]).mean(0)
-    assert torch.equal(native.scores(), expected)
+
+class BFloat16Logits(ScriptedInner):
+    """Restart c of puzzle p emits BF16_LOGITS[t - 1, 2 p + c] at its segment t, in bfloat16 as a GPU forward does."""
+
+    def outputs(self, step, batch):
+        row = batch["puzzle_identifiers"].long() * 2 + batch["copy"].long()
+        return BF16_LOGITS[step.long() - 1, row], torch.zeros(len(row))
+
+
+def test_convergence_score_in_the_forward_dtype():
+    """The reference scores in bfloat16 on GPU; its scores are those of the rounded logits, in bfloat16."""
+    batch = {"inputs": torch.zeros(2, 3, dtype=torch.int32), "labels": torch.zeros(2, 3, dtype=torch.int32),
+             "puzzle_identifiers": torch.arange(2, dtype=torch.int32)}
+    run = run_evaluation(scripted_model(BFloat16Logits(), 3, 5), [(batch, 2)], [3], different_init=2,
+                         convergence_top_k=2, convergence_window=2, restart_std=None, counting="both",
+                         progress=False)
+    # top_k = B keeps every restart: the average score is the mean of all four trajectories' scores, each the
+    # mean of the 2 changes of a trajectory's logits.
+    pairs = list(zip(BF16_LOGITS, BF16_LOGITS[1:], strict=False))
+    native = [torch.linalg.vector_norm(b - a, dim=-1).mean(-1) for a, b in pairs]  # in bfloat16
+    wide = [torch.linalg.vector_norm(b.float() - a.float(), dim=-1).mean(-1) for a, b in pairs]
+    m = run.metrics[3]
+    reference, clean = m["ref/convergence_top_k/avg_convergence_score"], m["convergence_top_k/avg_convergence_score"]
+    assert reference == pytest.approx(((native[0] + native[1]) / 2).double().mean().item(), rel=1e-12)
+    assert clean == pytest.approx(((wide[0] + wide[1]) / 2).double().mean().item(), rel=1e-6)
+    assert reference != pytest.approx(clean, rel=1e-4)  # the rounding shows

@@ -1,12 +1,14 @@
 """The training-trajectory golden works for every architecture, not only the recorded EqR one.
 
 Trajectories for TRM (Q-learning continue target) and HRM (puzzle embedding with its sign-SGD)
-are recorded here by a plain loop over the components, written in the reference's file format,
-and must be reproduced by the trainer through `scripts/check_golden.py`'s path.
+are recorded here by the trainer's own `train_step`, written in the reference's file format,
+and must be reproduced by a fresh trainer through `scripts/check_golden.py`'s path (the initial
+weights and the settings read from the file).
 """
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
@@ -14,12 +16,10 @@ import pytest
 import torch
 
 from analysis.golden import METRIC_TOL, check_file
+from analysis.train_replay import cpu_trainer, record_steps, replay_config
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig
-from models.blocks import PuzzleEmbedding
-from models.ema import EMA
 from models.registry import build_model
 from tests.conftest import FIXTURES
-from training.optim import AdamATan2, SignSGDSparse, cosine_schedule_with_warmup_lr
 
 DATA = FIXTURES / "train_golden" / "eqr_sudoku_data"
 SETTINGS = {"global_batch_size": 16, "max_steps": 6, "lr": 1e-3, "lr_warmup_steps": 2, "lr_min_ratio": 0.5,
@@ -33,53 +33,32 @@ ARCHS = {
 }
 
 
-def record(arch: dict, settings: dict) -> dict:
-    """Train with the components directly, in the order the reference's train_batch uses them."""
-    data = PuzzleDataset(PuzzleDatasetConfig(data_paths=[DATA], global_batch_size=settings["global_batch_size"],
-                                             seed=settings["seed"]), split="train")
-    meta = data.metadata
+def record(arch: dict, settings: dict, run_dir: Path) -> dict:
+    """Train with `Trainer.train_step` from freshly initialised weights; the trajectory file's contents."""
+    meta = PuzzleDataset(PuzzleDatasetConfig(data_paths=[DATA], global_batch_size=settings["global_batch_size"]),
+                         split="train").metadata
     fields = {"seq_len": meta.seq_len, "vocab_size": meta.vocab_size,
               "num_puzzle_identifiers": meta.num_puzzle_identifiers, "batch_size": settings["global_batch_size"]}
     torch.manual_seed(7)
-    head = build_model(arch, fields)
-    initial = {k: v.clone() for k, v in head.state_dict().items()}
-    optimizers = [(AdamATan2(head.parameters(), lr=settings["lr"], betas=(settings["beta1"], settings["beta2"]),
-                             weight_decay=settings["weight_decay"]), settings["lr"])]
-    for emb in (m for m in head.modules() if isinstance(m, PuzzleEmbedding)):
-        optimizers.append((SignSGDSparse(emb, lr=settings["puzzle_emb_lr"],
-                                         weight_decay=settings["puzzle_emb_weight_decay"]),
-                           settings["puzzle_emb_lr"]))
-    ema = EMA(head, settings["ema_rate"])
-    steps: dict[str, list] = {"loss": [], "lm_loss": [], "q_halt_loss": [], "lr": [], "halted": []}
-    carry = None
-    for step in range(1, settings["max_steps"] + 1):
-        batch = data.next_train_batch()
-        carry = head.initial_carry(batch) if carry is None else carry
-        carry, loss, metrics, _, _ = head(carry=carry, batch=batch)
-        (loss / settings["global_batch_size"]).backward()
-        for optimizer, base in optimizers:
-            lr = cosine_schedule_with_warmup_lr(step, base, settings["lr_warmup_steps"], settings["max_steps"],
-                                                settings["lr_min_ratio"])
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-        ema.update(head)
-        steps["loss"].append(loss.item())
-        steps["lm_loss"].append(metrics["lm_loss"].item())
-        steps["q_halt_loss"].append(metrics["q_halt_loss"].item())
-        steps["lr"].append(optimizers[0][0].param_groups[0]["lr"])
-        steps["halted"].append(int(carry.halted.sum()))
-    return {**settings, "arch": arch, "initial_state_dict": initial, "steps": steps,
-            "final_state_dict": {k: v.clone() for k, v in head.state_dict().items()},
-            "final_ema_shadow": {k: v.clone() for k, v in ema.shadow.items()}}
+    initial = build_model(arch, fields).state_dict()
+    run_dir.mkdir()
+    torch.save(initial, run_dir / "initial_state_dict")
+    config = replay_config({**settings, "arch": arch}, DATA, run_dir / "run", run_dir / "initial_state_dict", ema=True)
+    run = record_steps(cpu_trainer(config), settings["max_steps"])
+    return {**settings, "arch": arch, "initial_state_dict": initial, "steps": run.steps,
+            "final_state_dict": run.final_state_dict, "final_ema_shadow": run.final_ema_shadow}
+
+
+# Linear warm-up over 2 steps to 1e-3, then a half cosine to 0.5e-3 at step 6 (cos(pi / 4) = sqrt(1 / 2)).
+LRS = [1e-3 * f for f in (0.5, 1.0, 0.75 + 0.25 * math.sqrt(0.5), 0.75, 0.75 - 0.25 * math.sqrt(0.5), 0.5)]
 
 
 @pytest.mark.parametrize("kind", sorted(ARCHS))
 def test_trainer_replays_a_trajectory_of_any_architecture(tmp_path, kind):
     settings = {**SETTINGS, "puzzle_emb_lr": 1e-2, "puzzle_emb_weight_decay": 0.1} if kind == "hrm" else SETTINGS
-    recorded = record(ARCHS[kind], settings)
+    recorded = record(ARCHS[kind], settings, tmp_path / "run")
     assert recorded["steps"]["halted"] == [0, 0, 16, 0, 0, 16]  # every row restarts at steps 3 and 6
+    assert recorded["steps"]["lr"] == pytest.approx(LRS, rel=1e-12)
     path = tmp_path / f"{kind}.pt"
     torch.save(recorded, path)
     shutil.copytree(DATA, tmp_path / f"{kind}_data")
@@ -101,7 +80,7 @@ def test_trainer_replays_a_trajectory_of_any_architecture(tmp_path, kind):
 
 def test_replay_uses_the_recorded_settings(tmp_path):
     """A trajectory recorded at another learning rate does not replay: the settings are read, not assumed."""
-    recorded = record(ARCHS["trm"], SETTINGS)
+    recorded = record(ARCHS["trm"], SETTINGS, tmp_path / "run")
     recorded["lr"] = 2e-3
     torch.save(recorded, tmp_path / "trm.pt")
     shutil.copytree(DATA, tmp_path / "trm_data")

@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 
 from dataset.symmetries import dihedral_transforms, identity, sudoku_transforms
 from dataset.tasks import TASKS, TOKENS
+from evaluation.engine import run_evaluation
 from evaluation.tta import build_transforms
+from tests.conftest import ScriptedInner, scripted_model
 from utils.validation import ConfigError
 
 # A valid solved Sudoku (tokens = digit + 1).
@@ -75,7 +77,7 @@ def test_sudoku_round_trip_exact(seed, count, data_seed):
     generator = torch.Generator().manual_seed(data_seed)
     grids = torch.randint(0, 11, (count * 2, 81), generator=generator, dtype=torch.int32)
     grids[:, ::7] = -100  # ignored labels survive
-    index = transforms.row_index(count * 2, 2)
+    index = torch.arange(count * 2) // 2  # each transform on two rows
     moved = transforms.apply(grids, index)
     assert moved.dtype == grids.dtype
     assert torch.equal((moved == -100).sum(1), (grids == -100).sum(1))
@@ -91,10 +93,23 @@ def test_dihedral_round_trip_exact(side, count, data_seed):
     assert torch.equal(transforms.inverse().apply(transforms.apply(grids, index), index), grids)
 
 
-def test_row_index_is_transform_major_within_puzzle():
-    transforms = identity(4, 3, count=3)
-    # 2 puzzles x 3 transforms x 2 restarts
-    assert transforms.row_index(12, 2).tolist() == [0, 0, 1, 1, 2, 2, 0, 0, 1, 1, 2, 2]
+class StandsStill(ScriptedInner):
+    """Outputs that do not matter: the test reads the inputs each copy was given."""
+
+    def outputs(self, step, batch):
+        return torch.zeros(*batch["inputs"].shape, 3), torch.zeros(batch["inputs"].shape[0])
+
+
+def test_copies_are_transform_major_within_puzzle():
+    """The evaluation gives copy c of a puzzle (3 transforms x 2 restarts) transform c // 2."""
+    transforms = dihedral_transforms(2, 3, 3)
+    inputs = torch.tensor([[0, 1, 2, 1], [2, 2, 0, 1]], dtype=torch.int32)
+    batch = {"inputs": inputs, "labels": inputs.clone(), "puzzle_identifiers": torch.zeros(2, dtype=torch.int32)}
+    saved = run_evaluation(scripted_model(StandsStill(), 4, 3), [(batch, 2)], [1], different_init=2, tta=transforms,
+                           restart_std=None, save_outputs=("inputs",), progress=False).outputs[1]
+    assert saved["restart"].tolist() == [0, 1, 2, 3, 4, 5] * 2
+    seen = transforms.apply(inputs.repeat_interleave(6, dim=0), torch.tensor([0, 0, 1, 1, 2, 2] * 2))
+    assert torch.equal(saved["inputs"], seen)
 
 
 def test_kind_resolution_and_errors():

@@ -1,5 +1,5 @@
 """What a training run will do, decided from the config and dataset.json before anything is built:
-the architecture for this dataset, the number of steps, whether to compile.
+the architecture for this dataset and the number of steps (whether to compile: `models.runtime`).
 
 `pretrain.py --check` runs only `preflight`, in one process, so a bad input is one line before
 torchrun starts its ranks.
@@ -7,13 +7,10 @@ torchrun starts its ranks.
 
 from __future__ import annotations
 
-import os
-
-import torch
-
 from config.schema import PretrainConfig, validate_arch
 from dataset.puzzle_dataset import read_metadata
 from models.config import ArchConfig
+from models.loading import data_fields
 from utils.validation import ConfigError
 
 
@@ -29,19 +26,11 @@ def steps_for(config: PretrainConfig, total_groups: int, mean_puzzle_examples: f
     return steps if config.max_steps is None else min(steps, config.max_steps)
 
 
-def use_compile(config: PretrainConfig, device: torch.device) -> bool:
-    if os.environ.get("DISABLE_COMPILE", "0") not in ("", "0"):
-        return False
-    return device.type == "cuda" if config.compile is None else config.compile
-
-
 def preflight(config: PretrainConfig, world_size: int) -> tuple[ArchConfig, int]:
     """The architecture for this dataset and the step count, checked against dataset.json before any array
     is opened or model built (`pretrain.py --check` runs only this, in one process, before torchrun)."""
     meta = read_metadata(config.dataset.data_paths, "train")
     if config.global_batch_size % world_size:
         raise ConfigError(f"global_batch_size: {config.global_batch_size} is not divisible by {world_size} ranks")
-    arch = validate_arch(config.arch, {
-        "seq_len": meta.seq_len, "vocab_size": meta.vocab_size, "num_puzzle_identifiers": meta.num_puzzle_identifiers,
-        "batch_size": config.global_batch_size // world_size})
+    arch = validate_arch(config.arch, {**data_fields(meta), "batch_size": config.global_batch_size // world_size})
     return arch, steps_for(config, meta.total_groups, meta.mean_puzzle_examples)

@@ -26,12 +26,13 @@ from evaluation.engine import batches_in, evaluate_depths
 from models.act import Carry
 from models.blocks import PuzzleEmbedding
 from models.ema import EMA
-from models.loading import check_architecture, load_model_state
-from models.registry import build_model
+from models.loading import check_architecture, load_model_state, model_for_dataset
+from models.registry import with_loss_head
+from models.runtime import prepare_runtime
 from training import state
 from training.interrupt import StopOnSignal
 from training.optim import LRSchedule, SignSGDSparse, make_adam_atan2
-from training.plan import preflight, use_compile
+from training.plan import preflight
 from training.progress import MetricWindow, format_summary
 from training.start import latest_or_none, start_point
 from training.tracking import Tracker
@@ -60,17 +61,15 @@ class Trainer:
         start = start_point(config)  # resume=, load_checkpoint=: training/start.py
 
         torch.manual_seed(config.seed)  # identical initial weights on every rank
-        self.head = build_model(self.arch).to(self.device)
-        if start.weights is not None:  # weights only, from any supported layout; the EMA starts from them
-            check_architecture(start.weights.arch, self.arch.name, str(start.source))
-            load_model_state(self.head.model, start.weights.model_state, strict=True, source=str(start.source))
+        # Weights only (start.weights), from any supported layout, not its EMA; the EMA starts from them.
+        model = model_for_dataset(self.arch, weights=start.weights, use_ema=False).act_model
         if config.gradient_checkpoint:
-            self.head.model.enable_gradient_checkpointing()
-        changes = self.head.model.use_kernels(config.kernels)
+            model.enable_gradient_checkpointing()
         if dist_info.rank == 0:
-            log.info("%s; device %s x %d rank(s)", self.head.model.summary(), self.device, dist_info.world_size)
-            log.info("kernels: %s%s", config.kernels, f" ({'; '.join(changes)})" if changes else "")
-        self.forward = torch.compile(self.head) if use_compile(config, self.device) else self.head
+            log.info("%s; device %s x %d rank(s)", model.summary(), self.device, dist_info.world_size)
+        runtime = prepare_runtime(model, self.device, config.kernels, config.compile, announce=dist_info.rank == 0)
+        self.head = with_loss_head(runtime.model)
+        self.forward = torch.compile(self.head) if runtime.compile else self.head
 
         self.optimizers: list[Any] = [make_adam_atan2(
             [p for p in self.head.parameters() if p.requires_grad], lr=config.lr,

@@ -1,5 +1,9 @@
 """What every command does around its work: one line for a bad input, exit 130 on Ctrl-C, `--debug`.
 
+`run_main` is the wrapper every entry point runs its work in (argparse commands call it directly);
+`run_command` adds what the `key=value` commands share (`--help`, `--debug`, logging), and
+`parse_key_values` reads their arguments.
+
 A user's mistake (a misspelled key, a missing file) ends in one line on stderr, not a traceback;
 `--debug` or HYDRA_FULL_ERROR=1 shows the traceback instead. Ctrl-C and SIGTERM end a command with
 one line and exit status 130; SIGTERM is turned into the same interrupt, so the atomic writers
@@ -10,6 +14,7 @@ appears once per node instead of once per rank.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
@@ -17,6 +22,10 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from utils.validation import ConfigError
 
@@ -33,6 +42,11 @@ class Interrupted(Exception):
 
 def debug_requested(argv: list[str]) -> bool:
     return "--debug" in argv or os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def add_debug_option(parser: argparse.ArgumentParser) -> None:
+    """`--debug` of an argparse command, spelled and explained the same in every command's `--help`."""
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
 
 def setup_logging(debug: bool, timestamps: bool = False) -> None:
@@ -104,3 +118,36 @@ def run_main(work: Callable[[], int | None], *, errors: tuple[type[BaseException
 def _say(line: str) -> None:
     if prints_errors():
         print(line, file=sys.stderr, flush=True)
+
+
+def run_command(argv: list[str] | None, usage: str | None, work: Callable[[list[str]], int | None], *,
+                errors: tuple[type[BaseException], ...], timestamps: bool = False,
+                cleanup: Callable[[], None] | None = None) -> int:
+    """A `key=value` command: `-h`/`--help` prints `usage`; `--debug` (taken out of the arguments `work`
+    gets) or HYDRA_FULL_ERROR=1 logs DEBUG lines and shows tracebacks; otherwise as `run_main`.
+    `cleanup` runs however the work ends (a torchrun rank's process group), kept out of this module
+    so the dataset tools start without torch."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("-h", "--help"):
+        print(usage)
+        return 0
+    debug = debug_requested(argv)
+    setup_logging(debug, timestamps)
+    args = [a for a in argv if a != "--debug"]
+    try:
+        return run_main(lambda: work(args), errors=errors, debug=debug)
+    finally:
+        if cleanup is not None:
+            cleanup()
+
+
+def parse_key_values(argv: list[str]) -> dict[str, Any]:
+    """`key=value` arguments (OmegaConf dotlist syntax: `a.b=1`, lists in brackets) as a nested dict;
+    a malformed argument is a ConfigError naming it, so it ends in one line."""
+    bad = [a for a in argv if "=" not in a]
+    if bad:
+        raise ConfigError(f"{bad[0]}: expected key=value")
+    try:
+        return OmegaConf.to_container(OmegaConf.from_dotlist(argv))
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"command line: {str(err).splitlines()[0]}") from None
