@@ -25,6 +25,7 @@ from analysis.machine import describe_machine  # noqa: E402
 from dataset.build_sudoku_dataset import SudokuBuildConfig, build_sudoku_dataset  # noqa: E402
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig, read_metadata  # noqa: E402
 from evaluation.engine import EvalResult, StopRule, run_evaluation  # noqa: E402
+from evaluation.plan import EvalPlan  # noqa: E402
 from models.loading import data_fields, model_for_dataset  # noqa: E402
 from models.runtime import prepare_runtime  # noqa: E402
 from utils import allocator  # noqa: E402
@@ -82,10 +83,10 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|")
         for breadth in args.breadths:
             kwargs = {"different_init": breadth, "convergence_top_k": 1 if breadth > 1 else None, "progress": False}
-            run_evaluation(model, batches[:1], [2], **kwargs)  # warm-up
-            per_depth = [run_evaluation(model, batches, [d], **kwargs) for d in depths]
-            one_pass = run_evaluation(model, batches, depths, **kwargs)
-            fast = run_evaluation(model, batches, depths, elastic=elastic, **kwargs)
+            run_evaluation(model, batches[:1], EvalPlan.build([2], **kwargs))  # warm-up
+            per_depth = [run_evaluation(model, batches, EvalPlan.build([d], **kwargs)) for d in depths]
+            one_pass = run_evaluation(model, batches, EvalPlan.build(depths, **kwargs))
+            fast = run_evaluation(model, batches, EvalPlan.build(depths, elastic=elastic, **kwargs))
             print(_row("one run per D", breadth, per_depth, top, None))
             print(_row("one pass", breadth, [one_pass], top, per_depth[-1]))
             print(_row("one pass + elastic", breadth, [fast], top, None))

@@ -24,7 +24,7 @@ if __package__ in (None, ""):  # run as `python dataset/<name>.py`, not -m: put 
 
 from dataset.format import SplitArrays, write_identifiers, write_split  # noqa: E402
 from dataset.hub_csv import run_build, split_csv  # noqa: E402
-from dataset.maze import CHARSET, OPEN, PATH, VOCAB_SIZE  # noqa: E402
+from dataset.maze import CHARSET, OPEN, PATH, VOCAB_SIZE, dihedral_cells  # noqa: E402
 from dataset.sudoku_csv import HEADER, InvalidRowError  # noqa: E402
 from utils import cli  # noqa: E402
 from utils.atomic import atomic_output_dir, check_target  # noqa: E402
@@ -35,19 +35,10 @@ _INVALID = 255
 _TOKENS = np.full(256, _INVALID, dtype=np.uint8)  # byte -> token id (index in CHARSET + 1)
 _TOKENS[np.frombuffer(CHARSET.encode(), dtype=np.uint8)] = np.arange(1, len(CHARSET) + 1)
 
-# The reference's augmentation order, on the last two axes of [..., n, n]: identity, rotations by 90, 180
-# and 270 degrees counter-clockwise, mirror left-right, mirror up-down, transpose, rot90 then mirror
-# left-right (the anti-diagonal reflection). It differs from the TTA order of dataset/symmetries.py.
-DIHEDRAL = (
-    lambda g: g,
-    lambda g: np.rot90(g, 1, axes=(-2, -1)),
-    lambda g: np.rot90(g, 2, axes=(-2, -1)),
-    lambda g: np.rot90(g, 3, axes=(-2, -1)),
-    lambda g: np.flip(g, -1),
-    lambda g: np.flip(g, -2),
-    lambda g: np.swapaxes(g, -2, -1),
-    lambda g: np.flip(np.rot90(g, 1, axes=(-2, -1)), -1),
-)
+# The reference's augmentation order as elements of `dihedral_cells`' group: identity, rotations by 90, 180 and
+# 270 degrees counter-clockwise, mirror left-right, mirror up-down, transpose, rot90 then mirror left-right
+# (the anti-diagonal reflection).
+DIHEDRAL = (0, 1, 2, 3, 7, 5, 4, 6)
 
 
 class MazeHardBuildConfig(BaseModel):
@@ -118,8 +109,8 @@ def read_maze_csv(path: Path, cells: int | None = None) -> tuple[np.ndarray, np.
 def dihedral_copies(tokens: np.ndarray) -> np.ndarray:
     """[N, n*n] -> [N*8, n*n]: each maze followed by its transforms 1..7 in the reference's order."""
     side = math.isqrt(tokens.shape[1])
-    grids = tokens.reshape(-1, side, side)
-    return np.stack([transform(grids) for transform in DIHEDRAL], axis=1).reshape(-1, side * side)
+    cells = np.stack([dihedral_cells(side, element) for element in DIHEDRAL])  # [8, n*n]
+    return tokens[:, cells].reshape(-1, side * side)
 
 
 def build_maze_hard_dataset(config: MazeHardBuildConfig) -> Path:

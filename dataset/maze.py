@@ -6,6 +6,9 @@ backtracker over the cells at odd coordinates of the largest odd-sized top-left 
 mazes are open cells with independent walls; there uniqueness of the shortest path is
 checked by counting shortest paths during the breadth-first search. Path length is the
 number of moves from start to goal.
+
+A maze's symmetries are the 8 of its square (`dihedral_cells`): they keep walls, start, goal and
+path, so the Maze-Hard builder's augmentation and test-time augmentation both use them.
 """
 
 from __future__ import annotations
@@ -22,6 +25,16 @@ WALL, OPEN, START, GOAL, PATH = 1, 2, 3, 4, 5
 VOCAB_SIZE = 1 + len(CHARSET)
 MazeMode = Literal["perfect", "random"]
 STARTS_PER_MAZE = 8
+
+
+def dihedral_cells(side: int, element: int) -> np.ndarray:
+    """Source cell of every output cell [side * side] for element 0..7 of the square's symmetry group.
+
+    Element k < 4 rotates the grid k times by 90 degrees counter-clockwise, k >= 4 rotates its
+    transpose k - 4 times: the order TTA numbers them in; builders map their own order onto it.
+    """
+    grid = np.arange(side * side).reshape(side, side)
+    return np.rot90(grid.T if element >= 4 else grid, element % 4).reshape(-1)
 
 
 class MazeGenerationError(RuntimeError):

@@ -1,7 +1,12 @@
-"""Sudoku boards as numpy arrays: token encoding, vectorised validity checks, rendering.
+"""Sudoku boards as numpy arrays: token encoding, vectorised validity checks, the symmetry group, rendering.
 
 A board array holds digits 0..9 per cell (0 = empty), shape [N, 81], row-major. Model
 tokens are digit + 1 (pad 0, blank 1, digits 2..10).
+
+A symmetry is (transpose flag, row order, column order, digit map), rows and columns permuted in
+bands and stacks of 3; `symmetry_cells` and `token_maps` are its one implementation, used by the
+builder's augmentation (dataset/sudoku_augment.py, the reference's draws) and by test-time
+augmentation (`tta_symmetries`, dataset/symmetries.py's invertible `TransformSet`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,49 @@ UNIT_NAMES = (
     + [f"column {i + 1}" for i in range(9)]
     + [f"box {i + 1}" for i in range(9)]
 )
+
+
+def symmetry_cells(transpose: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Source cell of every output cell [m, 81] of m symmetries: the board transposed first, then permuted.
+
+    Output cell (i, j) reads (rows[i], cols[j]), or (cols[j], rows[i]) when transposed (flags [m], orders
+    [m, 9]); the reference builder's convention, so its copies come out bit for bit.
+    """
+    plain = rows[:, :, None] * 9 + cols[:, None, :]
+    flipped = cols[:, None, :] * 9 + rows[:, :, None]
+    return np.where(transpose[:, None, None], flipped, plain).reshape(-1, SEQ_LEN)
+
+
+def token_maps(digit_maps: np.ndarray) -> np.ndarray:
+    """Digit maps [m, 10] (blank 0 kept) as token maps [m, 11]: the same symmetry on model tokens, pad kept."""
+    return np.concatenate([np.zeros((len(digit_maps), 1), dtype=digit_maps.dtype), digit_maps + 1], axis=1)
+
+
+def tta_symmetries(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Identity plus `count - 1` symmetries from torch's stream seeded with `seed`: cells [T, 81], token maps [T, 11].
+
+    Per symmetry: row order, column order (each a band order, then the rows within each band), a
+    transpose flag, a digit permutation; the draws every TTA result so far was made with. They
+    permute first and transpose after, which is the builder's convention with row and column order
+    swapped.
+    """
+    import torch  # only TTA's draws need torch's stream; the builders and tools stay torch-free
+
+    generator = torch.Generator().manual_seed(seed)
+
+    def grouped() -> np.ndarray:
+        groups = torch.randperm(3, generator=generator)
+        return torch.cat([g * 3 + torch.randperm(3, generator=generator) for g in groups]).numpy()
+
+    transpose = np.zeros(count, dtype=bool)
+    rows, cols = np.tile(np.arange(9), (count, 1)), np.tile(np.arange(9), (count, 1))
+    digits = np.tile(np.arange(10), (count, 1))
+    for k in range(1, count):
+        rows[k], cols[k] = grouped(), grouped()
+        transpose[k] = bool(torch.rand((), generator=generator) < 0.5)
+        digits[k, 1:] = 1 + torch.randperm(9, generator=generator).numpy()
+    first, second = np.where(transpose[:, None], cols, rows), np.where(transpose[:, None], rows, cols)
+    return symmetry_cells(transpose, first, second), token_maps(digits)
 
 
 def board_to_string(board: np.ndarray) -> str:

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from dataset import sudoku
+
 _CHUNK = 1 << 16  # copies per vectorised step: bounds the [m, 81] index arrays
 
 
 def draw_symmetries(rs: np.random.RandomState, m: int) -> tuple[np.ndarray, np.ndarray]:
     """m copies' maps in the reference's call order: cell source indices [m, 81] and digit maps [m, 10].
 
-    Output cell (i, j) reads source cell (rows[i], cols[j]), or (cols[j], rows[i]) when the copy is
-    transposed (transpose first, then permute); digit d becomes digit_map[d], 0 (blank) stays 0.
+    The cells are `dataset.sudoku.symmetry_cells` of the drawn orders (the action TTA uses too);
+    digit d becomes digit_map[d], 0 (blank) stays 0.
     In-place `shuffle` of an arange draws exactly what `permutation` of it draws, without the copy.
     """
     digit_map = np.tile(np.arange(10), (m, 1))
@@ -33,10 +35,7 @@ def draw_symmetries(rs: np.random.RandomState, m: int) -> tuple[np.ndarray, np.n
             shuffle(piece)
     lines = lines.reshape(m, 2, 4, 3)
     order = (3 * lines[:, :, 0, :, None] + lines[:, :, 1:]).reshape(m, 2, 9)  # slot s: 3 * group[s] + within[s]
-    rows, cols = order[:, 0], order[:, 1]
-    plain = rows[:, :, None] * 9 + cols[:, None, :]
-    flipped = cols[:, None, :] * 9 + rows[:, :, None]
-    return np.where(transpose[:, None, None], flipped, plain).reshape(m, 81), digit_map
+    return sudoku.symmetry_cells(transpose, order[:, 0], order[:, 1]), digit_map
 
 
 def apply_symmetries(boards: np.ndarray, cells: np.ndarray, digit_map: np.ndarray) -> np.ndarray:

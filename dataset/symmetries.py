@@ -1,23 +1,22 @@
-"""Validity-preserving puzzle transforms and their exact inverses (test-time augmentation).
+"""Validity-preserving puzzle transforms as an invertible `TransformSet` (test-time augmentation).
 
 Each transform is a position permutation plus a token permutation, so a puzzle and its
 solution transform alike and a prediction made in the transformed frame maps back to the
-original frame exactly. Transform 0 is always the identity. Two families exist: `sudoku` (digit,
-band/row and stack/column permutations, transpose) and `dihedral` (the 8 symmetries of a square
-grid, which keep a maze's walls, start and goal). A task names its family (dataset/tasks.py).
+original frame exactly. Transform 0 is always the identity. The transforms are a task's
+`Symmetry` (dataset/tasks.py: `sudoku`, `dihedral`), drawn by the same action functions its
+builder augments training data with (dataset/sudoku.py, dataset/maze.py); here they become
+torch gathers and their inverses.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from utils.validation import ConfigError
-
-SUDOKU_SEQ_LEN = 81
-SUDOKU_VOCAB = 11  # pad 0, blank 1, digits 1..9 -> tokens 2..10
+from dataset import sudoku
+from dataset.tasks import SYMMETRIES, Maps
 
 
 @dataclass(frozen=True)
@@ -35,6 +34,12 @@ class TransformSet:
             expected = torch.arange(perm.shape[1], device=perm.device).expand_as(perm)
             if not torch.equal(perm.sort(dim=1).values, expected):
                 raise ValueError(f"{name}: every row must be a permutation")
+
+    @classmethod
+    def from_maps(cls, maps: Maps) -> TransformSet:
+        """The set a `Symmetry` drew (numpy cells and token maps, int64 on the CPU)."""
+        cells, tokens = (torch.from_numpy(np.asarray(m, dtype=np.int64)) for m in maps)
+        return cls(cells, tokens)
 
     @property
     def size(self) -> int:
@@ -63,57 +68,11 @@ def identity(seq_len: int, vocab_size: int, count: int = 1) -> TransformSet:
 
 def dihedral_transforms(side: int, vocab_size: int, count: int) -> TransformSet:
     """The first `count` of the 8 symmetries of a side x side grid (identity first)."""
-    if not 1 <= count <= 8:
-        raise ConfigError(f"tta: a square grid has 8 symmetries, asked for {count}")
-    grid = torch.arange(side * side).view(side, side)
-    perms = []
-    for flip in (False, True):
-        base = grid.T if flip else grid
-        perms.extend(torch.rot90(base, k, dims=(0, 1)).reshape(-1) for k in range(4))
-    return TransformSet(torch.stack(perms[:count]), torch.arange(vocab_size).repeat(count, 1))
-
-
-def _grouped_perm(generator: torch.Generator) -> torch.Tensor:
-    """A permutation of 0..8 that permutes the 3 groups of 3 and the members within each."""
-    groups = torch.randperm(3, generator=generator)
-    return torch.cat([g * 3 + torch.randperm(3, generator=generator) for g in groups])
+    return TransformSet.from_maps(SYMMETRIES["dihedral"].maps(count, side * side, vocab_size, 0))
 
 
 def sudoku_transforms(count: int, seed: int = 0) -> TransformSet:
     """Identity plus `count - 1` random Sudoku symmetries drawn from `seed` (the same for every puzzle)."""
     if count < 1:
         raise ValueError(f"tta: need at least 1 transform, got {count}")
-    generator = torch.Generator().manual_seed(seed)
-    grid = torch.arange(SUDOKU_SEQ_LEN).view(9, 9)
-    perms, maps = [grid.reshape(-1)], [torch.arange(SUDOKU_VOCAB)]
-    for _ in range(count - 1):
-        rows, cols = _grouped_perm(generator), _grouped_perm(generator)
-        moved = grid[rows][:, cols]
-        if torch.rand((), generator=generator) < 0.5:
-            moved = moved.T
-        perms.append(moved.reshape(-1))
-        maps.append(torch.cat([torch.arange(2), 2 + torch.randperm(9, generator=generator)]))
-    return TransformSet(torch.stack(perms), torch.stack(maps))
-
-
-def square_side(seq_len: int) -> int:
-    side = math.isqrt(seq_len)
-    if side * side != seq_len:
-        raise ConfigError(f"tta: dihedral symmetries need a square grid, seq_len {seq_len} is not a square")
-    return side
-
-
-def family_transforms(family: str, count: int, seq_len: int, vocab_size: int, seed: int = 0) -> TransformSet:
-    """`count` transforms of a family (identity first) for a dataset of this shape."""
-    if count == 1:
-        return identity(seq_len, vocab_size)
-    if family == "sudoku":
-        if (seq_len, vocab_size) != (SUDOKU_SEQ_LEN, SUDOKU_VOCAB):
-            raise ConfigError(f"tta: sudoku symmetries need seq_len 81 and vocab 11, got {seq_len} and {vocab_size}")
-        return sudoku_transforms(count, seed)
-    if family == "dihedral":
-        return dihedral_transforms(square_side(seq_len), vocab_size, count)
-    raise ConfigError(f"tta: unknown symmetry family {family!r}; known: {', '.join(FAMILIES)}")
-
-
-FAMILIES = ("sudoku", "dihedral")
+    return TransformSet.from_maps(SYMMETRIES["sudoku"].maps(count, sudoku.SEQ_LEN, sudoku.VOCAB_SIZE, seed))

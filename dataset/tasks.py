@@ -6,13 +6,17 @@ instead of guessing from shapes. A dataset written before the field existed is i
 by the one registered task whose `matches(seq_len, vocab_size)` accepts it, with a warning; one
 that no task claims is shown as plain tokens. Adding a puzzle type is `register_task(Task(...))`
 (docs/extending.md).
+
+A task's symmetries are a `Symmetry`: the one implementation of its group's action, which its
+builder's augmentation uses too, drawn as gather maps that dataset/symmetries.py turns into an
+invertible `TransformSet` for test-time augmentation.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +25,44 @@ import numpy as np
 
 from dataset import maze, sudoku
 from dataset.format import DatasetFormatError, DatasetMetadata
+from utils.validation import ConfigError
 
 log = logging.getLogger(__name__)
 
 Examples = tuple[np.ndarray, np.ndarray]  # inputs, labels: [N, seq_len] token ids
+Maps = tuple[np.ndarray, np.ndarray]  # cells [T, S], token maps [T, V]: transformed[i] = token_map[x[cells[i]]]
+# (the evaluation's outputs: field -> array [N, ...] per example, the generic metrics) -> the task's own metrics
+TaskEvaluator = Callable[[Mapping[str, np.ndarray], Mapping[str, float]], dict[str, float]]
+
+
+@dataclass(frozen=True)
+class Symmetry:
+    """A group of validity-preserving transforms; `maps(count, seq_len, vocab_size, seed)` draws `count` of them
+    (identity first) for test-time augmentation from the same action the task's builder augments with."""
+
+    name: str  # what `tta_kind` calls it
+    maps: Callable[[int, int, int, int], Maps]
+
+
+def _sudoku_maps(count: int, seq_len: int, vocab_size: int, seed: int) -> Maps:
+    if (seq_len, vocab_size) != (sudoku.SEQ_LEN, sudoku.VOCAB_SIZE):
+        raise ConfigError(f"tta: sudoku symmetries need seq_len {sudoku.SEQ_LEN} and vocab {sudoku.VOCAB_SIZE}, "
+                          f"got {seq_len} and {vocab_size}")
+    return sudoku.tta_symmetries(count, seed)
+
+
+def _dihedral_maps(count: int, seq_len: int, vocab_size: int, seed: int) -> Maps:
+    """The first `count` of the 8 (no randomness: `seed` unused)."""
+    side = math.isqrt(seq_len)
+    if side * side != seq_len:
+        raise ConfigError(f"tta: dihedral symmetries need a square grid, seq_len {seq_len} is not a square")
+    if not 1 <= count <= 8:
+        raise ConfigError(f"tta: a square grid has 8 symmetries, asked for {count}")
+    cells = np.stack([maze.dihedral_cells(side, element) for element in range(count)])
+    return cells, np.tile(np.arange(vocab_size), (count, 1))
+
+
+SYMMETRIES = {group.name: group for group in (Symmetry("sudoku", _sudoku_maps), Symmetry("dihedral", _dihedral_maps))}
 
 
 def _token_lines(tokens: np.ndarray) -> list[str]:
@@ -66,13 +104,14 @@ class Task:
     vocab_size: int
     ignore_label_id: int | None = 0  # label id that is not scored (the pad token by default)
     matches: Callable[[int, int], bool] = lambda seq_len, vocab_size: False  # (seq_len, vocab) of an untagged set
-    symmetry: str | None = None  # test-time augmentation family (dataset/symmetries.py), None: identity only
+    symmetry: Symmetry | None = None  # its transforms (builder augmentation and `tta=N`); None: identity only
     text_lines: Callable[[np.ndarray], list[str]] = _token_lines  # one example as text (`dataset.show`)
     draw_frame: Callable[..., None] = _draw_tokens  # (ax, inputs, labels, pred, previous) for visualize
     follows_rules: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None  # (inputs, preds) -> bool [N]
     baseline: Callable[[np.ndarray, np.ndarray], dict[str, float]] | None = None  # (inputs, labels) -> metrics
     baseline_name: str = ""
     generate: Callable[[int, np.random.Generator], Examples] | None = None  # for `dataset.build_task`
+    evaluator: TaskEvaluator | None = None  # metrics of its own, after the generic ones (as TRM's `evaluators`)
 
 
 TASKS: dict[str, Task] = {}
@@ -85,12 +124,12 @@ def register_task(task: Task) -> Task:
 
 
 register_task(Task(
-    name="sudoku", vocab_size=sudoku.VOCAB_SIZE, symmetry="sudoku",
+    name="sudoku", vocab_size=sudoku.VOCAB_SIZE, symmetry=SYMMETRIES["sudoku"],
     matches=lambda seq_len, vocab: (seq_len, vocab) == (sudoku.SEQ_LEN, sudoku.VOCAB_SIZE),
     text_lines=sudoku.text_lines, draw_frame=sudoku.draw_frame, follows_rules=sudoku.follows_rules,
 ))
 register_task(Task(
-    name="maze", vocab_size=maze.VOCAB_SIZE, symmetry="dihedral",
+    name="maze", vocab_size=maze.VOCAB_SIZE, symmetry=SYMMETRIES["dihedral"],
     matches=lambda seq_len, vocab: vocab == maze.VOCAB_SIZE and math.isqrt(seq_len) ** 2 == seq_len,
     text_lines=maze.text_lines, draw_frame=maze.draw_frame, follows_rules=maze.follows_rules,
     baseline=maze.mark_every_open_cell, baseline_name="mark every open cell as path",

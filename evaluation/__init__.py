@@ -7,6 +7,7 @@ from evaluation.config import EvalConfig, parse_eval_config
 from evaluation.engine import EvalResult, evaluate_depths, run_evaluation
 from evaluation.naming import run_label
 from evaluation.options import load_options
+from evaluation.plan import EvalPlan
 from evaluation.randomness import restart_argument
 from evaluation.stopping import StopRule
 from evaluation.sweep import SweepResult, run_sweep
@@ -16,6 +17,6 @@ from utils.validation import ConfigError
 # What a user's bad input raises: entry points print these as one line; training and analysis add theirs.
 USER_ERRORS = (ConfigError, CheckpointError, DatasetFormatError)
 
-__all__ = ["USER_ERRORS", "EvalConfig", "EvalResult", "SweepResult", "evaluate_depths",
+__all__ = ["USER_ERRORS", "EvalConfig", "EvalPlan", "EvalResult", "SweepResult", "evaluate_depths",
            "load_options", "parse_eval_config", "restart_argument", "run_command", "run_evaluation", "run_label",
            "run_sweep", "StopRule"]

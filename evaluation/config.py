@@ -4,7 +4,7 @@ A scalar or a list is accepted for `depths` (alias `halt_max_steps`, the referen
 `different_init`; lists sweep the product. `checkpoint_list` entries are paths or the
 reference's entries (a path with its own `param_iter`, `init_override`, `suffix`). What a sweep
 key moves (architecture, depth, breadth, another option) is decided per checkpoint in
-evaluation/plan.py. Every error names its key, so a bad command line gives one clear line.
+evaluation/points.py. Every error names its key, so a bad command line gives one clear line.
 Reading the command line and the YAML is evaluation/options.py.
 """
 
@@ -15,8 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from evaluation.counting import Counting
-from evaluation.outputs import OUTPUT_FIELDS
+from evaluation.plan import OUTPUT_FIELDS, Counting
 from evaluation.stopping import CONDITIONS, DEFAULT_RULE, StopRule
 from evaluation.tta import TTAKind
 from utils.validation import ConfigError, format_validation_error

@@ -12,7 +12,6 @@ the engine (evaluation/engine.py), which sees every segment.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
@@ -21,7 +20,6 @@ from evaluation.accumulator import MetricSums
 from evaluation.adaptive_breadth import PREFIX, adaptive_metrics
 from evaluation.breadth_metrics import breadth_metrics
 
-Counting = Literal["clean", "reference", "both"]
 REFERENCE_PREFIX = "ref/"
 
 

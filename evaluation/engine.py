@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -27,14 +27,15 @@ from tqdm import tqdm
 from dataset.symmetries import TransformSet, identity
 from evaluation.accumulator import MetricSums, ResidualSums, TrajectoryRecords
 from evaluation.adaptive_breadth import AdaptiveQueue
-from evaluation.counting import Counting, DepthView, count_depth, merge_counted, trajectory_columns
+from evaluation.counting import DepthView, count_depth, merge_counted, trajectory_columns
 from evaluation.outputs import OutputRecorder
+from evaluation.plan import EvalPlan
 from evaluation.randomness import restart_stds
 from evaluation.stopping import StopRule
 from evaluation.trajectories import SlotRunner, Trajectory
 from models.act import ACTModel, Batch
 
-__all__ = ["EvalResult", "StopRule", "evaluate_depths", "run_evaluation"]
+__all__ = ["EvalPlan", "EvalResult", "StopRule", "evaluate_depths", "run_evaluation"]
 
 
 @dataclass
@@ -83,13 +84,13 @@ def _puzzles(batches: Iterable[tuple[Batch, int]], groups: dict[int, _Group], co
             yield restarts
 
 
-def _views(group: _Group, depths: Sequence[int], copies: int, breadth: int, inverse: TransformSet,
-           elastic: bool, scored: bool, adaptive: bool) -> Iterator[tuple[int, DepthView]]:
+def _views(group: _Group, plan: EvalPlan, inverse: TransformSet) -> Iterator[tuple[int, DepthView]]:
     """The finished group at each depth as the counting rules see it (predictions in the original frame)."""
+    breadth, copies, adaptive = plan.breadth.restarts, plan.breadth.copies, plan.breadth.agree is not None
     trajs = sorted(group.done, key=lambda t: (t.row, t.copy))
     transform = torch.tensor([t.copy // breadth for t in trajs])
     started = next(t for t in trajs if not t.skipped)
-    for depth in depths:
+    for depth in plan.depths:
         blank = _not_started(started.snapshots[depth]) if adaptive else None
         snaps = [blank if t.skipped else t.snapshots[depth] for t in trajs]
 
@@ -97,11 +98,12 @@ def _views(group: _Group, depths: Sequence[int], copies: int, breadth: int, inve
             return torch.stack([torch.as_tensor(s[key]) for s in snaps])
 
         preds = inverse.apply(stack("preds").to(group.labels.dtype), transform)
-        scores = {k.split("/", 1)[1]: stack(k) for k in snaps[0] if k.startswith("score/")} if scored else {}
+        scores = {k.split("/", 1)[1]: stack(k) for k in snaps[0] if k.startswith("score/")} \
+            if plan.window is not None else {}
         yield depth, DepthView(
             preds=preds, labels=group.labels, copies=copies, valid_puzzles=group.valid, q_halt=stack("q_halt"),
             steps=stack("steps"), final_residual=stack("residual"),
-            stops=[s["stop"] for s in snaps] if elastic else None,
+            stops=[s["stop"] for s in snaps] if plan.stopping is not None else None,
             scores=scores if depth >= 2 else {},
             launched=torch.tensor([not t.skipped for t in trajs]) if adaptive else None,
         )
@@ -115,136 +117,141 @@ def _not_started(like: dict[str, Any]) -> dict[str, Any]:
     return {**blank, "stop": "skipped"}
 
 
-def run_evaluation(
-    act_model: ACTModel,
-    batches: Iterable[tuple[dict[str, torch.Tensor], int]],
-    depths: Sequence[int],
-    different_init: int = 1,
-    convergence_top_k: int | None = None,
-    convergence_window: int = 3,
-    seed: int = 0,
-    tta: TransformSet | None = None,
-    elastic: StopRule | None = None,
-    per_trajectory: bool = False,
-    restart_std: float | tuple[float, float] | None = 1.0,
-    counting: Counting = "clean",
-    save_outputs: Sequence[str] = (),
-    total_batches: int | None = None,
-    progress: bool = True,
-    max_rows: int | None = None,
-    segment: Callable[..., tuple] | None = None,
-    breadth_agree: int | None = None,
-) -> EvalResult:
-    """Evaluate at every depth in `depths` in one pass; see `evaluate_depths`.
+@dataclass
+class _Tallies:
+    """What a pass accumulates: per-mode, per-depth metric sums, residuals, per-trajectory rows, outputs."""
+
+    sums: dict[str, dict[int, MetricSums]]
+    residuals: ResidualSums
+    records: TrajectoryRecords | None
+    outputs: OutputRecorder | None
+
+    @classmethod
+    def for_plan(cls, plan: EvalPlan) -> _Tallies:
+        return cls({mode: {d: MetricSums() for d in plan.depths} for mode in plan.modes},
+                   ResidualSums(plan.depths[-1]),
+                   TrajectoryRecords(plan.depths) if plan.outputs.per_trajectory else None,
+                   OutputRecorder(plan.outputs.save, plan.depths) if plan.outputs.save else None)
+
+
+@dataclass
+class _Pass:
+    """The moving parts of one pass: its batches expanded into trajectories, the slots, the progress bar."""
+
+    plan: EvalPlan
+    transforms: TransformSet
+    inverse: TransformSet
+    tallies: _Tallies
+    groups: dict[int, _Group] = field(default_factory=dict)
+    trajectories: int = 0
+    runner: SlotRunner | None = None
+
+
+def run_evaluation(act_model: ACTModel, batches: Iterable[tuple[dict[str, torch.Tensor], int]],
+                   plan: EvalPlan) -> EvalResult:
+    """Evaluate at every depth of `plan` in one pass; see `evaluate_depths`.
 
     `batches` yields (batch of puzzles, number of real rows); the slots hold one batch's
-    trajectories (rows x B x tta, at most `max_rows`). `restart_std`: how restarts start with
-    `different_init` > 1 (`restart_stds`).
-    `counting`: "clean", "reference" (SPEC 5.1: padding rows are run and counted as the reference
-    does) or "both" (reference-counted values under `ref/`). With `per_trajectory` the result
-    holds one row per trajectory and depth; `save_outputs` names the tensors kept per depth
-    (evaluation/outputs.py). `segment` replaces the model's segment (a compiled one: every slot
-    then runs every segment, so its shape never changes). A progress bar over trajectory-segments
-    runs on rank 0 (`total_batches` gives it an end and an ETA). `breadth_agree` = k: adaptive
-    breadth (evaluation/adaptive_breadth.py), the slots hold k restarts per puzzle.
+    trajectories (rows x B x tta, at most `plan.runtime.max_rows`). With reference counting
+    (SPEC 5.1) padding rows are run and counted as the reference does; "both" adds the
+    reference-counted values under `ref/`. A compiled `plan.runtime.segment` runs every slot every
+    segment, so its shape never changes. A progress bar over trajectory-segments runs on rank 0.
     """
-    depths = sorted(set(depths))
-    if not depths or depths[0] < 1:
-        raise ValueError(f"depths (halt_max_steps): every depth must be >= 1, got {list(depths)}")
-    if different_init < 1:
-        raise ValueError(f"different_init: must be >= 1, got {different_init}")
     if act_model.training:
         raise ValueError("evaluation needs act_model.eval(): training mode halts and explores at random")
     device = next(act_model.parameters()).device
     cfg = act_model.config
-    transforms = (tta or identity(cfg.seq_len, cfg.vocab_size)).to("cpu")
-    copies = different_init * transforms.size
-    if convergence_top_k is not None and not 1 <= convergence_top_k <= copies:
-        raise ValueError(f"convergence_top_k: must lie in 1..{copies} (trajectories per puzzle), "
-                         f"got {convergence_top_k}")
-    if breadth_agree is not None:
-        if not 1 <= breadth_agree <= copies or copies == 1:
-            raise ValueError(f"breadth_agree: must lie in 1..{copies} (trajectories per puzzle) with "
-                             f"different_init x tta > 1, got {breadth_agree}")
-        if counting != "clean":
-            raise ValueError("breadth_agree: the reference has no adaptive breadth; use reference_counting=false")
-    modes = {"clean": ["clean"], "reference": ["reference"], "both": ["clean", "reference"]}[counting]
-    window = convergence_window if convergence_top_k is not None and copies > 1 else None
-    restart = restart_stds(act_model.inner.random_init_std(), different_init, restart_std)
+    transforms = (plan.breadth.tta or identity(cfg.seq_len, cfg.vocab_size)).to("cpu")
+    run = _Pass(plan, transforms, transforms.inverse(), _Tallies.for_plan(plan))
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    bar = tqdm(total=None, unit="traj-seg", desc="evaluating", disable=not plan.runtime.progress or rank != 0,
+               mininterval=1.0, dynamic_ncols=True, leave=False)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        _drive(act_model, iter(batches), run, bar, device)
+    bar.close()
+    return _reduce(run, device, time.perf_counter() - start)
+
+
+def _drive(act_model: ACTModel, batches: Iterator[tuple[Batch, int]], run: _Pass, bar: tqdm,
+           device: torch.device) -> None:
+    """Expand the batches into trajectories, run them through the slots, count each batch once it is done."""
+    plan = run.plan
+    first = next(batches, None)
+    if first is None:
+        return
+    reference = "reference" in plan.modes
+    per_puzzle = plan.breadth.agree or plan.breadth.copies
+    rows = (first[0]["inputs"].shape[0] if reference else first[1]) * per_puzzle
+    slots = max(1, min(rows, plan.runtime.max_rows or rows))  # the first batch's trajectories, at most max_rows
+    if plan.runtime.total_batches:
+        bar.reset(total=plan.runtime.total_batches * first[0]["inputs"].shape[0] * plan.breadth.copies
+                  * plan.depths[-1])
+
+    def on_segment(steps, residual, reference_residual, padding):
+        run.tallies.residuals.add(steps, residual, reference_residual, padding)
+        bar.update(len(steps))
+
+    restart = restart_stds(act_model.inner.random_init_std(), plan.breadth.restarts, plan.breadth.restart_std)
+    run.runner = SlotRunner(act_model, slots, plan, restart, on_segment)
+    queue = _queue(_chain(first, batches), run)
+    for traj in run.runner.run(queue, device):
+        bar.update(plan.depths[-1] - traj.slot_segments)
+        group = run.groups[traj.group]
+        group.done.append(traj)
+        group.pending -= 1
+        run.trajectories += not traj.padding
+        if plan.breadth.agree:
+            original = run.inverse.apply(traj.snapshots[plan.depths[-1]]["preds"].unsqueeze(0),
+                                         torch.tensor([traj.copy // plan.breadth.restarts]))
+            queue.finished(traj, original[0])
+        _count_finished(run)
+    _count_finished(run)
+
+
+def _queue(batches: Iterator[tuple[Batch, int]], run: _Pass) -> Iterator[Trajectory]:
+    """The trajectories in the order the slots take them (adaptive breadth may skip some)."""
+    plan = run.plan
     rank = dist.get_rank() if dist.is_initialized() else 0
     world = dist.get_world_size() if dist.is_initialized() else 1
-    inverse = transforms.inverse()
-    sums = {mode: {d: MetricSums() for d in depths} for mode in modes}
-    residuals = ResidualSums(depths[-1])
-    records = TrajectoryRecords(depths) if per_trajectory else None
-    outputs = OutputRecorder(save_outputs, depths) if save_outputs else None
-    groups: dict[int, _Group] = {}
-    batches = iter(batches)
-    first = next(batches, None)
-    bar = tqdm(total=None, unit="traj-seg", desc="evaluating", disable=not progress or rank != 0, mininterval=1.0,
-               dynamic_ncols=True, leave=False)
-    start = time.perf_counter()
-    trajectories = 0
-    runner = None
-    with torch.inference_mode():
-        if first is not None:
-            rows = (first[0]["inputs"].shape[0] if "reference" in modes else first[1]) * (breadth_agree or copies)
-            slots = max(1, min(rows, max_rows or rows))  # the first batch's trajectories, at most max_rows
-            if total_batches:
-                bar.reset(total=total_batches * first[0]["inputs"].shape[0] * copies * depths[-1])
+    puzzles = _puzzles(batches, run.groups, plan.breadth.copies, plan.breadth.restarts, run.transforms,
+                       "reference" in plan.modes, rank, world)
+    if plan.breadth.agree:
+        return AdaptiveQueue(puzzles, plan.breadth.agree, skip=partial(_skip, run.groups))
+    return itertools.chain.from_iterable(puzzles)
 
-            def on_segment(steps, residual, reference, padding):
-                residuals.add(steps, residual, reference, padding)
-                bar.update(len(steps))
 
-            runner = SlotRunner(act_model, slots, depths, seed, restart, elastic, window, modes,
-                                keep_logits="logits" in save_outputs, on_segment=on_segment, segment=segment,
-                                fixed_shape=segment is not None, reference_residuals="reference" in modes)
-            puzzles = _puzzles(_chain(first, batches), groups, copies, different_init, transforms,
-                               "reference" in modes, rank, world)
-            queue = AdaptiveQueue(puzzles, breadth_agree, skip=partial(_skip, groups)) if breadth_agree else \
-                itertools.chain.from_iterable(puzzles)
+def _count_finished(run: _Pass) -> None:
+    """Count every group whose last restart finished or was skipped."""
+    for index in [i for i, g in run.groups.items() if g.pending == 0]:
+        _count(run.groups.pop(index), run.plan, run.tallies, run.inverse)
 
-            def count_finished() -> None:  # a group is done when its last restart finishes or is skipped
-                for index in [i for i, g in groups.items() if g.pending == 0]:
-                    group = groups.pop(index)
-                    _count(group, sums, records, outputs, depths, copies, different_init, inverse, elastic is not None,
-                           window is not None, convergence_top_k, breadth_agree)
 
-            for traj in runner.run(queue, device):
-                bar.update(depths[-1] - traj.slot_segments)
-                groups[traj.group].done.append(traj)
-                groups[traj.group].pending -= 1
-                trajectories += not traj.padding
-                if breadth_agree:
-                    original = inverse.apply(traj.snapshots[depths[-1]]["preds"].unsqueeze(0),
-                                             torch.tensor([traj.copy // different_init]))
-                    queue.finished(traj, original[0])
-                count_finished()
-            count_finished()
-    bar.close()
-    residual_sums = {mode: MetricSums() for mode in modes}
-    residuals.into(residual_sums)
+def _reduce(run: _Pass, device: torch.device, wall_s: float) -> EvalResult:
+    """Sum the tallies over ranks into per-depth metrics, the cost and the kept rows and outputs."""
+    plan, tallies = run.plan, run.tallies
+    residual_sums = {mode: MetricSums() for mode in plan.modes}
+    tallies.residuals.into(residual_sums)
     cost = MetricSums()
-    cost.total("trajectory_segments", runner.slot_segments if runner else 0)
-    cost.total("trajectories", trajectories)
+    cost.total("trajectory_segments", run.runner.slot_segments if run.runner else 0)
+    cost.total("trajectories", run.trajectories)
     totals = cost.reduce(device)
     metrics = {}
-    for d in depths:
+    for d in plan.depths:
         per_mode = {}
-        for mode in modes:
-            values = sums[mode][d].reduce(device)
+        for mode in plan.modes:
+            values = tallies.sums[mode][d].reduce(device)
             res = residual_sums[mode].reduce(device)
             values.update({f"residual_of_{i}_steps": res[f"residual_of_{i}_steps"] for i in range(1, d + 1)
                            if f"residual_of_{i}_steps" in res})
-            if elastic is not None and values.get("count"):
+            if plan.stopping is not None and values.get("count"):
                 values["elastic/mean_segments"] = values["steps"]
                 values["elastic/segments_saved"] = 1.0 - values["steps"] / d
             per_mode[mode] = values
         metrics[d] = merge_counted(per_mode.get("clean"), per_mode.get("reference"))
     return EvalResult(metrics, int(totals.get("trajectory_segments", 0)), int(totals.get("trajectories", 0)),
-                      time.perf_counter() - start, records.gather() if records is not None else None,
-                      outputs.gather() if outputs is not None else None)
+                      wall_s, tallies.records.gather() if tallies.records is not None else None,
+                      tallies.outputs.gather() if tallies.outputs is not None else None)
 
 
 def _skip(groups: dict[int, _Group], traj: Trajectory) -> None:
@@ -259,18 +266,17 @@ def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
     yield from rest
 
 
-def _count(group: _Group, sums: dict[str, dict[int, MetricSums]], records: TrajectoryRecords | None,
-           outputs: OutputRecorder | None, depths: Sequence[int], copies: int, breadth: int, inverse: TransformSet,
-           elastic: bool, scored: bool, top_k: int | None, agree: int | None) -> None:
+def _count(group: _Group, plan: EvalPlan, tallies: _Tallies, inverse: TransformSet) -> None:
     """Add a finished batch's puzzles to every depth's counts, records and saved outputs."""
-    for depth, view in _views(group, depths, copies, breadth, inverse, elastic, scored, agree is not None):
-        for mode, per_depth in sums.items():
-            count_depth(per_depth[depth], view, top_k, reference=mode == "reference", agree=agree)
-        if records is not None:
-            records.add(depth, **trajectory_columns(view, group.puzzles))
-        if outputs is not None:
+    for depth, view in _views(group, plan, inverse):
+        for mode, per_depth in tallies.sums.items():
+            count_depth(per_depth[depth], view, plan.selection.top_k, reference=mode == "reference",
+                        agree=plan.breadth.agree)
+        if tallies.records is not None:
+            tallies.records.add(depth, **trajectory_columns(view, group.puzzles))
+        if tallies.outputs is not None:
             real = [t for t in group.done if not t.padding and not t.skipped]
-            outputs.add(depth, real)
+            tallies.outputs.add(depth, real)
 
 
 def evaluate_depths(
@@ -281,14 +287,14 @@ def evaluate_depths(
 ) -> dict[int, dict[str, float]]:
     """Metrics per depth (the reference's names) for `batches` of `(batch, num_valid_rows)`.
 
-    `options` are those of `run_evaluation` (different_init, convergence_top_k,
+    `options` are the flat names `EvalPlan.build` reads (different_init, convergence_top_k,
     convergence_window, seed, tta, elastic, restart_std, counting, ...). The caller puts the
     model in eval mode (with EMA weights if wanted); its `halt_max_steps` is ignored, every
     trajectory runs exactly d segments for depth d (fewer with `elastic`). With clean counting,
     rows beyond `num_valid_rows` are padding and never run. With torch.distributed initialised,
     counts are summed over ranks, so every rank gets the totals. The global RNG is not used.
     """
-    return run_evaluation(act_model, batches, depths, **options).metrics
+    return run_evaluation(act_model, batches, EvalPlan.build(depths, **options)).metrics
 
 
 def batches_in(num_examples: int, global_batch_size: int, limit: int | None = None) -> int:

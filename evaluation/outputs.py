@@ -19,16 +19,11 @@ import torch
 from utils.atomic import atomic_file
 from utils.distributed import gather_objects
 
-OUTPUT_FIELDS = ("preds", "logits", "inputs", "labels", "puzzle_identifiers", "q_halt_logits")
-
 
 class OutputRecorder:
     """Collects the requested fields of the real rows at each recorded depth."""
 
     def __init__(self, fields: Sequence[str], depths: Sequence[int]) -> None:
-        unknown = sorted(set(fields) - set(OUTPUT_FIELDS))
-        if unknown:
-            raise ValueError(f"save_outputs: unknown {unknown}; known: {list(OUTPUT_FIELDS)}")
         self.fields = list(dict.fromkeys(fields))
         self._parts: dict[int, list[tuple[int, int, dict[str, torch.Tensor]]]] = {d: [] for d in depths}
 

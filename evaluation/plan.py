@@ -1,147 +1,143 @@
-"""What a sweep runs for one checkpoint entry: its points (one model build each), each point's options,
-depths and breadths, and the reference's name of every combination.
+"""What one evaluation pass runs, in typed sections, validated once here: the depths, the breadth
+(restarts, their initial state, augmentation copies, adaptive breadth), the stop rule, the
+selection of answers, the counting, the outputs kept and the runtime settings.
 
-The reference sweeps the cartesian product of `shared_param_iter` x `param_iter` x the entry's
-`param_iter` (a key given twice takes the later values) over config paths, and applies
-`init_override` (the top-level one, then the entry's) before the model is built (SPEC 5.1). Here
-every key moves one axis:
-- `arch.halt_max_steps`, `halt_max_steps`, `depths`: the depths, all run in one pass;
-- `different_init`: the breadths, one pass each;
-- `arch.<key>` or an architecture key by itself (`lambda_`): the model, built once per value;
-- any other evaluation key (`convergence_top_k`, `seed`, ...): the options of a point.
-In `init_override`, `global_batch_size` stands for the checkpoint's training batch (the evaluation
-batch when `global_batch_size` is unset), as the reference applies it to the checkpoint's config.
-Every key and value is checked here, before any model is built.
+The engine (evaluation/engine.py) takes a plan and nothing else; this module imports nothing from
+it. `EvalPlan.build(depths, **options)` reads the flat option names of `run_evaluation`'s callers
+and of the command line (`different_init`, `convergence_top_k`, `breadth_agree`, ...), so every
+caller maps its own options onto the sections in one place.
 """
 
 from __future__ import annotations
 
-import difflib
-import itertools
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from evaluation.config import CheckpointEntry, EvalConfig, parse_eval_config
-from models.config import parse_config
-from models.loading import DATA_FIELDS
-from models.registry import ARCHITECTURES
-from utils.validation import ConfigError
+from dataset.symmetries import TransformSet
+from evaluation.stopping import StopRule
 
-DEPTH_KEYS = ("arch.halt_max_steps", "halt_max_steps", "depths")
-BREADTH_KEY = "different_init"
-UNSWEPT = {"checkpoint", "checkpoint_list", "eval_yaml", "param_iter", "shared_param_iter", "init_override",
-           "suffix", "dataset_data_path", "split", "device", "output_dir", "reference_files"}
+Counting = Literal["clean", "reference", "both"]
+OUTPUT_FIELDS = ("preds", "logits", "inputs", "labels", "puzzle_identifiers", "q_halt_logits")  # `save_outputs`
+COUNTING_MODES: dict[str, tuple[str, ...]] = {"clean": ("clean",), "reference": ("reference",),
+                                              "both": ("clean", "reference")}
 
 
 @dataclass(frozen=True)
-class Point:
-    """One model build of a checkpoint entry, with the options, depths and breadths it runs at."""
+class Breadth:
+    """B restarts per puzzle (`different_init`), each of the `tta` transformed copies: B x tta trajectories.
+    `restart_std`: how restarts start (evaluation/randomness.py `restart_stds`); `agree` = k: adaptive
+    breadth, no more restarts of a puzzle once k finished ones agree (`breadth_agree`)."""
 
-    cfg: EvalConfig  # the evaluation options of this point (its depths and breadths included)
-    arch: dict[str, Any]  # architecture overrides by field name: init_override, then the swept values
-    training_batch: int | None  # init_override's global_batch_size, the stand-in for the checkpoint's
-    keys: tuple[str, ...]  # the swept keys as given, in order, then our own list axes
-    values: dict[str, Any]  # the value of every swept key but the depth's and the breadth's
-    suffix: str
-    index: int
+    restarts: int = 1
+    restart_std: float | tuple[float, float] | None = 1.0
+    tta: TransformSet | None = None
+    agree: int | None = None
 
-    def combination(self, depth: int, breadth: int) -> dict[str, Any]:
-        """The swept keys' values at (depth, breadth), keys as given."""
-        return {key: depth if key in DEPTH_KEYS else breadth if key == BREADTH_KEY else self.values[key]
-                for key in self.keys}
-
-    def reference_label(self, depth: int, breadth: int) -> str:
-        """`arch_halt_max_steps-16` (keys with dots as underscores, joined by `_`); `iter_00` when none."""
-        parts = [f"{key.replace('.', '_')}-{value}" for key, value in self.combination(depth, breadth).items()]
-        return "_".join(parts) or f"iter_{self.index:02d}"
+    @property
+    def copies(self) -> int:
+        return self.restarts * (self.tta.size if self.tta is not None else 1)
 
 
-def architecture_keys(arch_name: str) -> list[str]:
-    """The keys an evaluation may override for this architecture (not the dataset's, not the depth)."""
-    fields = ARCHITECTURES[arch_name].config_cls.model_fields
-    return sorted(set(fields) - set(DATA_FIELDS) - {"halt_max_steps", "name"})
+@dataclass(frozen=True)
+class Selection:
+    """Convergence selection: the `top_k` trajectories whose logits moved least over the last `window`
+    segment-to-segment differences (`convergence_top_k`, `convergence_window`)."""
+
+    top_k: int | None = None
+    window: int = 3
 
 
-def _axis(key: str, allowed: list[str], arch_name: str, section: str) -> tuple[str, str]:
-    """(axis, field) a sweep key moves: depth, breadth, arch (field name) or option (EvalConfig field)."""
-    if key in DEPTH_KEYS:
-        return "depth", key
-    if key == BREADTH_KEY:
-        return "breadth", key
-    name = key.removeprefix("arch.")
-    if name in allowed and (key.startswith("arch.") or key not in EvalConfig.model_fields):
-        return "arch", name
-    if not key.startswith("arch.") and key in EvalConfig.model_fields:
-        if key in UNSWEPT:
-            raise ConfigError(f"{section}.{key}: cannot be swept")
-        return "option", key
-    known = [*allowed, *(f for f in EvalConfig.model_fields if f not in UNSWEPT)]
-    match = difflib.get_close_matches(name, known, n=1)
-    raise ConfigError(f"{section}.{key}: not an architecture key of {arch_name} nor an evaluation key"
-                      + (f"; did you mean {match[0]}?" if match else f"; architecture keys: {', '.join(allowed)}"))
+@dataclass(frozen=True)
+class Outputs:
+    """What is kept beyond the metrics: one row per trajectory, and the named tensors per depth."""
+
+    per_trajectory: bool = False
+    save: tuple[str, ...] = ()
 
 
-def _initial(overrides: dict[str, Any], allowed: list[str], arch_name: str,
-             section: str) -> tuple[dict[str, Any], int | None]:
-    """(architecture overrides, training batch) of an `init_override`."""
-    arch: dict[str, Any] = {}
-    batch = None
-    for key, value in overrides.items():
-        name = key.removeprefix("arch.")
-        if key == "global_batch_size":
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{section}.global_batch_size: expected a positive integer (got {value!r})")
-            batch = value
-        elif key in DEPTH_KEYS:
-            raise ConfigError(f"{section}.{key}: the depth is the evaluation's own axis; set halt_max_steps=...")
-        elif name in allowed:
-            arch[name] = value
-        else:
-            raise ConfigError(f"{section}.{key}: not an architecture key of {arch_name} (nor global_batch_size); "
-                              f"known: {', '.join(allowed)}")
-    return arch, batch
+@dataclass(frozen=True)
+class Runtime:
+    """How the pass runs: the seed of every trajectory's random stream, the slots in flight (`max_rows`),
+    the progress bar (and its length in batches), and the segment function (a compiled one)."""
+
+    seed: int = 0
+    max_rows: int | None = None
+    progress: bool = True
+    total_batches: int | None = None
+    segment: Callable[..., tuple] | None = None
 
 
-def _one_per_axis(axes: dict[str, tuple[str, str]], section: str) -> None:
-    """Two keys for one axis (`depths` and `arch.halt_max_steps`, `lambda_` and `arch.lambda_`) are an error."""
-    seen: dict[tuple[str, str], str] = {}
-    for key, (axis, name) in axes.items():
-        slot = (axis, "" if axis in ("depth", "breadth") else name)
-        if slot in seen:
-            raise ConfigError(f"{section}: {seen[slot]} and {key} sweep the same value; give one")
-        seen[slot] = key
+@dataclass(frozen=True)
+class EvalPlan:
+    """One pass: every depth in `depths` (sorted, distinct) from the same trajectories."""
+
+    depths: tuple[int, ...]
+    breadth: Breadth = field(default_factory=Breadth)
+    stopping: StopRule | None = None  # the elastic exit; None: every trajectory runs to the largest depth
+    selection: Selection = field(default_factory=Selection)
+    counting: Counting = "clean"
+    outputs: Outputs = field(default_factory=Outputs)
+    runtime: Runtime = field(default_factory=Runtime)
+
+    def __post_init__(self) -> None:
+        depths = tuple(sorted(set(self.depths)))
+        if not depths or depths[0] < 1:
+            raise ValueError(f"depths (halt_max_steps): every depth must be >= 1, got {list(self.depths)}")
+        object.__setattr__(self, "depths", depths)
+        if self.breadth.restarts < 1:
+            raise ValueError(f"different_init: must be >= 1, got {self.breadth.restarts}")
+        unknown = sorted(set(self.outputs.save) - set(OUTPUT_FIELDS))
+        if unknown:
+            raise ValueError(f"save_outputs: unknown {unknown}; known: {list(OUTPUT_FIELDS)}")
+        if self.counting not in COUNTING_MODES:
+            raise ValueError(f"counting: {self.counting!r} is not one of {', '.join(COUNTING_MODES)}")
+        copies, top_k, agree = self.breadth.copies, self.selection.top_k, self.breadth.agree
+        if top_k is not None and not 1 <= top_k <= copies:
+            raise ValueError(f"convergence_top_k: must lie in 1..{copies} (trajectories per puzzle), got {top_k}")
+        if agree is not None:
+            if not 1 <= agree <= copies or copies == 1:
+                raise ValueError(f"breadth_agree: must lie in 1..{copies} (trajectories per puzzle) with "
+                                 f"different_init x tta > 1, got {agree}")
+            if self.counting != "clean":
+                raise ValueError("breadth_agree: the reference has no adaptive breadth; use reference_counting=false")
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The countings run: clean, reference or both."""
+        return COUNTING_MODES[self.counting]
+
+    @property
+    def window(self) -> int | None:
+        """The convergence window when scores are kept (top-k selection over more than one copy), else None."""
+        return self.selection.window if self.selection.top_k is not None and self.breadth.copies > 1 else None
+
+    @classmethod
+    def build(cls, depths: Sequence[int], **options: Any) -> EvalPlan:
+        """A plan from the flat option names (`different_init=8, convergence_top_k=1, elastic=rule, ...`)."""
+        unknown = sorted(set(options) - set(FLAT_OPTIONS))
+        if unknown:
+            raise TypeError(f"unknown evaluation option(s): {', '.join(unknown)}; known: {', '.join(FLAT_OPTIONS)}")
+        sections: dict[str, dict[str, Any]] = {}
+        for name, value in options.items():
+            section, key = FLAT_OPTIONS[name]
+            sections.setdefault(section, {})[key] = tuple(value) if key == "save" else value
+        made = {name: SECTIONS[name](**values) for name, values in sections.items() if name in SECTIONS}
+        plain = {name: values["value"] for name, values in sections.items() if name not in SECTIONS}
+        return cls(tuple(depths), **made, **plain)
 
 
-def plan_points(cfg: EvalConfig, entry: CheckpointEntry, arch: dict[str, Any],
-                data_fields: dict[str, int]) -> list[Point]:
-    """Every point of `entry` for a checkpoint with architecture config `arch`, checked against the
-    architecture's schema and the evaluation's options before any model is built."""
-    name = arch["name"]
-    allowed = architecture_keys(name)
-    fixed, fixed_batch = _initial(cfg.init_override, allowed, name, "init_override")
-    own, own_batch = _initial(entry.init_override, allowed, name, f"{entry.checkpoint}: init_override")
-    fixed, batch = {**fixed, **own}, own_batch or fixed_batch
-    sweep = {**cfg.shared_param_iter, **cfg.param_iter, **entry.param_iter}
-    axes = {key: _axis(key, allowed, name, "param_iter") for key in sweep}
-    _one_per_axis(axes, "param_iter")
-    depths = next((sweep[k] for k, (a, _) in axes.items() if a == "depth"), cfg.depths)
-    breadths = next((sweep[k] for k, (a, _) in axes.items() if a == "breadth"), cfg.different_init)
-    keys = list(sweep)
-    keys += ["halt_max_steps"] if len(depths) > 1 and not any(a == "depth" for a, _ in axes.values()) else []
-    keys += [BREADTH_KEY] if len(breadths) > 1 and BREADTH_KEY not in sweep else []
-    swept = [k for k in sweep if axes[k][0] in ("arch", "option")]
-    suffix = entry.suffix or cfg.suffix or "eval"
-    points = []
-    for index, values in enumerate(itertools.product(*(sweep[k] for k in swept))):
-        combo = dict(zip(swept, values, strict=True))
-        overrides = {**fixed, **{axes[k][1]: v for k, v in combo.items() if axes[k][0] == "arch"}}
-        options = {axes[k][1]: v for k, v in combo.items() if axes[k][0] == "option"}
-        where = ("param_iter" + (f" {combo}" if combo else "")) if sweep else "init_override"
-        try:
-            parse_config(ARCHITECTURES[name].config_cls, {**arch, **data_fields, **overrides})
-            point_cfg = parse_eval_config({**cfg.model_dump(), **options, "depths": depths,
-                                           "different_init": breadths})
-        except ConfigError as err:
-            raise ConfigError(f"{where}: {err}") from None
-        points.append(Point(point_cfg, overrides, batch, tuple(keys), combo, suffix, index))
-    return points
+SECTIONS: dict[str, type] = {"breadth": Breadth, "selection": Selection, "outputs": Outputs, "runtime": Runtime}
+
+# flat option name -> (section, field); `stopping` and `counting` are values of their own
+FLAT_OPTIONS: dict[str, tuple[str, str]] = {
+    "different_init": ("breadth", "restarts"), "restart_std": ("breadth", "restart_std"),
+    "tta": ("breadth", "tta"), "breadth_agree": ("breadth", "agree"),
+    "elastic": ("stopping", "value"),
+    "convergence_top_k": ("selection", "top_k"), "convergence_window": ("selection", "window"),
+    "counting": ("counting", "value"),
+    "per_trajectory": ("outputs", "per_trajectory"), "save_outputs": ("outputs", "save"),
+    "seed": ("runtime", "seed"), "max_rows": ("runtime", "max_rows"), "progress": ("runtime", "progress"),
+    "total_batches": ("runtime", "total_batches"), "segment": ("runtime", "segment"),
+}
+

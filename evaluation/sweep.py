@@ -1,4 +1,4 @@
-"""Run an evaluation sweep: checkpoints x points (evaluation/plan.py) x breadths, every depth of a breadth in one pass.
+"""Run an evaluation sweep: checkpoints x points (evaluation/points.py) x breadths, all depths of a breadth in one pass.
 
 Checks that the dataset fits the checkpoint before building anything, loads EMA weights
 when present (unless `use_ema=false`), evaluates on CPU, one GPU or under torchrun (each
@@ -23,8 +23,9 @@ from evaluation.config import CheckpointEntry, EvalConfig
 from evaluation.engine import EvalResult, batches_in, run_evaluation
 from evaluation.naming import dataset_label, overrides_label, run_label, run_labels, sweep_label
 from evaluation.outputs import write_outputs
-from evaluation.plan import Point, plan_points
+from evaluation.plan import Breadth, EvalPlan, Outputs, Runtime, Selection
 from evaluation.plots import write_plots
+from evaluation.points import Point, plan_points
 from evaluation.randomness import restart_argument
 from evaluation.report import (
     make_record,
@@ -167,7 +168,7 @@ def build_point(point: Point, checkpoint: str, fit: Fit, info: distributed.DistI
 def prepare(cfg: EvalConfig, checkpoint: str, info: distributed.DistInfo,
             entry: CheckpointEntry | None = None) -> Iterator[Prepared]:
     """`checkpoint` built at every point of `entry` (default: the checkpoint alone under `cfg`), after
-    checking that the data fits it and every point's keys and values (evaluation/plan.py)."""
+    checking that the data fits it and every point's keys and values (evaluation/points.py)."""
     fit = check_fit(checkpoint, cfg)
     points = plan_points(cfg, entry or CheckpointEntry(checkpoint=checkpoint), fit.contents.arch, fit.fields)
     for point in points:
@@ -191,15 +192,17 @@ def evaluate_pass(cfg: EvalConfig, prepared: Prepared, breadth: int, info: distr
         log.info("%s: D=%s B=%d tta=%d, %d puzzles per batch%s%s", prepared.checkpoint, cfg.depths, breadth,
                  cfg.tta, prepared.batch, ", compiled" if compiled else "",
                  f" {prepared.point.arch}" if prepared.point.arch else "")
-    run = run_evaluation(
-        prepared.model, islice(dataset.test_batches(), cfg.max_eval_steps), cfg.depths,
-        different_init=breadth, convergence_top_k=cfg.convergence_top_k,
-        convergence_window=cfg.convergence_window, seed=cfg.seed, tta=prepared.transforms,
-        elastic=stop or cfg.stop_rule, per_trajectory=cfg.per_trajectory,
-        restart_std=restart, counting=cfg.counting, save_outputs=cfg.save_outputs,
-        total_batches=batches_in(dataset.num_examples, prepared.batch, cfg.max_eval_steps),
-        progress=cfg.progress, max_rows=cfg.max_rows, segment=prepared.segment, breadth_agree=cfg.breadth_agree,
+    plan = EvalPlan(
+        tuple(cfg.depths),
+        breadth=Breadth(restarts=breadth, restart_std=restart, tta=prepared.transforms, agree=cfg.breadth_agree),
+        stopping=stop or cfg.stop_rule,
+        selection=Selection(top_k=cfg.convergence_top_k, window=cfg.convergence_window),
+        counting=cfg.counting,
+        outputs=Outputs(per_trajectory=cfg.per_trajectory, save=tuple(cfg.save_outputs)),
+        runtime=Runtime(seed=cfg.seed, max_rows=cfg.max_rows, progress=cfg.progress, segment=prepared.segment,
+                        total_batches=batches_in(dataset.num_examples, prepared.batch, cfg.max_eval_steps)),
     )
+    run = run_evaluation(prepared.model, islice(dataset.test_batches(), cfg.max_eval_steps), plan)
     return Evaluated(prepared.checkpoint, prepared.loaded, prepared.data_paths, prepared.point, cfg, breadth,
                      prepared.batch, compiled, run)
 

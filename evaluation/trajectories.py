@@ -11,14 +11,14 @@ do not depend on the slot, the batch or the rank.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
 
+from evaluation.plan import EvalPlan
 from evaluation.randomness import TrajectoryNoise, initial_state, trajectory_keys
-from evaluation.stopping import StopRule
 from models.act import ACTModel, Batch, latent_residual
 from utils import threads
 
@@ -50,29 +50,26 @@ class Trajectory:
 class SlotRunner:
     """`slots` trajectories in flight; `run(queue, device)` yields each trajectory when it finishes.
 
-    `restart`: (std_H, std_L) of the random initial state, or None for the model's own reset.
-    `trackers` names the convergence scores kept ("clean": float32, "reference": the forward dtype)
-    over the last `window` segment-to-segment logit changes. `keep_logits` adds logits to the
-    snapshots. `on_segment(steps, residual, reference_residual, padding)` receives every segment's
-    residuals of the occupied slots (the reference's first one measured from the state the slot held
-    before, as its evaluation does) and which of them pad the split.
-    `segment` is the function run per segment (the model's inner network, compiled or not);
-    `fixed_shape` runs every slot every segment (empty ones on stale data), as a compiled segment needs.
-    `reference_residuals` measures a trajectory's first residual from the state its slot held before.
+    From `plan`: the depths snapshot, the seed of the random streams, the stop rule, the convergence
+    scores kept (`plan.window`: "clean" in float32, "reference" in the forward dtype, per counting
+    mode), logits in the snapshots (`logits` in the saved outputs), and the segment function (a
+    compiled one runs every slot every segment, empty ones on stale data, so its shape never changes;
+    the reference's counting measures a trajectory's first residual from the state its slot held
+    before). `restart`: (std_H, std_L) of the random initial state, or None for the model's own reset.
+    `on_segment(steps, residual, reference_residual, padding)` receives every segment's residuals of
+    the occupied slots and which of them pad the split.
     """
 
-    def __init__(self, model: ACTModel, slots: int, depths: Sequence[int], seed: int,
-                 restart: tuple[float, float] | None, elastic: StopRule | None, window: int | None,
-                 trackers: Sequence[str], keep_logits: bool, on_segment: Callable[..., None],
-                 segment: Callable[..., tuple] | None = None, fixed_shape: bool = False,
-                 reference_residuals: bool = False) -> None:
+    def __init__(self, model: ACTModel, slots: int, plan: EvalPlan, restart: tuple[float, float] | None,
+                 on_segment: Callable[..., None]) -> None:
         self.model, self.inner = model, model.inner
-        self.slots, self.depths, self.seed = slots, sorted(depths), seed
-        self.restart, self.elastic, self.window = restart, elastic, window
-        self.trackers = list(trackers) if window else []
-        self.keep_logits, self.on_segment = keep_logits, on_segment
-        self.segment, self.fixed_shape = self.inner if segment is None else segment, fixed_shape
-        self.reference_residuals = reference_residuals
+        self.slots, self.depths, self.seed = slots, list(plan.depths), plan.runtime.seed
+        self.restart, self.elastic, self.window = restart, plan.stopping, plan.window
+        self.trackers = list(plan.modes) if self.window else []
+        self.keep_logits, self.on_segment = "logits" in plan.outputs.save, on_segment
+        segment = plan.runtime.segment
+        self.segment, self.fixed_shape = self.inner if segment is None else segment, segment is not None
+        self.reference_residuals = "reference" in plan.modes
         self.noise = TrajectoryNoise(torch.zeros(0, 2, dtype=torch.int32))
         self.slot_segments = 0  # (slot, segment) pairs run for trajectories: the compute spent
 

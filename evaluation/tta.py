@@ -1,19 +1,19 @@
 """Augmentation breadth: which validity-preserving transforms `tta=N` evaluates on a dataset.
 
-`tta_kind=auto` takes the symmetry family the dataset's task declares (dataset/tasks.py); an
-explicit `sudoku` or `dihedral` names the family. The transforms themselves, and their exact
-inverses, are dataset/symmetries.py's.
+`tta_kind=auto` takes the `Symmetry` the dataset's task declares (dataset/tasks.py); an explicit
+`sudoku` or `dihedral` names one of `SYMMETRIES`. The transforms, and their exact inverses, are
+dataset/symmetries.py's `TransformSet`.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from dataset.symmetries import FAMILIES, TransformSet, family_transforms, identity
-from dataset.tasks import Task
+from dataset.symmetries import TransformSet, identity
+from dataset.tasks import SYMMETRIES, Task
 from utils.validation import ConfigError
 
-TTAKind = Literal["auto", "sudoku", "dihedral"]
+TTAKind = Literal["auto", "sudoku", "dihedral"]  # "auto" and the names of SYMMETRIES (tests/test_tta.py)
 
 
 def build_transforms(count: int, kind: TTAKind, task: Task, seq_len: int, vocab_size: int,
@@ -21,8 +21,9 @@ def build_transforms(count: int, kind: TTAKind, task: Task, seq_len: int, vocab_
     """The transform set `tta=count` asks for on a dataset of this task and shape (identity first)."""
     if count == 1:
         return identity(seq_len, vocab_size)
-    family = task.symmetry if kind == "auto" else kind
-    if family is None:
-        raise ConfigError(f"tta: the {task.name} task declares no symmetries; set tta_kind to one of "
-                          f"{', '.join(FAMILIES)} or tta=1")
-    return family_transforms(family, count, seq_len, vocab_size, seed)
+    symmetry = task.symmetry if kind == "auto" else SYMMETRIES.get(kind)
+    if symmetry is None:
+        known = ", ".join(SYMMETRIES)
+        raise ConfigError(f"tta: the {task.name} task declares no symmetries; set tta_kind to one of {known} or tta=1"
+                          if kind == "auto" else f"tta: unknown symmetry {kind!r}; known: {known}")
+    return TransformSet.from_maps(symmetry.maps(count, seq_len, vocab_size, seed))

@@ -11,13 +11,14 @@ import torch.multiprocessing as mp
 from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig
 from evaluation.engine import EvalResult, run_evaluation
+from evaluation.plan import EvalPlan
 from models.registry import build_model
 from tests.conftest import free_port, gloo_rank, tiny_arch
 
 ARCH = tiny_arch("trm@TRMModel", seq_len=36, vocab_size=6)
 # TRM restarting from its own fixed init: no random draws, so how the rows are sliced cannot matter.
-SETTINGS = {"depths": [1, 3], "different_init": 2, "convergence_top_k": 1, "convergence_window": 2,
-            "restart_std": None, "counting": "both", "save_outputs": ["preds", "inputs"], "progress": False}
+PLAN = EvalPlan.build([1, 3], **{"different_init": 2, "convergence_top_k": 1, "convergence_window": 2,
+            "restart_std": None, "counting": "both", "save_outputs": ["preds", "inputs"], "progress": False})
 
 
 def _evaluate(data: Path, weights: Path, rank: int, world: int) -> EvalResult:
@@ -27,7 +28,7 @@ def _evaluate(data: Path, weights: Path, rank: int, world: int) -> EvalResult:
         PuzzleDatasetConfig(data_paths=[data], global_batch_size=4, rank=rank, world_size=world, test_set_mode=True),
         split="test",
     )
-    return run_evaluation(model.eval(), dataset.test_batches(), **SETTINGS)
+    return run_evaluation(model.eval(), dataset.test_batches(), PLAN)
 
 
 def _worker(rank: int, port: int, data: Path, weights: Path, out: Path) -> None:

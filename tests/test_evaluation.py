@@ -8,6 +8,7 @@ from torch import nn
 
 from dataset.symmetries import dihedral_transforms
 from evaluation.engine import evaluate_depths, run_evaluation
+from evaluation.plan import EvalPlan
 from evaluation.randomness import TrajectoryNoise, initial_state, trajectory_keys
 from evaluation.stopping import StopRule
 from models.act import Carry
@@ -122,10 +123,12 @@ def test_one_pass_equals_separate_runs(eqr):
 def test_one_pass_equals_separate_runs_with_elastic(eqr):
     batches = _random_batches(2, 3)
     elastic = StopRule(patience=1, tol=1e9)  # exits as soon as the prediction repeats
-    together = run_evaluation(eqr, batches, [2, 6], different_init=2, convergence_top_k=1, elastic=elastic)
-    alone = run_evaluation(eqr, batches, [6], different_init=2, convergence_top_k=1, elastic=elastic)
+    together = run_evaluation(eqr, batches, EvalPlan.build([2, 6], different_init=2, convergence_top_k=1,
+                                                           elastic=elastic))
+    alone = run_evaluation(eqr, batches, EvalPlan.build([6], different_init=2, convergence_top_k=1, elastic=elastic))
     assert alone.metrics[6] == together.metrics[6]
-    assert run_evaluation(eqr, batches, [2], 2, 1, elastic=elastic).metrics[2] == together.metrics[2]
+    assert run_evaluation(eqr, batches, EvalPlan.build([2], different_init=2, convergence_top_k=1,
+                                                       elastic=elastic)).metrics[2] == together.metrics[2]
 
 
 def test_breadth_one_equals_plain_evaluation():
@@ -175,7 +178,8 @@ def test_elastic_exit_accounting():
     # copy speeds 0 -> logits stop moving, prediction stable from segment 2
     model = drifting_model(HAND_PREDS, {1: [0.0] * 4, 2: [0.0] * 4})
     batches = [(batch([1, 2], [[1, 2, 3], [0, 1, -100]]), 2)]
-    run = run_evaluation(model, batches, [2, 8], different_init=B, elastic=StopRule(patience=1, tol=1e9), **OWN)
+    run = run_evaluation(model, batches, EvalPlan.build([2, 8], different_init=B, elastic=StopRule(patience=1,
+                                                        tol=1e9), **OWN))
     m = run.metrics[8]
     assert m["elastic/max_segments"] == 2 and m["elastic/mean_segments"] == 2
     assert m["elastic/segments_saved"] == pytest.approx(1 - 2 / 8)
@@ -183,7 +187,8 @@ def test_elastic_exit_accounting():
     assert run.trajectory_segments == 8 * 2  # 8 trajectories stopped after 2 segments each
     assert m["exact_accuracy"] == 0.5
     assert "residual_of_3_steps" not in m
-    q = run_evaluation(model, batches, [8], different_init=B, elastic=StopRule(rules=("q",)), **OWN).metrics[8]
+    q = run_evaluation(model, batches, EvalPlan.build([8], different_init=B, elastic=StopRule(rules=("q",)),
+                                                      **OWN)).metrics[8]
     assert q["elastic/exit_rate"] == pytest.approx(0.25)  # only copy 0 has q_halt > 0
     assert q["steps"] == pytest.approx((2 * 2 + 6 * 8) / 8)
 
@@ -239,8 +244,9 @@ def test_global_rng_state_is_restored(eqr):
 def test_per_trajectory_rows_on_the_hand_case():
     model = drifting_model(HAND_PREDS, HAND_SPEEDS)
     batches = [(batch([1], [[1, 2, 3]], pad=1), 1), (batch([2], [[0, 1, -100]], pad=1), 1)]
-    result = run_evaluation(model, batches, [1, 3], different_init=B, convergence_top_k=2, convergence_window=2,
-                            per_trajectory=True, **OWN)
+    result = run_evaluation(model, batches, EvalPlan.build([1, 3], different_init=B, convergence_top_k=2,
+                                                           convergence_window=2,
+                            per_trajectory=True, **OWN))
     rows = result.per_trajectory[3]
     # puzzle: the index in the split; each batch of 2 rows holds 1 puzzle and 1 padding row
     assert rows["puzzle"] == [0] * 4 + [2] * 4 and rows["restart"] == [0, 1, 2, 3] * 2 and rows["rank"] == [0] * 8
@@ -248,12 +254,12 @@ def test_per_trajectory_rows_on_the_hand_case():
     assert rows["convergence_score"] == pytest.approx([2 * s for s in HAND_SPEEDS[1] + HAND_SPEEDS[2]])
     assert rows["steps"] == [3] * 8
     assert all(score != score for score in result.per_trajectory[1]["convergence_score"])  # NaN at depth 1
-    assert run_evaluation(model, batches, [3], different_init=B, **OWN).per_trajectory is None
+    assert run_evaluation(model, batches, EvalPlan.build([3], different_init=B, **OWN)).per_trajectory is None
 
 
 def test_per_trajectory_rows_average_to_the_metrics(eqr):
     batches = _random_batches(3, 4, pad_last=2)
-    result = run_evaluation(eqr, batches, [2, 4], different_init=2, seed=3, per_trajectory=True)
+    result = run_evaluation(eqr, batches, EvalPlan.build([2, 4], different_init=2, seed=3, per_trajectory=True))
     for depth in (2, 4):
         rows, metrics = result.per_trajectory[depth], result.metrics[depth]
         assert len(rows["exact"]) == metrics["count"] == 2 * 10
@@ -261,4 +267,4 @@ def test_per_trajectory_rows_average_to_the_metrics(eqr):
         assert sum(rows["exact"]) / len(rows["exact"]) == pytest.approx(metrics["exact_accuracy"])
         assert sum(rows["final_residual"]) / 20 == pytest.approx(metrics["final_residual"], rel=1e-5)
     assert result.per_trajectory[2]["final_residual"] != result.per_trajectory[4]["final_residual"]
-    assert result.metrics == run_evaluation(eqr, batches, [2, 4], different_init=2, seed=3).metrics
+    assert result.metrics == run_evaluation(eqr, batches, EvalPlan.build([2, 4], different_init=2, seed=3)).metrics

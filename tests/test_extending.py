@@ -7,6 +7,8 @@ the toy architecture trains two steps on it, evaluates, and the dataset shows an
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +16,8 @@ import torch
 from analysis import Draw, visualize
 from dataset.build_task import build_task_dataset
 from dataset.show import describe
-from dataset.tasks import TASKS, Task, register_task
+from dataset.symmetries import TransformSet
+from dataset.tasks import TASKS, Symmetry, Task, get_task, register_task
 from evaluation import load_options, run_sweep
 from models.blocks import ReasoningStack
 from models.config import ArchConfig, TRMConfig
@@ -39,6 +42,24 @@ REVERSE = Task(
     text_lines=lambda tokens: ["".join(LETTERS[t] for t in tokens)],
     follows_rules=lambda inputs, preds: (np.sort(preds, axis=1) == np.sort(inputs, axis=1)).all(axis=1),
 )
+
+
+def letter_renamings(count: int, seq_len: int, vocab_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Identity plus `count - 1` renamings of the letters (pad kept, positions kept): a reversal stays one."""
+    rng = np.random.default_rng(seed)
+    tokens = np.tile(np.arange(vocab_size), (count, 1))
+    for k in range(1, count):
+        tokens[k, 1:] = 1 + rng.permutation(vocab_size - 1)
+    return np.tile(np.arange(seq_len), (count, 1)), tokens
+
+
+def first_letter_kept(outputs, metrics) -> dict[str, float]:
+    """Share of predictions that end with the input's first letter (a reversal's own check)."""
+    return {"first_letter_kept": float((outputs["preds"][:, -1] == outputs["inputs"][:, 0]).mean())}
+
+
+REVERSE_WITH_SYMMETRY = dataclasses.replace(REVERSE, symmetry=Symmetry("letters", letter_renamings),
+                                            evaluator=first_letter_kept)
 
 
 # ---- the worked example of docs/extending.md: an architecture -------------------------------
@@ -109,3 +130,21 @@ def test_unregistered_names_are_refused(tmp_path):
         build_task_dataset("reverse", tmp_path / "x", 4, 4)
     with pytest.raises(ConfigError, match="arch.name: unknown name 'toy@GatedTRMModel'"):
         compose_pretrain_config("cfg_pretrain", ["arch.name=toy@GatedTRMModel"])
+
+
+def test_a_task_symmetry_and_evaluator_come_from_its_entry():
+    """The second form of the worked example: TTA draws the task's own symmetry, its evaluator is found by name."""
+    register_task(REVERSE_WITH_SYMMETRY)
+    try:
+        task = get_task("reverse")
+        transforms = TransformSet.from_maps(task.symmetry.maps(4, 6, 5, 0))
+        inputs, labels = (torch.from_numpy(a.astype(np.int64)) for a in reverse_examples(4, np.random.default_rng(1)))
+        index = torch.arange(4)
+        moved, moved_labels = transforms.apply(inputs, index), transforms.apply(labels, index)
+        assert torch.equal(moved_labels, moved.flip(1))  # still a valid pair
+        assert task.follows_rules(moved.numpy(), moved_labels.numpy()).all()
+        assert torch.equal(transforms.inverse().apply(moved, index), inputs)
+        outputs = {"inputs": inputs.numpy(), "preds": labels.numpy()}
+        assert task.evaluator(outputs, {"exact_accuracy": 1.0}) == {"first_letter_kept": 1.0}
+    finally:
+        TASKS.pop("reverse")

@@ -107,9 +107,3 @@ def test_entry_points_use_package_apis():
                 if "." in node.module or alias.name.startswith("_") or not exported:
                     problems.append(f"{path.name}: from {node.module} import {alias.name}")
     assert not problems, "\n".join(problems)
-
-
-def test_no_module_over_300_lines():
-    paths = [*project_modules().values(), *(ROOT / "tests").glob("*.py")]
-    long = {str(path.relative_to(ROOT)): n for path in paths if (n := len(path.read_text().splitlines())) > 300}
-    assert not long, long

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dataset.symmetries import dihedral_transforms, identity, sudoku_transforms
-from dataset.tasks import TASKS, TOKENS
+from dataset.tasks import SYMMETRIES, TASKS, TOKENS
 from evaluation.engine import run_evaluation
-from evaluation.tta import build_transforms
+from evaluation.plan import EvalPlan
+from evaluation.tta import TTAKind, build_transforms
 from tests.conftest import ScriptedInner, scripted_model
 from utils.validation import ConfigError
 
@@ -105,8 +108,9 @@ def test_copies_are_transform_major_within_puzzle():
     transforms = dihedral_transforms(2, 3, 3)
     inputs = torch.tensor([[0, 1, 2, 1], [2, 2, 0, 1]], dtype=torch.int32)
     batch = {"inputs": inputs, "labels": inputs.clone(), "puzzle_identifiers": torch.zeros(2, dtype=torch.int32)}
-    saved = run_evaluation(scripted_model(StandsStill(), 4, 3), [(batch, 2)], [1], different_init=2, tta=transforms,
-                           restart_std=None, save_outputs=("inputs",), progress=False).outputs[1]
+    saved = run_evaluation(scripted_model(StandsStill(), 4, 3), [(batch, 2)], EvalPlan.build([1], different_init=2,
+                                                                                             tta=transforms,
+                           restart_std=None, save_outputs=("inputs",), progress=False)).outputs[1]
     assert saved["restart"].tolist() == [0, 1, 2, 3, 4, 5] * 2
     seen = transforms.apply(inputs.repeat_interleave(6, dim=0), torch.tensor([0, 0, 1, 1, 2, 2] * 2))
     assert torch.equal(saved["inputs"], seen)
@@ -125,6 +129,11 @@ def test_kind_resolution_and_errors():
     with pytest.raises(ConfigError, match="not a square"):
         build_transforms(2, "dihedral", TOKENS, 10, 6)
     assert build_transforms(1, "auto", TOKENS, 16, 7).size == 1  # tta=1 never needs a family
+
+
+def test_tta_kind_names_the_registered_symmetries():
+    assert get_args(TTAKind) == ("auto", *SYMMETRIES)
+    assert TASKS["sudoku"].symmetry is SYMMETRIES["sudoku"] and TASKS["maze"].symmetry is SYMMETRIES["dihedral"]
 
 
 def test_transform_set_rejects_non_permutations():
