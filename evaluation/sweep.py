@@ -8,8 +8,8 @@ rank its slice, metrics summed across ranks) and writes the records on rank 0.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -128,6 +128,7 @@ class Prepared:
     point: Point
     batch: int  # puzzles per evaluation batch
     transforms: TransformSet
+    task: Task  # the dataset's puzzle type: its evaluator adds metrics of its own
 
 
 @dataclass
@@ -162,7 +163,7 @@ def build_point(point: Point, checkpoint: str, fit: Fit, info: distributed.DistI
     runtime = prepare_runtime(loaded.act_model, info.device, cfg.kernels, cfg.compile, announce=info.rank == 0)
     model = runtime.model.eval()
     segment = torch.compile(model.inner, dynamic=False) if runtime.compile else None
-    return Prepared(checkpoint, loaded, model, segment, fit.data_paths, point, batch, transforms)
+    return Prepared(checkpoint, loaded, model, segment, fit.data_paths, point, batch, transforms, fit.task)
 
 
 def prepare(cfg: EvalConfig, checkpoint: str, info: distributed.DistInfo,
@@ -198,13 +199,36 @@ def evaluate_pass(cfg: EvalConfig, prepared: Prepared, breadth: int, info: distr
         stopping=stop or cfg.stop_rule,
         selection=Selection(top_k=cfg.convergence_top_k, window=cfg.convergence_window),
         counting=cfg.counting,
-        outputs=Outputs(per_trajectory=cfg.per_trajectory, save=tuple(cfg.save_outputs)),
+        outputs=Outputs(per_trajectory=cfg.per_trajectory, save=_saved_fields(cfg, prepared.task)),
         runtime=Runtime(seed=cfg.seed, max_rows=cfg.max_rows, progress=cfg.progress, segment=prepared.segment,
                         total_batches=batches_in(dataset.num_examples, prepared.batch, cfg.max_eval_steps)),
     )
-    run = run_evaluation(prepared.model, islice(dataset.test_batches(), cfg.max_eval_steps), plan)
+    run = with_task_metrics(run_evaluation(prepared.model, islice(dataset.test_batches(), cfg.max_eval_steps), plan),
+                            prepared.task, cfg.save_outputs)
     return Evaluated(prepared.checkpoint, prepared.loaded, prepared.data_paths, prepared.point, cfg, breadth,
                      prepared.batch, compiled, run)
+
+
+EVALUATOR_FIELDS = ("inputs", "labels", "puzzle_identifiers", "preds", "q_halt_logits")  # what a task evaluator reads
+
+
+def _saved_fields(cfg: EvalConfig, task: Task) -> tuple[str, ...]:
+    """The outputs the pass keeps: those asked for, and what the task's evaluator reads."""
+    wanted = [*cfg.save_outputs, *(EVALUATOR_FIELDS if task.evaluator is not None else ())]
+    return tuple(dict.fromkeys(wanted))
+
+
+def with_task_metrics(run: EvalResult, task: Task, keep: Sequence[str]) -> EvalResult:
+    """Each depth's metrics followed by the task evaluator's (dataset/tasks.py), computed from the pass's
+    outputs as arrays (every rank's, in dataset order); only the outputs asked for (`keep`) stay."""
+    if task.evaluator is None or run.outputs is None:
+        return run
+    for depth, metrics in run.metrics.items():
+        arrays = {k: v.numpy() for k, v in run.outputs[depth].items()}
+        metrics.update(task.evaluator(arrays, dict(metrics)))
+    outputs = {depth: {k: v for k, v in fields.items() if k in keep or k in ("puzzle", "restart")}
+               for depth, fields in run.outputs.items()} if keep else None
+    return replace(run, outputs=outputs)
 
 
 def evaluate_checkpoint(cfg: EvalConfig, checkpoint: str, info: distributed.DistInfo,

@@ -125,6 +125,36 @@ def test_a_new_task_and_architecture_run_end_to_end(registered, tmp_path):
     assert files["gif"].stat().st_size > 0
 
 
+def test_a_task_evaluator_adds_its_metrics_to_every_record(tmp_path):
+    """The evaluation merges the task's evaluator's metrics into each depth's record, computed from the
+    pass's outputs; those outputs are written only when asked for."""
+    register_task(REVERSE_WITH_SYMMETRY)
+    register_architecture("toy@GatedTRMModel", GatedTRMModel)
+    try:
+        data = build_task_dataset("reverse", tmp_path / "reverse", train_samples=32, test_samples=6)
+        config = compose_pretrain_config("cfg_pretrain", [
+            "arch=trm", "arch.name=toy@GatedTRMModel", "arch.hidden_size=16", "arch.num_heads=2", "arch.H_cycles=1",
+            "arch.L_cycles=1", "arch.L_layers=1", "arch.forward_dtype=float32", "arch.halt_max_steps=2",
+            f"dataset.data_path={data}", "dataset.name=reverse", "global_batch_size=16", "max_steps=1",
+            "lr_warmup_steps=0", "checkpoint_interval_steps=1", "eval_interval_steps=null", "wandb_mode=disabled",
+            f"checkpoint_path={tmp_path / 'run'}"])
+        Trainer(config, DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))).run()
+        common = [f"checkpoint={tmp_path / 'run' / 'step_1.pth'}", "depths=[1,2]", "plots=false", "progress=false"]
+        saved = run_sweep(load_options([*common, "save_outputs=[preds,inputs]", f"output_dir={tmp_path / 'a'}"]))
+        plain = run_sweep(load_options([*common, f"output_dir={tmp_path / 'b'}"]))
+        for with_outputs, without in zip(saved.records, plain.records, strict=True):
+            depth = with_outputs["config"]["halt_max_steps"]
+            outputs = torch.load(next((tmp_path / "a").glob(f"eval_*_D{depth}_B1_outputs.pt")), weights_only=True)
+            assert set(outputs) == {"preds", "inputs", "puzzle", "restart"}
+            expected = float((outputs["preds"][:, -1] == outputs["inputs"][:, 0]).double().mean())
+            assert with_outputs["metrics"]["first_letter_kept"] == pytest.approx(expected)
+            assert without["metrics"]["first_letter_kept"] == with_outputs["metrics"]["first_letter_kept"]
+        assert not list((tmp_path / "b").glob("*_outputs.pt"))
+    finally:
+        TASKS.pop("reverse")
+        ARCHITECTURES.pop("toy@GatedTRMModel")
+
+
 def test_unregistered_names_are_refused(tmp_path):
     with pytest.raises(ValueError, match="task 'reverse' is not registered"):
         build_task_dataset("reverse", tmp_path / "x", 4, 4)
