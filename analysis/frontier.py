@@ -69,7 +69,7 @@ def parse_frontier_options(values: dict[str, Any]) -> tuple[FrontierConfig, Eval
         raise ConfigError(format_validation_error(err)) from None
     rest = {k: v for k, v in values.items() if k not in FRONTIER_KEYS}
     evaluation = parse_eval_config({**rest, **FORCED, "depths": frontier.depths})
-    if len(evaluation.checkpoints) != 1 or len(evaluation.different_init) != 1:
+    if len(evaluation.source.checkpoints) != 1 or len(evaluation.breadth.different_init) != 1:
         raise ConfigError("checkpoint: the frontier takes one checkpoint and one different_init")
     return frontier, evaluation
 
@@ -87,20 +87,20 @@ def _point(label: str, kind: str, depth: int, metrics: dict[str, float], rows: d
 def run_frontier(frontier: FrontierConfig, evaluation: EvalConfig) -> list[FrontierPoint]:
     """Every fixed depth, then every elastic setting, each its own pass over the test split; the model is
     built (and compiled) once for all of them."""
-    info = distributed.setup(evaluation.device)
-    checkpoint = evaluation.checkpoints[0]
+    info = distributed.setup(evaluation.runtime.device)
+    checkpoint = evaluation.source.checkpoints[0]
     top = frontier.elastic_depth or max(frontier.depths)
     passes: list[tuple[str, str, int, EvalConfig, StopRule | None]] = [
-        (f"D={d}", "fixed", d, evaluation.model_copy(update={"depths": [d]}), None) for d in frontier.depths]
-    elastic = evaluation.model_copy(update={"depths": [top]})
+        (f"D={d}", "fixed", d, evaluation.with_options(depths=[d]), None) for d in frontier.depths]
+    elastic = evaluation.with_options(depths=[top])
     passes += [(text, "elastic", top, elastic, StopRule.parse(text, frontier.elastic_min_steps))
                for text in frontier.elastic]
-    prepared = list(prepare(evaluation.model_copy(update={"depths": [top, *frontier.depths]}), checkpoint, info))
+    prepared = list(prepare(evaluation.with_options(depths=[top, *frontier.depths]), checkpoint, info))
     if len(prepared) != 1:
         raise ConfigError("param_iter: the frontier takes one override point")
-    breadth = evaluation.different_init[0]
+    breadth = evaluation.breadth.different_init[0]
     if prepared[0].segment is not None:  # compile before the clock runs: every pass has the same slot shapes
-        evaluate_pass(evaluation.model_copy(update={"depths": [1], "max_eval_steps": 1}), prepared[0], breadth, info)
+        evaluate_pass(evaluation.with_options(depths=[1], max_eval_steps=1), prepared[0], breadth, info)
     points = []
     for label, kind, depth, cfg, rule in passes:
         run = evaluate_pass(cfg, prepared[0], breadth, info, stop=rule).run

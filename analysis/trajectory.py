@@ -30,7 +30,7 @@ from PIL import Image  # noqa: E402
 
 from dataset.format import IGNORE_LABEL_ID, load_metadata, load_set  # noqa: E402
 from dataset.tasks import Task, task_of  # noqa: E402
-from evaluation import EvalConfig, EvalPlan, restart_argument, run_evaluation  # noqa: E402
+from evaluation import EvalPlan, option_default, restart_argument, run_evaluation  # noqa: E402
 from models.act import ACTModel  # noqa: E402
 from models.loading import data_fields, model_for_dataset  # noqa: E402
 from models.runtime import prepare_runtime  # noqa: E402
@@ -46,19 +46,16 @@ class Trajectory:
     residuals: np.ndarray  # [T], ||state_t - state_{t-1}|| over z_H and z_L
 
 
-_EVAL = EvalConfig.model_fields
-
-
 @dataclass(frozen=True)
 class Draw:
     """Which of evaluate.py's trajectories to record, in its option names (defaults: its defaults)."""
 
     segments: int = 16  # depth D (evaluate's depths / halt_max_steps)
-    seed: int = _EVAL["seed"].default
+    seed: int = option_default("seed")
     different_init: int = 1  # breadth B of the evaluation: with B > 1 restarts draw their own initial state
     restart: int = 0  # which of the B restarts
-    different_init_reset_std: float = _EVAL["different_init_reset_std"].default
-    restart_std: str = _EVAL["restart_std"].default  # model: EqR's own init stds; reset_std: the std above
+    different_init_reset_std: float = option_default("different_init_reset_std")
+    restart_std: str = option_default("restart_std")  # model: EqR's own init stds; reset_std: the std above
 
     def check(self) -> None:
         if self.segments < 1:

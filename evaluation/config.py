@@ -1,4 +1,8 @@
-"""Validated evaluation options (`evaluate.py key=value ...` over `config/eval/*.yaml`).
+"""Validated evaluation options (`evaluate.py key=value ...` over `config/eval/*.yaml`), in typed
+sections: what is evaluated (`source`), the depths, the breadth, the stop rule, the selection of
+answers, the counting, the outputs and the runtime. The command line and the YAML keep their flat
+keys (`different_init=8`, `elastic_tol=0.1`); `EvalConfig` sorts each into its section, names an
+unknown one with the nearest known key, and `flat()` dumps them back (the records' settings).
 
 A scalar or a list is accepted for `depths` (alias `halt_max_steps`, the reference's name) and
 `different_init`; lists sweep the product. `checkpoint_list` entries are paths or the
@@ -15,10 +19,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from evaluation.plan import OUTPUT_FIELDS, Counting
+from evaluation.plan import OUTPUT_FIELDS, Counting, TTAKind, check_breadth
 from evaluation.stopping import CONDITIONS, DEFAULT_RULE, StopRule
-from evaluation.tta import TTAKind
-from utils.validation import ConfigError, format_validation_error
+from utils.validation import ConfigError, format_validation_error, unknown_key
 
 
 def _as_list(value: Any) -> Any:
@@ -52,53 +55,21 @@ class CheckpointEntry(BaseModel):
     _values = field_validator("param_iter", mode="before")(classmethod(lambda cls, v: _sweep_values(v)))
 
 
-class EvalConfig(BaseModel):
-    """Everything one `evaluate.py` invocation needs; see docs/evaluation.md for each key."""
-
+class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class SourceOptions(_Section):
+    """What is evaluated: the checkpoints, the data, the sweep over architecture and option values."""
 
     checkpoint: str | None = None
     checkpoint_list: list[CheckpointEntry] = Field(default_factory=list)
     eval_yaml: str | None = None
     dataset_data_path: list[str] | None = None
     split: str = "test"
-    depths: list[int] = Field(default_factory=lambda: [16])
-    different_init: list[int] = Field(default_factory=lambda: [1])
-    convergence_top_k: int | None = Field(default=None, ge=1)
-    convergence_window: int = Field(default=3, ge=1)
-    breadth_agree: int | None = Field(default=None, ge=1)  # adaptive breadth: stop restarts once k agree
-    global_batch_size: int | None = Field(default=None, gt=0)  # puzzles; None: the checkpoint's training batch
-    max_rows: int | None = Field(default=None, gt=0)  # at most this many trajectories in flight per rank
-    compile: bool | None = None  # compile the segment; None: on CUDA
-    kernels: Literal["reference", "fast"] = "reference"  # the fast kernel path (docs/kernels.md)
-    max_eval_steps: int | None = Field(default=None, gt=0)
-    use_ema: bool = True
-    seed: int = Field(default=0, ge=0)
-    elastic: bool = False
-    elastic_patience: int = Field(default=DEFAULT_RULE.patience, ge=1)
-    elastic_tol: float = Field(default=DEFAULT_RULE.tol, ge=0)
-    elastic_use_q: bool = False  # the rule q alone, as elastic_rules=[q]
-    elastic_rules: list[Literal[CONDITIONS]] = Field(  # type: ignore[valid-type]
-        default_factory=lambda: list(DEFAULT_RULE.rules), min_length=1)
-    elastic_combine: Literal["all", "any"] = DEFAULT_RULE.combine
-    elastic_min_steps: int = Field(default=DEFAULT_RULE.min_steps, ge=1)
-    tta: int = Field(default=1, ge=1)
-    tta_kind: TTAKind = "auto"
-    forward_dtype: Literal["bfloat16", "float16", "float32"] | None = None
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    output_dir: str | None = None
-    plots: bool = True
-    per_trajectory: bool = False
-    progress: bool = True
-    different_init_reset_std: float = Field(default=1.0, ge=0)
-    restart_std: Literal["model", "reset_std"] = "model"  # B > 1: model: EqR's own init stds; reset_std: for all
-    reference_counting: Literal[False, True, "both"] = False
     init_override: dict[str, Any] = Field(default_factory=dict)
     shared_param_iter: dict[str, list[Any]] = Field(default_factory=dict)
     param_iter: dict[str, list[Any]] = Field(default_factory=dict)
-    suffix: str | None = None  # the reference folder's suffix (eval_preds/step_<N>_<suffix>_<label>)
-    save_outputs: list[Literal[OUTPUT_FIELDS]] = Field(default_factory=list)  # type: ignore[valid-type]
-    reference_files: bool = True
 
     @field_validator("checkpoint_list", "dataset_data_path", mode="before")
     @classmethod
@@ -110,44 +81,8 @@ class EvalConfig(BaseModel):
     def _entries(cls, value: Any) -> Any:
         return [{"checkpoint": v} if isinstance(v, (str, Path)) else v for v in _as_list(value)]
 
-    @field_validator("depths", "different_init", mode="before")
-    @classmethod
-    def _int_list(cls, value: Any) -> Any:
-        """A scalar becomes a one-element list; a bad scalar is named by its key, not as element 0."""
-        if not isinstance(value, (list, tuple)) and not (isinstance(value, int) and not isinstance(value, bool)):
-            raise ValueError("expected an integer or a list of integers like [16,64]")
-        return _as_list(value)
-
     _sweeps = field_validator("param_iter", "shared_param_iter", mode="before")(
         classmethod(lambda cls, v: _sweep_values(v)))
-
-    @field_validator("depths", "different_init")
-    @classmethod
-    def _positive(cls, values: list[int]) -> list[int]:
-        if not values:
-            raise ValueError("needs at least one value")
-        if any(v < 1 for v in values):
-            raise ValueError("every value must be >= 1")
-        return sorted(set(values))
-
-    @model_validator(mode="after")
-    def _consistent(self) -> EvalConfig:
-        if not self.checkpoints:
-            raise ValueError("checkpoint: missing; pass checkpoint=PATH or checkpoint_list=[A,B]")
-        smallest = min(self.different_init) * self.tta
-        if self.convergence_top_k is not None and self.convergence_top_k > smallest:
-            raise ValueError(
-                f"convergence_top_k: {self.convergence_top_k} exceeds the trajectories per puzzle "
-                f"(different_init x tta = {smallest})"
-            )
-        if self.breadth_agree is not None:
-            if self.breadth_agree > smallest or smallest == 1:
-                raise ValueError(f"breadth_agree: {self.breadth_agree} needs more trajectories per puzzle "
-                                 f"(different_init x tta = {smallest})")
-            if self.reference_counting:
-                raise ValueError("breadth_agree: the reference has no adaptive breadth; "
-                                 "use it with reference_counting=false")
-        return self
 
     @property
     def entries(self) -> list[CheckpointEntry]:
@@ -158,29 +93,182 @@ class EvalConfig(BaseModel):
     def checkpoints(self) -> list[str]:
         return [entry.checkpoint for entry in self.entries]
 
-    @property
-    def counting(self) -> Counting:
-        return {False: "clean", True: "reference", "both": "both"}[self.reference_counting]
+
+def _int_list(value: Any) -> Any:
+    """A scalar becomes a one-element list; a bad scalar is named by its key, not as element 0."""
+    if not isinstance(value, (list, tuple)) and not (isinstance(value, int) and not isinstance(value, bool)):
+        raise ValueError("expected an integer or a list of integers like [16,64]")
+    return _as_list(value)
+
+
+def _positive(values: list[int]) -> list[int]:
+    if not values:
+        raise ValueError("needs at least one value")
+    if any(v < 1 for v in values):
+        raise ValueError("every value must be >= 1")
+    return sorted(set(values))
+
+
+class DepthOptions(_Section):
+    """Depth D (`depths`, alias `halt_max_steps`): segments per trajectory; a list is one pass."""
+
+    depths: list[int] = Field(default_factory=lambda: [16])
+
+    _list = field_validator("depths", mode="before")(classmethod(lambda cls, v: _int_list(v)))
+    _checked = field_validator("depths")(classmethod(lambda cls, v: _positive(v)))
+
+
+class BreadthOptions(_Section):
+    """Breadth: B restarts per puzzle (a list: one pass each), how they start, augmentation copies,
+    adaptive breadth."""
+
+    different_init: list[int] = Field(default_factory=lambda: [1])
+    different_init_reset_std: float = Field(default=1.0, ge=0)
+    restart_std: Literal["model", "reset_std"] = "model"  # B > 1: model: EqR's own init stds; reset_std: for all
+    tta: int = Field(default=1, ge=1)
+    tta_kind: TTAKind = "auto"
+    breadth_agree: int | None = Field(default=None, ge=1)  # adaptive breadth: stop restarts once k agree
+
+    _list = field_validator("different_init", mode="before")(classmethod(lambda cls, v: _int_list(v)))
+    _checked = field_validator("different_init")(classmethod(lambda cls, v: _positive(v)))
+
+
+class StoppingOptions(_Section):
+    """The elastic exit's keys; `rule` is the one stop rule they make (evaluation/stopping.py)."""
+
+    elastic: bool = False
+    elastic_patience: int = Field(default=DEFAULT_RULE.patience, ge=1)
+    elastic_tol: float = Field(default=DEFAULT_RULE.tol, ge=0)
+    elastic_use_q: bool = False  # the rule q alone, as elastic_rules=[q]
+    elastic_rules: list[Literal[CONDITIONS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(DEFAULT_RULE.rules), min_length=1)
+    elastic_combine: Literal["all", "any"] = DEFAULT_RULE.combine
+    elastic_min_steps: int = Field(default=DEFAULT_RULE.min_steps, ge=1)
 
     @property
-    def stop_rule(self) -> StopRule | None:
-        """The elastic exit's rule (evaluation/stopping.py) from the `elastic_*` keys; None without `elastic`."""
+    def rule(self) -> StopRule | None:
+        """None without `elastic`."""
         if not self.elastic:
             return None
         return StopRule(rules=("q",) if self.elastic_use_q else tuple(self.elastic_rules), combine=self.elastic_combine,
                         patience=self.elastic_patience, tol=self.elastic_tol, min_steps=self.elastic_min_steps)
 
-    def output_dir_for(self, checkpoint: str) -> Path:
+
+class SelectionOptions(_Section):
+    convergence_top_k: int | None = Field(default=None, ge=1)
+    convergence_window: int = Field(default=3, ge=1)
+
+
+class CountingOptions(_Section):
+    reference_counting: Literal[False, True, "both"] = False
+
+    @property
+    def mode(self) -> Counting:
+        return {False: "clean", True: "reference", "both": "both"}[self.reference_counting]
+
+
+class OutputOptions(_Section):
+    output_dir: str | None = None
+    plots: bool = True
+    per_trajectory: bool = False
+    save_outputs: list[Literal[OUTPUT_FIELDS]] = Field(default_factory=list)  # type: ignore[valid-type]
+    reference_files: bool = True
+    suffix: str | None = None  # the reference folder's suffix (eval_preds/step_<N>_<suffix>_<label>)
+
+    def directory_for(self, checkpoint: str) -> Path:
         """`output_dir` when given, else the checkpoint's own directory."""
         return Path(self.output_dir) if self.output_dir else Path(checkpoint).parent
+
+
+class RuntimeOptions(_Section):
+    global_batch_size: int | None = Field(default=None, gt=0)  # puzzles; None: the checkpoint's training batch
+    max_rows: int | None = Field(default=None, gt=0)  # at most this many trajectories in flight per rank
+    compile: bool | None = None  # compile the segment; None: on CUDA
+    kernels: Literal["reference", "fast"] = "reference"  # the fast kernel path (docs/kernels.md)
+    max_eval_steps: int | None = Field(default=None, gt=0)
+    use_ema: bool = True
+    seed: int = Field(default=0, ge=0)
+    forward_dtype: Literal["bfloat16", "float16", "float32"] | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    progress: bool = True
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    "source": SourceOptions, "depth": DepthOptions, "breadth": BreadthOptions, "stopping": StoppingOptions,
+    "selection": SelectionOptions, "counting": CountingOptions, "outputs": OutputOptions, "runtime": RuntimeOptions,
+}
+RESULT_SECTIONS = ("depth", "breadth", "stopping", "selection", "counting", "runtime")
+SECTION_OF = {key: name for name, cls in SECTIONS.items() for key in cls.model_fields}  # flat key -> its section
+FLAT_KEYS = tuple(SECTION_OF)
+
+
+def option_default(key: str) -> Any:
+    """The default of a flat key (`different_init` -> [1])."""
+    return SECTIONS[SECTION_OF[key]].model_fields[key].get_default(call_default_factory=True)
+
+
+class EvalConfig(BaseModel):
+    """Everything one `evaluate.py` invocation needs, by section; see docs/evaluation.md for each key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: SourceOptions = Field(default_factory=SourceOptions)
+    depth: DepthOptions = Field(default_factory=DepthOptions)
+    breadth: BreadthOptions = Field(default_factory=BreadthOptions)
+    stopping: StoppingOptions = Field(default_factory=StoppingOptions)
+    selection: SelectionOptions = Field(default_factory=SelectionOptions)
+    counting: CountingOptions = Field(default_factory=CountingOptions)
+    outputs: OutputOptions = Field(default_factory=OutputOptions)
+    runtime: RuntimeOptions = Field(default_factory=RuntimeOptions)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _into_sections(cls, values: Any) -> Any:
+        """Flat keys into their sections (over sections given whole); an unknown key stays, to be named."""
+        if not isinstance(values, dict):
+            return values
+        typo = next((k for k in SECTIONS if k in values and not isinstance(values[k], dict)), None)
+        if typo is not None:  # `depth=4`: a flat key mistyped, not a section
+            raise ValueError(unknown_key(typo, [*FLAT_KEYS, "halt_max_steps"]))
+        out: dict[str, Any] = {name: dict(values[name]) for name in SECTIONS if name in values}
+        for key, value in values.items():
+            if key in SECTION_OF:
+                out.setdefault(SECTION_OF[key], {})[key] = value
+            elif key not in SECTIONS:
+                out[key] = value
+        return out
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EvalConfig:
+        if not self.source.checkpoints:
+            raise ValueError("checkpoint: missing; pass checkpoint=PATH or checkpoint_list=[A,B]")
+        check_breadth(min(self.breadth.different_init) * self.breadth.tta, self.selection.convergence_top_k,
+                      self.breadth.breadth_agree, self.counting.mode)
+        return self
+
+    def result_options(self) -> dict[str, Any]:
+        """The keys that shape a pass's numbers, flat: not what is evaluated, not where files go, not the
+        depths (each record holds its own) nor the progress bar. A record's settings start from these."""
+        values = {k: v for name in RESULT_SECTIONS for k, v in getattr(self, name).model_dump().items()}
+        for key in ("depths", "progress"):
+            values.pop(key)
+        return values
+
+    def flat(self) -> dict[str, Any]:
+        """Every key as the command line names it, with its value."""
+        return {k: v for name in SECTIONS for k, v in getattr(self, name).model_dump().items()}
+
+    def with_options(self, **options: Any) -> EvalConfig:
+        """A copy with some flat keys changed, validated again."""
+        return parse_eval_config({**self.flat(), **options})
 
 
 def parse_eval_config(values: dict[str, Any], names: dict[str, str] | None = None,
                       also_known: tuple[str, ...] = ()) -> EvalConfig:
     """Validate a merged option dict; raise ConfigError with `key: message` lines (keys as in `names`;
-    an unknown key gets the nearest of the fields, `halt_max_steps`, `eval_config` and `also_known`)."""
+    an unknown key gets the nearest of the keys, `halt_max_steps`, `eval_config` and `also_known`)."""
     try:
         return EvalConfig.model_validate(values)
     except ValidationError as err:
-        known = [*EvalConfig.model_fields, "halt_max_steps", "eval_config", *also_known]
-        raise ConfigError(format_validation_error(err, names=names, known=known)) from None
+        known = [*FLAT_KEYS, "halt_max_steps", "eval_config", *also_known]
+        raise ConfigError(format_validation_error(err, names=names, known=known, sections=set(SECTIONS))) from None

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from evaluation.config import EvalConfig
+from evaluation.config import option_default
 from models.registry import canonical_name
 from utils.validation import ConfigError
 
@@ -68,7 +68,7 @@ def _number(value: Any) -> str:
 
 
 def _default(name: str) -> Any:
-    return EvalConfig.model_fields[name].get_default(call_default_factory=True)
+    return option_default(name)
 
 
 def _set(cfg: dict[str, Any], name: str) -> bool:

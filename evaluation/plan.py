@@ -18,9 +18,24 @@ from dataset.symmetries import TransformSet
 from evaluation.stopping import StopRule
 
 Counting = Literal["clean", "reference", "both"]
+TTAKind = Literal["auto", "sudoku", "dihedral"]  # the symmetry TTA draws: the task's own, or one by name
 OUTPUT_FIELDS = ("preds", "logits", "inputs", "labels", "puzzle_identifiers", "q_halt_logits")  # `save_outputs`
 COUNTING_MODES: dict[str, tuple[str, ...]] = {"clean": ("clean",), "reference": ("reference",),
                                               "both": ("clean", "reference")}
+
+
+def check_breadth(copies: int, top_k: int | None, agree: int | None, counting: str) -> None:
+    """Selection and adaptive breadth need enough trajectories per puzzle (B x tta = `copies`), and the
+    reference's counting has no adaptive breadth; ValueError naming the key otherwise."""
+    if top_k is not None and not 1 <= top_k <= copies:
+        raise ValueError(f"convergence_top_k: {top_k} is outside 1..{copies}, the trajectories per puzzle "
+                         "(different_init x tta)")
+    if agree is not None:
+        if not 1 <= agree <= copies or copies == 1:
+            raise ValueError(f"breadth_agree: must lie in 1..{copies} (trajectories per puzzle) with "
+                             f"different_init x tta > 1, got {agree}")
+        if counting != "clean":
+            raise ValueError("breadth_agree: the reference has no adaptive breadth; use reference_counting=false")
 
 
 @dataclass(frozen=True)
@@ -92,15 +107,7 @@ class EvalPlan:
             raise ValueError(f"save_outputs: unknown {unknown}; known: {list(OUTPUT_FIELDS)}")
         if self.counting not in COUNTING_MODES:
             raise ValueError(f"counting: {self.counting!r} is not one of {', '.join(COUNTING_MODES)}")
-        copies, top_k, agree = self.breadth.copies, self.selection.top_k, self.breadth.agree
-        if top_k is not None and not 1 <= top_k <= copies:
-            raise ValueError(f"convergence_top_k: must lie in 1..{copies} (trajectories per puzzle), got {top_k}")
-        if agree is not None:
-            if not 1 <= agree <= copies or copies == 1:
-                raise ValueError(f"breadth_agree: must lie in 1..{copies} (trajectories per puzzle) with "
-                                 f"different_init x tta > 1, got {agree}")
-            if self.counting != "clean":
-                raise ValueError("breadth_agree: the reference has no adaptive breadth; use reference_counting=false")
+        check_breadth(self.breadth.copies, self.selection.top_k, self.breadth.agree, self.counting)
 
     @property
     def modes(self) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from evaluation.config import CheckpointEntry, EvalConfig, parse_eval_config
+from evaluation.config import SECTION_OF, CheckpointEntry, EvalConfig
 from models.config import parse_config
 from models.loading import DATA_FIELDS
 from models.registry import ARCHITECTURES
@@ -69,13 +69,13 @@ def _axis(key: str, allowed: list[str], arch_name: str, section: str) -> tuple[s
     if key == BREADTH_KEY:
         return "breadth", key
     name = key.removeprefix("arch.")
-    if name in allowed and (key.startswith("arch.") or key not in EvalConfig.model_fields):
+    if name in allowed and (key.startswith("arch.") or key not in SECTION_OF):
         return "arch", name
-    if not key.startswith("arch.") and key in EvalConfig.model_fields:
+    if not key.startswith("arch.") and key in SECTION_OF:
         if key in UNSWEPT:
             raise ConfigError(f"{section}.{key}: cannot be swept")
         return "option", key
-    known = [*allowed, *(f for f in EvalConfig.model_fields if f not in UNSWEPT)]
+    known = [*allowed, *(f for f in SECTION_OF if f not in UNSWEPT)]
     match = difflib.get_close_matches(name, known, n=1)
     raise ConfigError(f"{section}.{key}: not an architecture key of {arch_name} nor an evaluation key"
                       + (f"; did you mean {match[0]}?" if match else f"; architecture keys: {', '.join(allowed)}"))
@@ -118,19 +118,19 @@ def plan_points(cfg: EvalConfig, entry: CheckpointEntry, arch: dict[str, Any],
     architecture's schema and the evaluation's options before any model is built."""
     name = arch["name"]
     allowed = architecture_keys(name)
-    fixed, fixed_batch = _initial(cfg.init_override, allowed, name, "init_override")
+    fixed, fixed_batch = _initial(cfg.source.init_override, allowed, name, "init_override")
     own, own_batch = _initial(entry.init_override, allowed, name, f"{entry.checkpoint}: init_override")
     fixed, batch = {**fixed, **own}, own_batch or fixed_batch
-    sweep = {**cfg.shared_param_iter, **cfg.param_iter, **entry.param_iter}
+    sweep = {**cfg.source.shared_param_iter, **cfg.source.param_iter, **entry.param_iter}
     axes = {key: _axis(key, allowed, name, "param_iter") for key in sweep}
     _one_per_axis(axes, "param_iter")
-    depths = next((sweep[k] for k, (a, _) in axes.items() if a == "depth"), cfg.depths)
-    breadths = next((sweep[k] for k, (a, _) in axes.items() if a == "breadth"), cfg.different_init)
+    depths = next((sweep[k] for k, (a, _) in axes.items() if a == "depth"), cfg.depth.depths)
+    breadths = next((sweep[k] for k, (a, _) in axes.items() if a == "breadth"), cfg.breadth.different_init)
     keys = list(sweep)
     keys += ["halt_max_steps"] if len(depths) > 1 and not any(a == "depth" for a, _ in axes.values()) else []
     keys += [BREADTH_KEY] if len(breadths) > 1 and BREADTH_KEY not in sweep else []
     swept = [k for k in sweep if axes[k][0] in ("arch", "option")]
-    suffix = entry.suffix or cfg.suffix or "eval"
+    suffix = entry.suffix or cfg.outputs.suffix or "eval"
     points = []
     for index, values in enumerate(itertools.product(*(sweep[k] for k in swept))):
         combo = dict(zip(swept, values, strict=True))
@@ -139,8 +139,7 @@ def plan_points(cfg: EvalConfig, entry: CheckpointEntry, arch: dict[str, Any],
         where = ("param_iter" + (f" {combo}" if combo else "")) if sweep else "init_override"
         try:
             parse_config(ARCHITECTURES[name].config_cls, {**arch, **data_fields, **overrides})
-            point_cfg = parse_eval_config({**cfg.model_dump(), **options, "depths": depths,
-                                           "different_init": breadths})
+            point_cfg = cfg.with_options(**options, depths=depths, different_init=breadths)
         except ConfigError as err:
             raise ConfigError(f"{where}: {err}") from None
         points.append(Point(point_cfg, overrides, batch, tuple(keys), combo, suffix, index))

@@ -78,10 +78,10 @@ def check_fit(checkpoint: str, cfg: EvalConfig) -> Fit:
     if arch.get("name") not in ARCHITECTURES:
         raise CheckpointError(f"{checkpoint}: arch.name: unknown name {arch.get('name')!r}; "
                               f"known: {', '.join(sorted(ARCHITECTURES))}")
-    paths = cfg.dataset_data_path or contents.data_paths
+    paths = cfg.source.dataset_data_path or contents.data_paths
     if not paths:
         raise ConfigError("dataset_data_path: not set, and the checkpoint's config names no data path")
-    meta = read_metadata(paths, cfg.split)
+    meta = read_metadata(paths, cfg.source.split)
     fields = data_fields(meta)
     inferred = infer_data_fields(arch, contents.model_state)
     for key in ("seq_len", "vocab_size"):
@@ -97,22 +97,16 @@ DEFAULT_BATCH = 16  # puzzles per evaluation batch when the checkpoint records n
 
 
 def _settings(done: Evaluated, depth: int, info: distributed.DistInfo) -> dict:
-    """What a record says about how it was made."""
+    """What a record says about how it was made: the pass's options (`result_options`) and what it ran."""
     cfg, loaded, run = done.cfg, done.loaded, done.run
     return {
         "checkpoint": done.checkpoint, "step": loaded.step, "used_ema": loaded.used_ema,
-        "arch": loaded.contents.arch.get("name"), "dataset": done.data_paths, "split": cfg.split,
-        "halt_max_steps": depth, "different_init": done.breadth, "tta": cfg.tta, "overrides": done.point.arch,
-        "different_init_reset_std": cfg.different_init_reset_std, "restart_std": cfg.restart_std,
-        "reference_counting": cfg.reference_counting,
-        "convergence_top_k": cfg.convergence_top_k, "convergence_window": cfg.convergence_window,
-        "breadth_agree": cfg.breadth_agree,
-        "elastic": cfg.elastic, "elastic_patience": cfg.elastic_patience,
-        "elastic_tol": cfg.elastic_tol, "elastic_use_q": cfg.elastic_use_q, "elastic_rules": cfg.elastic_rules,
-        "elastic_combine": cfg.elastic_combine, "elastic_min_steps": cfg.elastic_min_steps, "seed": cfg.seed,
-        "global_batch_size": done.batch, "max_rows": cfg.max_rows, "compiled": done.compiled, "kernels": cfg.kernels,
-        "max_eval_steps": cfg.max_eval_steps, "world_size": info.world_size, "device": info.device.type,
-        "pass_depth": max(cfg.depths), "pass_wall_s": run.wall_s, "pass_trajectory_segments": run.trajectory_segments,
+        "arch": loaded.contents.arch.get("name"), "dataset": done.data_paths, "split": cfg.source.split,
+        **cfg.result_options(),
+        "halt_max_steps": depth, "different_init": done.breadth, "overrides": done.point.arch,
+        "global_batch_size": done.batch, "compiled": done.compiled, "world_size": info.world_size,
+        "device": info.device.type, "pass_depth": max(cfg.depth.depths), "pass_wall_s": run.wall_s,
+        "pass_trajectory_segments": run.trajectory_segments,
     }
 
 
@@ -148,19 +142,21 @@ class Evaluated:
 
 def build_point(point: Point, checkpoint: str, fit: Fit, info: distributed.DistInfo) -> Prepared:
     """The model of `checkpoint` at `point` on this rank's device, compiled as `models.runtime` decides."""
-    cfg = point.cfg
+    cfg, runtime_options = point.cfg, point.cfg.runtime
     trained = point.training_batch or int(fit.contents.config.get("global_batch_size") or DEFAULT_BATCH)
-    batch = cfg.global_batch_size or trained
+    batch = runtime_options.global_batch_size or trained
     if batch % info.world_size:
         raise ConfigError(f"global_batch_size: {batch} puzzles do not divide among {info.world_size} ranks"
-                          + ("" if cfg.global_batch_size else " (the checkpoint's training batch; set one)"))
-    transforms = build_transforms(cfg.tta, cfg.tta_kind, fit.task, fit.fields["seq_len"], fit.fields["vocab_size"],
-                                  cfg.seed)
-    overrides = {"halt_max_steps": max(cfg.depths), **point.arch}
-    if cfg.forward_dtype:
-        overrides["forward_dtype"] = cfg.forward_dtype
-    loaded = model_for_dataset(fit.contents, fit.fields, overrides, use_ema=cfg.use_ema)
-    runtime = prepare_runtime(loaded.act_model, info.device, cfg.kernels, cfg.compile, announce=info.rank == 0)
+                          + ("" if runtime_options.global_batch_size else
+                             " (the checkpoint's training batch; set one)"))
+    transforms = build_transforms(cfg.breadth.tta, cfg.breadth.tta_kind, fit.task, fit.fields["seq_len"],
+                                  fit.fields["vocab_size"], runtime_options.seed)
+    overrides = {"halt_max_steps": max(cfg.depth.depths), **point.arch}
+    if runtime_options.forward_dtype:
+        overrides["forward_dtype"] = runtime_options.forward_dtype
+    loaded = model_for_dataset(fit.contents, fit.fields, overrides, use_ema=runtime_options.use_ema)
+    runtime = prepare_runtime(loaded.act_model, info.device, runtime_options.kernels, runtime_options.compile,
+                              announce=info.rank == 0)
     model = runtime.model.eval()
     segment = torch.compile(model.inner, dynamic=False) if runtime.compile else None
     return Prepared(checkpoint, loaded, model, segment, fit.data_paths, point, batch, transforms, fit.task)
@@ -184,27 +180,30 @@ def evaluate_pass(cfg: EvalConfig, prepared: Prepared, breadth: int, info: distr
     declares them, else `different_init_reset_std`; `reset_std`: that std for every architecture."""
     dataset = PuzzleDataset(
         PuzzleDatasetConfig(data_paths=prepared.data_paths, global_batch_size=prepared.batch, rank=info.rank,
-                            world_size=info.world_size, seed=cfg.seed, test_set_mode=True),
-        split=cfg.split,
+                            world_size=info.world_size, seed=cfg.runtime.seed, test_set_mode=True),
+        split=cfg.source.split,
     )
     compiled = prepared.segment is not None
-    restart = restart_argument(cfg.restart_std, cfg.different_init_reset_std)
+    restart = restart_argument(cfg.breadth.restart_std, cfg.breadth.different_init_reset_std)
     if info.rank == 0:
-        log.info("%s: D=%s B=%d tta=%d, %d puzzles per batch%s%s", prepared.checkpoint, cfg.depths, breadth,
-                 cfg.tta, prepared.batch, ", compiled" if compiled else "",
+        log.info("%s: D=%s B=%d tta=%d, %d puzzles per batch%s%s", prepared.checkpoint, cfg.depth.depths, breadth,
+                 cfg.breadth.tta, prepared.batch, ", compiled" if compiled else "",
                  f" {prepared.point.arch}" if prepared.point.arch else "")
+    limit = cfg.runtime.max_eval_steps
+    batches = batches_in(dataset.num_examples, prepared.batch, limit)
     plan = EvalPlan(
-        tuple(cfg.depths),
-        breadth=Breadth(restarts=breadth, restart_std=restart, tta=prepared.transforms, agree=cfg.breadth_agree),
-        stopping=stop or cfg.stop_rule,
-        selection=Selection(top_k=cfg.convergence_top_k, window=cfg.convergence_window),
-        counting=cfg.counting,
-        outputs=Outputs(per_trajectory=cfg.per_trajectory, save=_saved_fields(cfg, prepared.task)),
-        runtime=Runtime(seed=cfg.seed, max_rows=cfg.max_rows, progress=cfg.progress, segment=prepared.segment,
-                        total_batches=batches_in(dataset.num_examples, prepared.batch, cfg.max_eval_steps)),
+        tuple(cfg.depth.depths),
+        breadth=Breadth(restarts=breadth, restart_std=restart, tta=prepared.transforms,
+                        agree=cfg.breadth.breadth_agree),
+        stopping=stop or cfg.stopping.rule,
+        selection=Selection(top_k=cfg.selection.convergence_top_k, window=cfg.selection.convergence_window),
+        counting=cfg.counting.mode,
+        outputs=Outputs(per_trajectory=cfg.outputs.per_trajectory, save=_saved_fields(cfg, prepared.task)),
+        runtime=Runtime(seed=cfg.runtime.seed, max_rows=cfg.runtime.max_rows, progress=cfg.runtime.progress,
+                        segment=prepared.segment, total_batches=batches),
     )
-    run = with_task_metrics(run_evaluation(prepared.model, islice(dataset.test_batches(), cfg.max_eval_steps), plan),
-                            prepared.task, cfg.save_outputs)
+    run = with_task_metrics(run_evaluation(prepared.model, islice(dataset.test_batches(), limit), plan),
+                            prepared.task, cfg.outputs.save_outputs)
     return Evaluated(prepared.checkpoint, prepared.loaded, prepared.data_paths, prepared.point, cfg, breadth,
                      prepared.batch, compiled, run)
 
@@ -214,7 +213,7 @@ EVALUATOR_FIELDS = ("inputs", "labels", "puzzle_identifiers", "preds", "q_halt_l
 
 def _saved_fields(cfg: EvalConfig, task: Task) -> tuple[str, ...]:
     """The outputs the pass keeps: those asked for, and what the task's evaluator reads."""
-    wanted = [*cfg.save_outputs, *(EVALUATOR_FIELDS if task.evaluator is not None else ())]
+    wanted = [*cfg.outputs.save_outputs, *(EVALUATOR_FIELDS if task.evaluator is not None else ())]
     return tuple(dict.fromkeys(wanted))
 
 
@@ -235,7 +234,7 @@ def evaluate_checkpoint(cfg: EvalConfig, checkpoint: str, info: distributed.Dist
                         entry: CheckpointEntry | None = None) -> Iterator[Evaluated]:
     """Evaluate `checkpoint` at every point and breadth of its entry, all depths of a breadth in one pass."""
     for prepared in prepare(cfg, checkpoint, info, entry):
-        for breadth in prepared.point.cfg.different_init:
+        for breadth in prepared.point.cfg.breadth.different_init:
             yield evaluate_pass(prepared.point.cfg, prepared, breadth, info)
 
 
@@ -243,7 +242,7 @@ def resolve_runs(cfg: EvalConfig) -> list[tuple[CheckpointEntry, str, str | None
     """(entry, checkpoint file, run label) for every checkpoint of the sweep: a folder means its latest
     checkpoint. Several checkpoints get labels distinct within the sweep (more parent folders where two
     would agree); a single one gets its label once its architecture is read (None here)."""
-    entries = cfg.entries
+    entries = cfg.source.entries
     files = [str(resolve_checkpoint(e.checkpoint)) for e in entries]
     if len(files) == 1:
         return [(entries[0], files[0], None)]
@@ -255,8 +254,7 @@ def _record(done: Evaluated, depth: int, info: distributed.DistInfo, run: str | 
     settings = _settings(done, depth, info)
     cfg = done.cfg
     settings.update(run=run or run_label(done.checkpoint, settings["arch"]),
-                    dataset_name=dataset_label(done.data_paths, cfg.split), use_ema=cfg.use_ema,
-                    tta_kind=cfg.tta_kind, forward_dtype=cfg.forward_dtype)
+                    dataset_name=dataset_label(done.data_paths, cfg.source.split))
     return make_record(settings, done.run.metrics[depth])
 
 
@@ -264,13 +262,13 @@ def _write_point(record: dict[str, Any], done: Evaluated, depth: int, folder: Pa
     """The files of one (run, overrides, D, B) point, and the reference's files of its combination."""
     cfg = done.cfg
     files = list(write_record(record, folder))
-    if cfg.reference_files:
+    if cfg.outputs.reference_files:
         point = done.point
         step = done.loaded.step or 0
-        where = reference_folder(done.checkpoint, cfg.output_dir, step, point.suffix,
+        where = reference_folder(done.checkpoint, cfg.outputs.output_dir, step, point.suffix,
                                  point.reference_label(depth, done.breadth))
         config = {**record["config"], "suffix": point.suffix, "param_iter": point.combination(depth, done.breadth)}
-        metrics = reference_metrics(record["metrics"], cfg.reference_counting)
+        metrics = reference_metrics(record["metrics"], cfg.counting.reference_counting)
         files += write_reference_files(where, step, metrics, done.run.wall_s, config)
     if done.run.per_trajectory is not None:
         files.append(write_trajectories(record, done.run.per_trajectory[depth], folder))
@@ -288,18 +286,18 @@ def sweep_folder(cfg: EvalConfig, records: list[dict[str, Any]]) -> Path:
     depths = sorted({r["config"]["halt_max_steps"] for r in records})
     breadths = sorted({r["config"]["different_init"] for r in records})
     label = sweep_label(runs, datasets, depths, breadths, first, points)
-    return cfg.output_dir_for(first["checkpoint"]) / f"sweep_{label}"
+    return cfg.outputs.directory_for(first["checkpoint"]) / f"sweep_{label}"
 
 
 def run_sweep(cfg: EvalConfig) -> SweepResult:
     """Evaluate every checkpoint entry at every (point, D, B); on rank 0 write every point's files, and
     the sweep's summary, `points.csv` and plots into its own folder."""
-    info = distributed.setup(cfg.device)
+    info = distributed.setup(cfg.runtime.device)
     result = SweepResult()
     for entry, checkpoint, run in resolve_runs(cfg):
-        folder = cfg.output_dir_for(checkpoint)
+        folder = cfg.outputs.directory_for(checkpoint)
         for done in evaluate_checkpoint(cfg, checkpoint, info, entry):
-            for depth in done.cfg.depths:
+            for depth in done.cfg.depth.depths:
                 record = _record(done, depth, info, run)
                 result.records.append(record)
                 if info.rank == 0:
@@ -309,6 +307,6 @@ def run_sweep(cfg: EvalConfig) -> SweepResult:
         result.folder = sweep_folder(cfg, result.records)
         result.files.append(write_text(result.folder / "eval_summary.md", result.summary))
         result.files.append(write_points(result.records, result.folder / "points.csv"))
-        if cfg.plots:
+        if cfg.outputs.plots:
             result.files.extend(write_plots(result.records, result.folder))
     return result

@@ -7,13 +7,10 @@ dataset/symmetries.py's `TransformSet`.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from dataset.symmetries import TransformSet, identity
 from dataset.tasks import SYMMETRIES, Task
+from evaluation.plan import TTAKind  # "auto" and the names of SYMMETRIES (tests/test_tta.py)
 from utils.validation import ConfigError
-
-TTAKind = Literal["auto", "sudoku", "dihedral"]  # "auto" and the names of SYMMETRIES (tests/test_tta.py)
 
 
 def build_transforms(count: int, kind: TTAKind, task: Task, seq_len: int, vocab_size: int,

@@ -25,15 +25,16 @@ from utils import checkpoint, cli  # noqa: E402
 def _frontier(argv: list[str]) -> int:
     frontier, evaluation = parse_frontier_options(cli.parse_key_values(argv))
     points = run_frontier(frontier, evaluation)
-    out = Path(frontier.output_dir) if frontier.output_dir else Path(evaluation.checkpoints[0]).parent / "frontier"
-    contents = checkpoint.read_checkpoint(evaluation.checkpoints[0])
+    first = evaluation.source.checkpoints[0]
+    out = Path(frontier.output_dir) if frontier.output_dir else Path(first).parent / "frontier"
+    contents = checkpoint.read_checkpoint(first)
     arch = contents.arch.get("name")
-    dataset = ", ".join(Path(p).name for p in (evaluation.dataset_data_path or contents.data_paths))
+    dataset = ", ".join(Path(p).name for p in (evaluation.source.dataset_data_path or contents.data_paths))
+    options = evaluation.flat()
     settings = {"checkpoint": str(contents.path), "run": run_label(contents.path, arch), "arch": arch,
-                "dataset": dataset,
-                "different_init": evaluation.different_init[0], "global_batch_size": evaluation.global_batch_size,
-                "convergence_top_k": evaluation.convergence_top_k, "seed": evaluation.seed,
-                "elastic_min_steps": frontier.elastic_min_steps, "device": evaluation.device}
+                "dataset": dataset, "different_init": options["different_init"][0],
+                **{k: options[k] for k in ("global_batch_size", "convergence_top_k", "seed")},
+                "elastic_min_steps": frontier.elastic_min_steps, "device": options["device"]}
     files = write_frontier(points, out, "python scripts/frontier.py " + shlex.join(argv), settings)
     print(frontier_table(points))
     print(f"wrote {', '.join(f.name for f in files)} to {out}")

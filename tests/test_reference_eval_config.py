@@ -130,7 +130,7 @@ def test_unknown_keys_still_fail_with_a_suggestion(trained, checkpoint):
     with pytest.raises(ConfigError, match="halt_max_steps: an alias of depths; the command line gives both"):
         load_options([f"checkpoint={checkpoint}", "depths=2", "halt_max_steps=3"])
     cfg = load_options([f"eval_yaml={REFERENCE_YAML}", f"checkpoint={checkpoint}", "depths=[2,4]"])
-    assert cfg.depths == [2, 4] and cfg.param_iter == {"arch.halt_max_steps": [2, 4]}
+    assert cfg.depth.depths == [2, 4] and cfg.source.param_iter == {"arch.halt_max_steps": [2, 4]}
 
 
 def test_reference_only_keys_warn_once_when_they_ask_for_something_else(trained, checkpoint, caplog):

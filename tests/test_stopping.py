@@ -10,13 +10,13 @@ from evaluation.stopping import StopRule
 
 
 def test_the_elastic_keys_make_the_rule_with_its_defaults():
-    assert parse_eval_config({"checkpoint": "x"}).stop_rule is None
-    assert parse_eval_config({"checkpoint": "x", "elastic": True}).stop_rule == StopRule()
-    assert parse_eval_config({"checkpoint": "x", "elastic": True, "elastic_use_q": True}).stop_rule == \
+    assert parse_eval_config({"checkpoint": "x"}).stopping.rule is None
+    assert parse_eval_config({"checkpoint": "x", "elastic": True}).stopping.rule == StopRule()
+    assert parse_eval_config({"checkpoint": "x", "elastic": True, "elastic_use_q": True}).stopping.rule == \
         StopRule(rules=("q",))
     given = parse_eval_config({"checkpoint": "x", "elastic": True, "elastic_rules": ["q", "stable"],
                                "elastic_combine": "any", "elastic_patience": 3, "elastic_min_steps": 1})
-    assert given.stop_rule == StopRule.parse("q|stable:3", min_steps=1)
+    assert given.stopping.rule == StopRule.parse("q|stable:3", min_steps=1)
 
 
 def test_conditions_and_firing_on_hand_rows():
