@@ -4,6 +4,12 @@ RI: every (re)started row draws z_H, z_L i.i.d. from a truncated normal, so rest
 the same puzzle explore different trajectories (test-time breadth). NI: each update is
 `(1 - lambda_) * h + lambda_ * Blocks(h + u) + noise_scale * N(0, I)`, which trains the
 recurrence to contract onto an attractor that is robust to perturbation (test-time depth).
+
+One segment (`forward`, the contract of models/reasoner.py; the ACT loop around it is
+models/act.py): x = the scaled token embeddings; H_cycles times (all but the last without
+gradient): L_cycles updates `z_L <- update(z_L, z_H + x)`, then `z_H <- update(z_H, z_L)`; the
+token logits and the q_halt logit are read from z_H, and (z_H, z_L) are carried to the next
+segment detached. The loop is TRM's (`TRMInner.latent_recursion`), `update` is this module's.
 """
 
 from __future__ import annotations
