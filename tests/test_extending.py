@@ -8,6 +8,7 @@ the toy architecture trains two steps on it, evaluates, and the dataset shows an
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,19 +92,24 @@ def registered():
     ARCHITECTURES.pop("toy@GatedTRMModel")
 
 
+def gated_trainer(data: Path, run_dir: Path, steps: int) -> Trainer:
+    """A tiny gated-TRM run on a reverse dataset, checkpointed at its last step."""
+    config = compose_pretrain_config("cfg_pretrain", [
+        "arch=trm", "arch.name=toy@GatedTRMModel", "arch.hidden_size=16", "arch.num_heads=2", "arch.H_cycles=1",
+        "arch.L_cycles=1", "arch.L_layers=1", "arch.forward_dtype=float32", "arch.halt_max_steps=2",
+        f"dataset.data_path={data}", "dataset.name=reverse", "global_batch_size=16", f"max_steps={steps}",
+        "lr_warmup_steps=0", f"checkpoint_interval_steps={steps}", "eval_interval_steps=null", "wandb_mode=disabled",
+        f"checkpoint_path={run_dir}"])
+    return Trainer(config, DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu")))
+
+
 def test_a_new_task_and_architecture_run_end_to_end(registered, tmp_path):
     data = build_task_dataset("reverse", tmp_path / "reverse", train_samples=64, test_samples=10)
     shown = describe(data, "test", 0).splitlines()
     given = shown[shown.index("input:") + 1]
     assert set(given) <= set(LETTERS) and shown[shown.index("label:") + 1] == given[::-1]
 
-    config = compose_pretrain_config("cfg_pretrain", [
-        "arch=trm", "arch.name=toy@GatedTRMModel", "arch.hidden_size=16", "arch.num_heads=2", "arch.H_cycles=1",
-        "arch.L_cycles=1", "arch.L_layers=1", "arch.forward_dtype=float32", "arch.halt_max_steps=2",
-        f"dataset.data_path={data}", "dataset.name=reverse", "global_batch_size=16", "max_steps=2",
-        "lr_warmup_steps=0", "checkpoint_interval_steps=2", "eval_interval_steps=null", "wandb_mode=disabled",
-        f"checkpoint_path={tmp_path / 'run'}"])
-    trainer = Trainer(config, DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu")))
+    trainer = gated_trainer(data, tmp_path / "run", steps=2)
     gate = trainer.head.model.inner.gate.detach().clone()
     trainer.run()
     assert not torch.equal(trainer.head.model.inner.gate, gate)  # the new parameter trains
@@ -132,13 +138,7 @@ def test_a_task_evaluator_adds_its_metrics_to_every_record(tmp_path):
     register_architecture("toy@GatedTRMModel", GatedTRMModel)
     try:
         data = build_task_dataset("reverse", tmp_path / "reverse", train_samples=32, test_samples=6)
-        config = compose_pretrain_config("cfg_pretrain", [
-            "arch=trm", "arch.name=toy@GatedTRMModel", "arch.hidden_size=16", "arch.num_heads=2", "arch.H_cycles=1",
-            "arch.L_cycles=1", "arch.L_layers=1", "arch.forward_dtype=float32", "arch.halt_max_steps=2",
-            f"dataset.data_path={data}", "dataset.name=reverse", "global_batch_size=16", "max_steps=1",
-            "lr_warmup_steps=0", "checkpoint_interval_steps=1", "eval_interval_steps=null", "wandb_mode=disabled",
-            f"checkpoint_path={tmp_path / 'run'}"])
-        Trainer(config, DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))).run()
+        gated_trainer(data, tmp_path / "run", steps=1).run()
         common = [f"checkpoint={tmp_path / 'run' / 'step_1.pth'}", "depths=[1,2]", "plots=false", "progress=false"]
         saved = run_sweep(load_options([*common, "save_outputs=[preds,inputs]", f"output_dir={tmp_path / 'a'}"]))
         plain = run_sweep(load_options([*common, f"output_dir={tmp_path / 'b'}"]))
