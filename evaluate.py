@@ -16,10 +16,12 @@ import sys
 from pathlib import Path
 
 from evaluation import USER_ERRORS, load_options, run_command, run_sweep
+from utils import distributed
 
 
 def _sweep(argv: list[str]) -> int:
     result = run_sweep(load_options(argv))
+    distributed.finish()  # every rank done: wait for the others before the group goes
     if result.folder is not None:
         print(result.summary)
         folders = sorted({str(f.parent) for f in result.files if f.parent != result.folder and "eval_preds" not in

@@ -51,6 +51,7 @@ def _train(argv: list[str]) -> None:
         return
     allocator.keep_freed_memory()  # freed activations stay in the process: no page faults per step
     Trainer(config, distributed.setup(config.device)).run()
+    distributed.finish()
 
 
 def main(argv: list[str] | None = None) -> int:

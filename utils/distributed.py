@@ -61,8 +61,18 @@ def setup(requested_device: str = "auto") -> DistInfo:
 
 
 def teardown() -> None:
+    """Destroy the process group (any exit, errors included: no barrier that could wait on a dead rank)."""
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def finish() -> None:
+    """After a run that completed on every rank: wait for all ranks, then tear the group down. A rank that
+    destroyed its gloo group while another still talked to it could abort at exit ("terminate called
+    without an active exception")."""
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+    teardown()
 
 
 def all_reduce_sum_(tensors: list[torch.Tensor]) -> None:
