@@ -180,9 +180,8 @@ def _drive(act_model: ACTModel, batches: Iterator[tuple[Batch, int]], run: _Pass
     first = next(batches, None)
     if first is None:
         return
-    reference = "reference" in plan.modes
     per_puzzle = plan.breadth.agree or plan.breadth.copies
-    rows = (first[0]["inputs"].shape[0] if reference else first[1]) * per_puzzle
+    rows = (first[0]["inputs"].shape[0] if plan.reference_counting else first[1]) * per_puzzle
     slots = max(1, min(rows, plan.runtime.max_rows or rows))  # the first batch's trajectories, at most max_rows
     if plan.runtime.total_batches:
         bar.reset(total=plan.runtime.total_batches * first[0]["inputs"].shape[0] * plan.breadth.copies
@@ -215,7 +214,7 @@ def _queue(batches: Iterator[tuple[Batch, int]], run: _Pass) -> Iterator[Traject
     rank = dist.get_rank() if dist.is_initialized() else 0
     world = dist.get_world_size() if dist.is_initialized() else 1
     puzzles = _puzzles(batches, run.groups, plan.breadth.copies, plan.breadth.restarts, run.transforms,
-                       "reference" in plan.modes, rank, world)
+                       plan.reference_counting, rank, world)
     if plan.breadth.agree:
         return AdaptiveQueue(puzzles, plan.breadth.agree, skip=partial(_skip, run.groups))
     return itertools.chain.from_iterable(puzzles)

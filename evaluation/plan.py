@@ -115,6 +115,11 @@ class EvalPlan:
         return COUNTING_MODES[self.counting]
 
     @property
+    def reference_counting(self) -> bool:
+        """The reference's counting is among the modes: padding rows are run, its residuals measured."""
+        return "reference" in self.modes
+
+    @property
     def window(self) -> int | None:
         """The convergence window when scores are kept (top-k selection over more than one copy), else None."""
         return self.selection.window if self.selection.top_k is not None and self.breadth.copies > 1 else None

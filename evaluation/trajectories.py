@@ -69,7 +69,7 @@ class SlotRunner:
         self.keep_logits, self.on_segment = "logits" in plan.outputs.save, on_segment
         segment = plan.runtime.segment
         self.segment, self.fixed_shape = self.inner if segment is None else segment, segment is not None
-        self.reference_residuals = "reference" in plan.modes
+        self.reference_residuals = plan.reference_counting
         self.noise = TrajectoryNoise(torch.zeros(0, 2, dtype=torch.int32))
         self.slot_segments = 0  # (slot, segment) pairs run for trajectories: the compute spent
 
