@@ -1,0 +1,38 @@
+"""The interface of a task's own evaluator (TRM's `evaluators`): fed rows as they finish, scored once.
+
+An evaluation makes one evaluator per reported depth from the task's factory (`Task.evaluator`, called
+with the evaluated dataset's directory), calls `begin()`, then `update(rows)` on every rank with that
+rank's finished rows (numpy arrays of the fields it names), then `result()` on every rank: the
+evaluator gathers what it needs across ranks itself and returns its metrics and files on rank 0
+(None elsewhere). Files are written by the caller into the evaluation's folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+
+@dataclass
+class TaskResult:
+    """Metrics (name -> value, logged beside the generic ones) and files (name -> JSON-able object)."""
+
+    metrics: dict[str, float]
+    files: dict[str, Any] = field(default_factory=dict)
+
+
+class TaskEvaluator(Protocol):
+    fields: tuple[str, ...]  # the per-row outputs `update` reads: inputs, labels, puzzle_identifiers, preds, q_halt_logits
+
+    def begin(self) -> None: ...
+
+    def update(self, rows: Mapping[str, np.ndarray]) -> None: ...
+
+    def result(self) -> TaskResult | None: ...
+
+
+EvaluatorFactory = Callable[[Path], TaskEvaluator]  # the evaluated dataset's directory -> a fresh evaluator
