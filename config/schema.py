@@ -80,6 +80,7 @@ class PretrainConfig(BaseModel):
 
     eval_interval_steps: int | None = Field(default=None, gt=0)
     eval_max_batches: int | None = Field(default=None, gt=0)
+    aggregated_voting: bool = False  # the task evaluator (ARC) keeps its votes over all evaluations, as TRM's
     checkpoint_interval_steps: int | None = Field(default=None, gt=0)
     checkpoint_path: str | None = None
     checkpoint_keep_last: int | None = Field(default=None, gt=0)

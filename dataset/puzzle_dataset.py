@@ -1,9 +1,15 @@
 """PuzzleDataset: memory-mapped loader of the puzzle format for training and evaluation.
 
 Training: every epoch visits the groups in a fresh random order, draws one puzzle per
-group and one example of that puzzle, and cuts the order into full global batches;
-each rank takes its slice of every global batch. The order is a pure function of
-(seed, epoch), so the position (epoch, batch) is the whole sampler state.
+group and puts all of that puzzle's examples, in a random order, into the epoch's stream
+(an ARC puzzle holds its demonstrations and test pairs; a Sudoku or maze puzzle holds one
+example, and its stream is then the draw of the one-example-per-puzzle loader, bit for bit).
+The stream is cut into full global batches (a puzzle may straddle two), the partial last
+one dropped, so training batches are never padded and the blank identifier never trains;
+each rank takes its slice of every global batch. An epoch's batch count is floor(stream
+length / global batch), which varies between epochs when a group's puzzles differ in size.
+The order is a pure function of (seed, epoch), so the position (epoch, batch) is the whole
+sampler state.
 Evaluation (test_set_mode): examples in stored order, the last batch padded with pad
 inputs, -100 labels and the blank identifier.
 Batches are dicts of int32 tensors `inputs` [B, seq_len], `labels` [B, seq_len] (-100 =
@@ -99,6 +105,13 @@ def _concat_offsets(offsets: list[np.ndarray], bases: np.ndarray) -> np.ndarray:
     return np.concatenate([*pieces, [bases[-1]]])
 
 
+def _shuffled_offsets(rng: np.random.Generator, sizes: np.ndarray) -> np.ndarray:
+    """For consecutive segments of the given sizes, each segment's offsets 0..size-1 in a random order."""
+    owner = np.repeat(np.arange(len(sizes)), sizes)
+    order = np.lexsort((rng.random(len(owner)), owner))  # by segment, then by a random key within it
+    return order - (np.cumsum(sizes) - sizes)[owner]
+
+
 class PuzzleDataset:
     """Batches of one split of one or more dataset directories (see the module docstring)."""
 
@@ -123,11 +136,8 @@ class PuzzleDataset:
         self._epoch = 0
         self._batch = 0
         self._plan: tuple[int, np.ndarray, np.ndarray] | None = None
-        if not config.test_set_mode and self.batches_per_epoch == 0:
-            raise ValueError(
-                f"{split}: global_batch_size {config.global_batch_size} exceeds the "
-                f"{self.num_groups} groups; no full batch fits in an epoch"
-            )
+        if not config.test_set_mode:
+            self._check_batch_fits()
 
     @property
     def num_groups(self) -> int:
@@ -137,10 +147,29 @@ class PuzzleDataset:
     def num_examples(self) -> int:
         return int(self._example_bases[-1])
 
+    def _check_batch_fits(self) -> None:
+        """Every epoch must hold a full global batch: refuse a batch above the smallest epoch's examples."""
+        sizes = np.diff(self._puzzle_indices)
+        starts = self._group_indices[:-1]
+        fewest = int(np.minimum.reduceat(sizes, starts).sum())
+        most = int(np.maximum.reduceat(sizes, starts).sum())
+        if self.config.global_batch_size <= fewest:
+            return
+        epoch = "an epoch" if fewest == most else f"the smallest epoch (epochs hold {fewest} to {most})"
+        raise ValueError(f"{self.split}: global_batch_size {self.config.global_batch_size} exceeds the {fewest} "
+                         f"examples of {epoch}: all examples of one puzzle from each of the {self.num_groups} "
+                         "groups; no full batch fits")
+
+    def batches_in_epoch(self, epoch: int) -> int:
+        """Full global batches of one training epoch (its stream's leftover examples are skipped)."""
+        return len(self.epoch_plan(epoch)[1]) // self.config.global_batch_size
+
     @property
     def batches_per_epoch(self) -> int:
-        """Full global batches per training epoch (leftover groups are skipped that epoch)."""
-        return self.num_groups // self.config.global_batch_size
+        """Full global batches of the epoch the next training batch comes from (the same for every epoch
+        when each group's puzzles hold equally many examples, as in every one-example dataset)."""
+        epoch = self._epoch + int(self._batch >= self.batches_in_epoch(self._epoch))
+        return self.batches_in_epoch(epoch)
 
     def _gather(self, examples: np.ndarray, puzzles: np.ndarray, size: int) -> Batch:
         """Rows of the given global examples, padded to `size` rows."""
@@ -165,23 +194,27 @@ class PuzzleDataset:
         }
 
     def epoch_plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        """(puzzles, examples) in visiting order for one epoch: one per group, random order."""
+        """(puzzle, example) of every position of one epoch's stream: the groups in a random order, one
+        random puzzle each, all its examples in a random order. The within-puzzle order is drawn last, so
+        with one example per puzzle the stream is exactly the one-example-per-puzzle draw."""
         if self._plan is not None and self._plan[0] == epoch:
             return self._plan[1], self._plan[2]
         rng = np.random.default_rng([self.config.seed, epoch])
         groups = rng.permutation(self.num_groups)
         first_puzzle = self._group_indices[groups]
-        puzzles = first_puzzle + rng.integers(0, self._group_indices[groups + 1] - first_puzzle)
-        first_example = self._puzzle_indices[puzzles]
-        examples = first_example + rng.integers(0, self._puzzle_indices[puzzles + 1] - first_example)
+        drawn = first_puzzle + rng.integers(0, self._group_indices[groups + 1] - first_puzzle)
+        sizes = self._puzzle_indices[drawn + 1] - self._puzzle_indices[drawn]
+        puzzles = np.repeat(drawn, sizes)
+        examples = self._puzzle_indices[puzzles] + _shuffled_offsets(rng, sizes)
         self._plan = (epoch, puzzles, examples)
         return puzzles, examples
 
     def next_train_batch(self) -> Batch:
         """This rank's slice of the next global training batch; rolls into a new epoch as needed."""
-        if self._batch >= self.batches_per_epoch:
-            self._epoch, self._batch = self._epoch + 1, 0
         puzzles, examples = self.epoch_plan(self._epoch)
+        if self._batch >= len(examples) // self.config.global_batch_size:
+            self._epoch, self._batch = self._epoch + 1, 0
+            puzzles, examples = self.epoch_plan(self._epoch)
         local = self.config.local_batch_size
         start = self._batch * self.config.global_batch_size + self.config.rank * local
         self._batch += 1

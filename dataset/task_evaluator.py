@@ -1,9 +1,11 @@
 """The interface of a task's own evaluator (TRM's `evaluators`): fed rows as they finish, scored once.
 
 An evaluation makes one evaluator per reported depth from the task's factory (`Task.evaluator`, called
-with the evaluated dataset's directory), calls `begin()`, then `update(rows)` on every rank with that
-rank's finished rows (numpy arrays of the fields it names), then `result()` on every rank: the
-evaluator gathers what it needs across ranks itself and returns its metrics and files on rank 0
+with the evaluated dataset's directory), calls `begin()` (start afresh: earlier votes are forgotten unless
+the evaluator was made to aggregate them; a caller that keeps one evaluator over several evaluations
+without calling it again accumulates them too), then `update(rows)` on
+every rank with that rank's finished rows (numpy arrays of the fields it names), then `result()` on every
+rank: the evaluator gathers what it needs across ranks itself and returns its metrics and files on rank 0
 (None elsewhere). Files are written by the caller into the evaluation's folder.
 """
 
@@ -26,7 +28,7 @@ class TaskResult:
 
 
 class TaskEvaluator(Protocol):
-    fields: tuple[str, ...]  # the per-row outputs `update` reads: inputs, labels, puzzle_identifiers, preds, q_halt_logits
+    fields: tuple[str, ...]  # what `update` reads: inputs, labels, puzzle_identifiers, preds, q_halt_logits
 
     def begin(self) -> None: ...
 

@@ -16,23 +16,23 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dataset import maze, sudoku
+from dataset import arc, arc_grid, arc_render, maze, sudoku
+from dataset.arc_evaluator import arc_evaluator
 from dataset.format import DatasetFormatError, DatasetMetadata
+from dataset.task_evaluator import EvaluatorFactory, TaskEvaluator
 from utils.validation import ConfigError
 
 log = logging.getLogger(__name__)
 
 Examples = tuple[np.ndarray, np.ndarray]  # inputs, labels: [N, seq_len] token ids
 Maps = tuple[np.ndarray, np.ndarray]  # cells [T, S], token maps [T, V]: transformed[i] = token_map[x[cells[i]]]
-# (the evaluation's outputs: field -> array [N, ...] per example, the generic metrics) -> the task's own metrics
-TaskEvaluator = Callable[[Mapping[str, np.ndarray], Mapping[str, float]], dict[str, float]]
 
 
 @dataclass(frozen=True)
@@ -105,13 +105,29 @@ class Task:
     ignore_label_id: int | None = 0  # label id that is not scored (the pad token by default)
     matches: Callable[[int, int], bool] = lambda seq_len, vocab_size: False  # (seq_len, vocab) of an untagged set
     symmetry: Symmetry | None = None  # its transforms (builder augmentation and `tta=N`); None: identity only
+    tta_note: str = ""  # why a task without symmetries has none, for `tta=N`'s error
     text_lines: Callable[[np.ndarray], list[str]] = _token_lines  # one example as text (`dataset.show`)
     draw_frame: Callable[..., None] = _draw_tokens  # (ax, inputs, labels, pred, previous) for visualize
     follows_rules: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None  # (inputs, preds) -> bool [N]
     baseline: Callable[[np.ndarray, np.ndarray], dict[str, float]] | None = None  # (inputs, labels) -> metrics
     baseline_name: str = ""
     generate: Callable[[int, np.random.Generator], Examples] | None = None  # for `dataset.build_task`
-    evaluator: TaskEvaluator | None = None  # metrics of its own, after the generic ones (as TRM's `evaluators`)
+    evaluator: EvaluatorFactory | None = None  # dataset dir -> its own scorer (dataset/task_evaluator.py), as TRM's
+    # `evaluators`: fed every finished row, its metrics follow the generic ones
+    # (dataset dir, the evaluator's files, folder, count) -> pictures of the first `count` results (`arc_plots`)
+    draw_results: Callable[[Path, Mapping[str, Any], Path, int], list[Path]] | None = None
+
+    def evaluators(self, data_paths: Sequence[Path | str], depths: Sequence[int]) -> dict[int, TaskEvaluator]:
+        """A fresh evaluator of the task's own per depth, begun; none for a task without one."""
+        if self.evaluator is None:
+            return {}
+        if len(data_paths) != 1:
+            raise ConfigError(f"dataset_data_path: the {self.name} evaluator scores one dataset at a time, "
+                              f"got {len(data_paths)}: {', '.join(map(str, data_paths))}")
+        evaluators = {depth: self.evaluator(Path(data_paths[0])) for depth in depths}
+        for evaluator in evaluators.values():
+            evaluator.begin()
+        return evaluators
 
 
 TASKS: dict[str, Task] = {}
@@ -127,6 +143,13 @@ register_task(Task(
     name="sudoku", vocab_size=sudoku.VOCAB_SIZE, symmetry=SYMMETRIES["sudoku"],
     matches=lambda seq_len, vocab: (seq_len, vocab) == (sudoku.SEQ_LEN, sudoku.VOCAB_SIZE),
     text_lines=sudoku.text_lines, draw_frame=sudoku.draw_frame, follows_rules=sudoku.follows_rules,
+))
+register_task(Task(
+    name="arc", vocab_size=arc_grid.VOCAB_SIZE,
+    matches=lambda seq_len, vocab: (seq_len, vocab) == (arc_grid.SEQ_LEN, arc_grid.VOCAB_SIZE),
+    text_lines=arc_render.text_lines, draw_frame=arc_render.draw_frame,
+    evaluator=arc_evaluator, draw_results=arc.draw_submission,
+    tta_note="ARC's augmentations are built into its test split (--num-aug) and all of them vote",
 ))
 register_task(Task(
     name="maze", vocab_size=maze.VOCAB_SIZE, symmetry=SYMMETRIES["dihedral"],

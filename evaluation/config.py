@@ -67,6 +67,8 @@ class SourceOptions(_Section):
     eval_yaml: str | None = None
     dataset_data_path: list[str] | None = None
     split: str = "test"
+    # The memorisation check: the model sees the blank identifier, or another task's, for every puzzle
+    puzzle_id_ablation: Literal["none", "blank", "shuffled"] = "none"
     init_override: dict[str, Any] = Field(default_factory=dict)
     shared_param_iter: dict[str, list[Any]] = Field(default_factory=dict)
     param_iter: dict[str, list[Any]] = Field(default_factory=dict)
@@ -173,6 +175,7 @@ class OutputOptions(_Section):
     per_trajectory: bool = False
     save_outputs: list[Literal[OUTPUT_FIELDS]] = Field(default_factory=list)  # type: ignore[valid-type]
     reference_files: bool = True
+    arc_plots: int = Field(default=0, ge=0)  # a PNG per task for the first N tasks a task evaluator scored (ARC)
     suffix: str | None = None  # the reference folder's suffix (eval_preds/step_<N>_<suffix>_<label>)
 
     def directory_for(self, checkpoint: str) -> Path:
@@ -252,6 +255,7 @@ class EvalConfig(BaseModel):
         values = {k: v for name in RESULT_SECTIONS for k, v in getattr(self, name).model_dump().items()}
         for key in ("depths", "progress"):
             values.pop(key)
+        values["puzzle_id_ablation"] = self.source.puzzle_id_ablation  # what the model is shown of the data
         return values
 
     def flat(self) -> dict[str, Any]:

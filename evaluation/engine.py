@@ -28,7 +28,7 @@ from dataset.symmetries import TransformSet, identity
 from evaluation.accumulator import MetricSums, ResidualSums, TrajectoryRecords
 from evaluation.adaptive_breadth import AdaptiveQueue
 from evaluation.counting import DepthView, count_depth, merge_counted, trajectory_columns
-from evaluation.outputs import OutputRecorder
+from evaluation.outputs import OutputRecorder, row_fields
 from evaluation.plan import EvalPlan
 from evaluation.randomness import restart_stds
 from evaluation.stopping import StopRule
@@ -48,6 +48,7 @@ class EvalResult:
     wall_s: float
     per_trajectory: dict[int, dict[str, list[float]]] | None = None  # depth -> TRAJECTORY_COLUMNS
     outputs: dict[int, dict[str, torch.Tensor]] | None = None  # depth -> saved outputs (`save_outputs`)
+    task_files: dict[int, dict[str, Any]] = field(default_factory=dict)  # depth -> the task evaluator's files
 
 
 @dataclass
@@ -248,9 +249,15 @@ def _reduce(run: _Pass, device: torch.device, wall_s: float) -> EvalResult:
                 values["elastic/segments_saved"] = 1.0 - values["steps"] / d
             per_mode[mode] = values
         metrics[d] = merge_counted(per_mode.get("clean"), per_mode.get("reference"))
+    task_files = {}
+    for d, evaluator in plan.outputs.evaluators.items():
+        scored = evaluator.result()  # every rank takes part in its gathering; rank 0 gets the result
+        if scored is not None:
+            metrics[d].update(scored.metrics)
+            task_files[d] = scored.files
     return EvalResult(metrics, int(totals.get("trajectory_segments", 0)), int(totals.get("trajectories", 0)),
                       wall_s, tallies.records.gather() if tallies.records is not None else None,
-                      tallies.outputs.gather() if tallies.outputs is not None else None)
+                      tallies.outputs.gather() if tallies.outputs is not None else None, task_files)
 
 
 def _skip(groups: dict[int, _Group], traj: Trajectory) -> None:
@@ -273,9 +280,13 @@ def _count(group: _Group, plan: EvalPlan, tallies: _Tallies, inverse: TransformS
                         agree=plan.breadth.agree)
         if tallies.records is not None:
             tallies.records.add(depth, **trajectory_columns(view, group.puzzles))
+        real = [t for t in group.done if not t.padding and not t.skipped]
         if tallies.outputs is not None:
-            real = [t for t in group.done if not t.padding and not t.skipped]
             tallies.outputs.add(depth, real)
+        evaluator = plan.outputs.evaluators.get(depth)
+        if evaluator is not None and real:
+            rows = [row_fields(t, depth, evaluator.fields) for t in real]
+            evaluator.update({f: torch.stack([row[f] for row in rows]).numpy() for f in evaluator.fields})
 
 
 def evaluate_depths(

@@ -109,6 +109,7 @@ _TAGS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("restart_std", lambda c: "resetstd" if _set(c, "restart_std") else ""),
     ("forward_dtype", lambda c: c.get("forward_dtype") or ""),
     ("kernels", lambda c: c["kernels"] if _set(c, "kernels") else ""),
+    ("puzzle_id_ablation", lambda c: f"ids{c['puzzle_id_ablation']}" if _set(c, "puzzle_id_ablation") else ""),
 ]
 
 

@@ -20,6 +20,20 @@ from utils.atomic import atomic_file
 from utils.distributed import gather_objects
 
 
+def row_fields(traj: Any, depth: int, fields: Sequence[str]) -> dict[str, torch.Tensor]:
+    """One finished trajectory's `fields` at `depth`, on the CPU (OUTPUT_FIELDS of evaluation/plan.py)."""
+    snap = traj.snapshots[depth]
+    source = {
+        "preds": lambda: snap["preds"].to(torch.int32),
+        "logits": lambda: snap["logits"],
+        "inputs": lambda: traj.data["inputs"][0],
+        "labels": lambda: traj.data["labels"][0],
+        "puzzle_identifiers": lambda: traj.data["puzzle_identifiers"][0],
+        "q_halt_logits": lambda: snap["q_halt"],
+    }
+    return {f: torch.as_tensor(source[f]()).detach().cpu() for f in fields}
+
+
 class OutputRecorder:
     """Collects the requested fields of the real rows at each recorded depth."""
 
@@ -30,17 +44,7 @@ class OutputRecorder:
     def add(self, depth: int, trajectories: Sequence[Any]) -> None:
         """The finished `trajectories` (evaluation/trajectories.py) at `depth`."""
         for traj in trajectories:
-            snap = traj.snapshots[depth]
-            source = {
-                "preds": lambda snap=snap: snap["preds"].to(torch.int32),
-                "logits": lambda snap=snap: snap["logits"],
-                "inputs": lambda traj=traj: traj.data["inputs"][0],
-                "labels": lambda traj=traj: traj.data["labels"][0],
-                "puzzle_identifiers": lambda traj=traj: traj.data["puzzle_identifiers"][0],
-                "q_halt_logits": lambda snap=snap: snap["q_halt"],
-            }
-            row = {f: torch.as_tensor(source[f]()).detach().cpu() for f in self.fields}
-            self._parts[depth].append((traj.puzzle, traj.copy, row))
+            self._parts[depth].append((traj.puzzle, traj.copy, row_fields(traj, depth, self.fields)))
 
     def gather(self) -> dict[int, dict[str, torch.Tensor]]:
         """Every rank's rows in dataset order: by puzzle, then by copy."""

@@ -10,11 +10,12 @@ caller maps its own options onto the sections in one place.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from dataset.symmetries import TransformSet
+from dataset.task_evaluator import TaskEvaluator
 from evaluation.stopping import StopRule
 
 Counting = Literal["clean", "reference", "both"]
@@ -65,10 +66,12 @@ class Selection:
 
 @dataclass(frozen=True)
 class Outputs:
-    """What is kept beyond the metrics: one row per trajectory, and the named tensors per depth."""
+    """What is kept beyond the metrics: one row per trajectory, the named tensors per depth, and the task's
+    own evaluator per depth (dataset/task_evaluator.py), fed every finished real row at its depth."""
 
     per_trajectory: bool = False
     save: tuple[str, ...] = ()
+    evaluators: Mapping[int, TaskEvaluator] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,12 @@ class EvalPlan:
         unknown = sorted(set(self.outputs.save) - set(OUTPUT_FIELDS))
         if unknown:
             raise ValueError(f"save_outputs: unknown {unknown}; known: {list(OUTPUT_FIELDS)}")
+        if self.outputs.evaluators and self.breadth.tta is not None and self.breadth.tta.size > 1:
+            raise ValueError("tta: the task's own evaluator reads every row in the data's frame; use tta=1 (ARC's "
+                             "augmentations are in its test split and all vote: docs/arc.md)")
+        stray = sorted(set(self.outputs.evaluators) - set(depths))
+        if stray:
+            raise ValueError(f"evaluators: depths {stray} are not evaluated (depths {list(depths)})")
         if self.counting not in COUNTING_MODES:
             raise ValueError(f"counting: {self.counting!r} is not one of {', '.join(COUNTING_MODES)}")
         check_breadth(self.breadth.copies, self.selection.top_k, self.breadth.agree, self.counting)
@@ -149,6 +158,7 @@ FLAT_OPTIONS: dict[str, tuple[str, str]] = {
     "convergence_top_k": ("selection", "top_k"), "convergence_window": ("selection", "window"),
     "counting": ("counting", "value"),
     "per_trajectory": ("outputs", "per_trajectory"), "save_outputs": ("outputs", "save"),
+    "evaluators": ("outputs", "evaluators"),
     "seed": ("runtime", "seed"), "max_rows": ("runtime", "max_rows"), "progress": ("runtime", "progress"),
     "total_batches": ("runtime", "total_batches"), "segment": ("runtime", "segment"),
 }

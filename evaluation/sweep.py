@@ -7,9 +7,10 @@ rank its slice, metrics summed across ranks) and writes the records on rank 0.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import torch
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig, read_metadata
 from dataset.symmetries import TransformSet
 from dataset.tasks import Task, task_of
+from evaluation.ablation import ablation_table
 from evaluation.config import CheckpointEntry, EvalConfig
 from evaluation.engine import EvalResult, batches_in, run_evaluation
 from evaluation.naming import dataset_label, overrides_label, run_label, run_labels, sweep_label
@@ -138,6 +140,7 @@ class Evaluated:
     batch: int  # puzzles per evaluation batch
     compiled: bool
     run: EvalResult
+    task: Task
 
 
 def build_point(point: Point, checkpoint: str, fit: Fit, info: distributed.DistInfo) -> Prepared:
@@ -158,6 +161,10 @@ def build_point(point: Point, checkpoint: str, fit: Fit, info: distributed.DistI
     runtime = prepare_runtime(loaded.act_model, info.device, runtime_options.kernels, runtime_options.compile,
                               announce=info.rank == 0)
     model = runtime.model.eval()
+    table = ablation_table(cfg.source.puzzle_id_ablation, fit.data_paths[0], cfg.source.split,
+                           fit.fields["num_puzzle_identifiers"], runtime_options.seed)
+    if table is not None:
+        model.inner.remap_puzzle_identifiers(table)
     segment = torch.compile(model.inner, dynamic=False) if runtime.compile else None
     return Prepared(checkpoint, loaded, model, segment, fit.data_paths, point, batch, transforms, fit.task)
 
@@ -198,36 +205,14 @@ def evaluate_pass(cfg: EvalConfig, prepared: Prepared, breadth: int, info: distr
         stopping=stop or cfg.stopping.rule,
         selection=Selection(top_k=cfg.selection.convergence_top_k, window=cfg.selection.convergence_window),
         counting=cfg.counting.mode,
-        outputs=Outputs(per_trajectory=cfg.outputs.per_trajectory, save=_saved_fields(cfg, prepared.task)),
+        outputs=Outputs(per_trajectory=cfg.outputs.per_trajectory, save=tuple(cfg.outputs.save_outputs),
+                        evaluators=prepared.task.evaluators(prepared.data_paths, cfg.depth.depths)),
         runtime=Runtime(seed=cfg.runtime.seed, max_rows=cfg.runtime.max_rows, progress=cfg.runtime.progress,
                         segment=prepared.segment, total_batches=batches),
     )
-    run = with_task_metrics(run_evaluation(prepared.model, islice(dataset.test_batches(), limit), plan),
-                            prepared.task, cfg.outputs.save_outputs)
+    run = run_evaluation(prepared.model, islice(dataset.test_batches(), limit), plan)
     return Evaluated(prepared.checkpoint, prepared.loaded, prepared.data_paths, prepared.point, cfg, breadth,
-                     prepared.batch, compiled, run)
-
-
-EVALUATOR_FIELDS = ("inputs", "labels", "puzzle_identifiers", "preds", "q_halt_logits")  # what a task evaluator reads
-
-
-def _saved_fields(cfg: EvalConfig, task: Task) -> tuple[str, ...]:
-    """The outputs the pass keeps: those asked for, and what the task's evaluator reads."""
-    wanted = [*cfg.outputs.save_outputs, *(EVALUATOR_FIELDS if task.evaluator is not None else ())]
-    return tuple(dict.fromkeys(wanted))
-
-
-def with_task_metrics(run: EvalResult, task: Task, keep: Sequence[str]) -> EvalResult:
-    """Each depth's metrics followed by the task evaluator's (dataset/tasks.py), computed from the pass's
-    outputs as arrays (every rank's, in dataset order); only the outputs asked for (`keep`) stay."""
-    if task.evaluator is None or run.outputs is None:
-        return run
-    for depth, metrics in run.metrics.items():
-        arrays = {k: v.numpy() for k, v in run.outputs[depth].items()}
-        metrics.update(task.evaluator(arrays, dict(metrics)))
-    outputs = {depth: {k: v for k, v in fields.items() if k in keep or k in ("puzzle", "restart")}
-               for depth, fields in run.outputs.items()} if keep else None
-    return replace(run, outputs=outputs)
+                     prepared.batch, compiled, run, prepared.task)
 
 
 def evaluate_checkpoint(cfg: EvalConfig, checkpoint: str, info: distributed.DistInfo,
@@ -274,6 +259,12 @@ def _write_point(record: dict[str, Any], done: Evaluated, depth: int, folder: Pa
         files.append(write_trajectories(record, done.run.per_trajectory[depth], folder))
     if done.run.outputs is not None:
         files.append(write_outputs(done.run.outputs[depth], folder / f"{record_stem_of(record)}_outputs.pt"))
+    task_files = done.run.task_files.get(depth, {})
+    for name, content in task_files.items():
+        files.append(write_text(folder / f"{record_stem_of(record)}_{name}", json.dumps(content)))
+    if cfg.outputs.arc_plots and done.task.draw_results is not None:
+        files += done.task.draw_results(Path(done.data_paths[0]), task_files,
+                                        folder / f"{record_stem_of(record)}_plots", cfg.outputs.arc_plots)
     return files
 
 

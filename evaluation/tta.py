@@ -21,6 +21,7 @@ def build_transforms(count: int, kind: TTAKind, task: Task, seq_len: int, vocab_
     symmetry = task.symmetry if kind == "auto" else SYMMETRIES.get(kind)
     if symmetry is None:
         known = ", ".join(SYMMETRIES)
-        raise ConfigError(f"tta: the {task.name} task declares no symmetries; set tta_kind to one of {known} or tta=1"
-                          if kind == "auto" else f"tta: unknown symmetry {kind!r}; known: {known}")
+        note = f" ({task.tta_note})" if task.tta_note else ""
+        raise ConfigError(f"tta: the {task.name} task declares no symmetries{note}; set tta_kind to one of {known} "
+                          "or tta=1" if kind == "auto" else f"tta: unknown symmetry {kind!r}; known: {known}")
     return TransformSet.from_maps(symmetry.maps(count, seq_len, vocab_size, seed))

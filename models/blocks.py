@@ -21,6 +21,7 @@ from models.layers import (
     trunc_normal_init_,
 )
 from models.reasoner import Reasoner
+from utils.validation import ConfigError
 
 KERNELS = ("reference", "fast")
 FAST_TOKEN_MULTIPLE = 16  # bf16 tensor-core alignment for the mlp_t GEMMs' token axis
@@ -94,22 +95,40 @@ def sinusoidal_table(positions: int, dim: int) -> torch.Tensor:
 
 
 class PuzzleEmbedding(nn.Module):
-    """Per-puzzle vectors (HRM), trained by a sparse sign-SGD step rather than the main optimizer.
+    """Per-puzzle vectors (HRM, TRM), trained by a sparse sign-SGD step rather than the main optimizer.
 
-    `weights` is a buffer so the dense optimizer never sees it. In training with grad enabled
-    the rows used by the batch are gathered into a leaf tensor (`local_weights`, with their
-    `local_ids`) whose gradient the sparse optimizer applies.
+    `weights` [num_puzzle_identifiers, ndim] is a persistent float32 buffer, zero at init as in the
+    reference (`init_std` gives tests a table that is not), so the dense optimizer never sees it. In
+    training with grad enabled the rows used by the batch are gathered into a leaf tensor
+    (`local_weights`, with their `local_ids`) whose gradient the sparse optimizer applies; evaluation
+    indexes the table directly. `remap_identifiers` makes identifier i read row table[i] (the
+    memorisation check), leaving the state dict as it is.
     """
 
-    def __init__(self, num_embeddings: int, dim: int, init_std: float, cast_to: torch.dtype) -> None:
+    def __init__(self, num_embeddings: int, dim: int, cast_to: torch.dtype, init_std: float = 0.0) -> None:
         super().__init__()
         self.cast_to = cast_to
         self.register_buffer("weights", trunc_normal_init_(torch.empty(num_embeddings, dim), init_std))
+        self.register_buffer("id_table", None, persistent=False)
         self.local_weights: torch.Tensor | None = None
         self.local_ids: torch.Tensor | None = None
 
+    def remap_identifiers(self, table: torch.Tensor | None) -> None:
+        """From now on identifier i reads row `table[i]` (a 1-D integer tensor with one entry per row);
+        None restores the identity."""
+        if table is not None:
+            rows = self.weights.shape[0]
+            if table.shape != (rows,) or table.is_floating_point():
+                raise ValueError(f"identifier table: expected {rows} integer row ids, got {table.dtype} "
+                                 f"{tuple(table.shape)}")
+            if not 0 <= int(table.min()) <= int(table.max()) < rows:
+                raise ValueError(f"identifier table: row ids must lie in [0, {rows})")
+            table = table.to(device=self.weights.device, dtype=torch.long)
+        self.id_table = table
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        rows = self.weights[ids.long()]
+        ids = ids.long() if self.id_table is None else self.id_table[ids.long()]
+        rows = self.weights[ids]
         if self.training and torch.is_grad_enabled():
             rows = rows.detach().requires_grad_(True)
             self.local_weights, self.local_ids = rows, ids
@@ -139,7 +158,7 @@ class ReasonerIO(Reasoner):
             self.q_head.bias.fill_(-5.0)
         self.puzzle_len = cfg.puzzle_positions
         if cfg.puzzle_emb_ndim > 0:
-            self.puzzle_emb = PuzzleEmbedding(cfg.num_puzzle_identifiers, cfg.puzzle_emb_ndim, 0.0, dtype)
+            self.puzzle_emb = PuzzleEmbedding(cfg.num_puzzle_identifiers, cfg.puzzle_emb_ndim, dtype)
 
         positions = cfg.total_positions
         self.rotary_emb: nn.Module | None = None
@@ -151,6 +170,12 @@ class ReasonerIO(Reasoner):
             self.embed_pos = CastedEmbedding(positions, cfg.hidden_size, init_std, dtype)
         elif cfg.pos_encodings == "absolute":
             self.register_buffer("absolute_pos_embedding", sinusoidal_table(positions, cfg.hidden_size))
+
+    def remap_puzzle_identifiers(self, table: torch.Tensor | None) -> None:
+        """Look puzzle `i` up at `table[i]` from now on (the memorisation check, evaluation/ablation.py)."""
+        if not self.puzzle_len:
+            raise ConfigError("puzzle_id_ablation: this model has no puzzle embedding (puzzle_emb_ndim 0)")
+        self.puzzle_emb.remap_identifiers(table)
 
     def cos_sin(self) -> CosSin | None:
         return self.rotary_emb() if self.rotary_emb is not None else None

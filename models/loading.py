@@ -75,12 +75,28 @@ def check_architecture(checkpoint_arch: dict[str, Any], arch_name: str | None, s
                           f"architecture (e.g. arch={group}) or another checkpoint")
 
 
+PUZZLE_TABLE = "inner.puzzle_emb.weights"
+
+
+def _fit_puzzle_table(state: dict[str, torch.Tensor], expected: Mapping[str, torch.Tensor],
+                      source: str) -> dict[str, torch.Tensor]:
+    """TRM's `load_checkpoint`: a puzzle-embedding table with another number of puzzles than the model's
+    (weights trained on another dataset) is replaced by its mean row in every row, with one log line."""
+    table, want = state.get(PUZZLE_TABLE), expected.get(PUZZLE_TABLE)
+    if table is None or want is None or table.shape == want.shape or table.shape[1:] != want.shape[1:]:
+        return state
+    log.warning("%s: %s has %d puzzle rows, the model %d; every row starts from the checkpoint's mean row",
+                source, PUZZLE_TABLE, table.shape[0], want.shape[0])
+    return {**state, PUZZLE_TABLE: table.mean(dim=0, keepdim=True).expand(want.shape).to(want.dtype)}
+
+
 def load_model_state(
     model: ACTModel, state: dict[str, torch.Tensor], strict: bool = True, source: str = "state dict"
 ) -> LoadReport:
-    """Load a state dict in any of the accepted key schemes into an ACT model, reporting by name."""
-    state = canonical_state_dict(state)
+    """Load a state dict in any of the accepted key schemes into an ACT model, reporting by name; a puzzle
+    table of another size is resized (`_fit_puzzle_table`), every other shape mismatch is reported."""
     expected = model.state_dict()
+    state = _fit_puzzle_table(canonical_state_dict(state), expected, source)
     report = LoadReport(
         missing=sorted(set(expected) - set(state)),
         unexpected=sorted(set(state) - set(expected)),
@@ -109,8 +125,8 @@ def infer_data_fields(arch: dict[str, Any], state: dict[str, torch.Tensor]) -> d
     fields: dict[str, int] = {}
     if "inner.embed_tokens.embedding_weight" in state:
         fields["vocab_size"] = state["inner.embed_tokens.embedding_weight"].shape[0]
-    if "inner.puzzle_emb.weights" in state:
-        fields["num_puzzle_identifiers"] = state["inner.puzzle_emb.weights"].shape[0]
+    if PUZZLE_TABLE in state:
+        fields["num_puzzle_identifiers"] = state[PUZZLE_TABLE].shape[0]
     plen = puzzle_positions(int(arch.get("puzzle_emb_ndim", 0) or 0), int(arch.get("hidden_size", 1)),
                             int(arch.get("puzzle_emb_len", 0) or 0))
     for key in ("inner.L_level.layers.0.mlp_t.down_proj.weight", "inner.embed_pos.embedding_weight",

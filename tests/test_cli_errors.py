@@ -97,7 +97,8 @@ def test_arch_is_checked_before_the_batch_and_the_data(maze, tmp_path):
 
 def test_pretrain_bad_config_name(tmp_path):
     proc = run("pretrain.py", "--config-name", "train/nope", cwd=tmp_path)
-    assert_one_line(proc, "--config-name train/nope: no such config; available: cfg_pretrain, train/eqr_maze_unique")
+    assert_one_line(proc, "--config-name train/nope: no such config; available: cfg_pretrain, train/eqr_arc1, "
+                          "train/eqr_arc2")
     proc = run("pretrain.py", "--config-name", "eqr_sudoku", cwd=tmp_path)
     assert_one_line(proc, "--config-name eqr_sudoku: no such config; did you mean train/eqr_sudoku?",
                     "train/hrm_sudoku")

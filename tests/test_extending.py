@@ -8,6 +8,7 @@ the toy architecture trains two steps on it, evaluates, and the dataset shows an
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from analysis import Draw, visualize
 from dataset.build_task import build_task_dataset
 from dataset.show import describe
 from dataset.symmetries import TransformSet
+from dataset.task_evaluator import TaskResult
 from dataset.tasks import TASKS, Symmetry, Task, get_task, register_task
 from evaluation import load_options, run_sweep
 from models.blocks import ReasoningStack
@@ -54,13 +56,28 @@ def letter_renamings(count: int, seq_len: int, vocab_size: int, seed: int) -> tu
     return np.tile(np.arange(seq_len), (count, 1)), tokens
 
 
-def first_letter_kept(outputs, metrics) -> dict[str, float]:
+class FirstLetterKept:
     """Share of predictions that end with the input's first letter (a reversal's own check)."""
-    return {"first_letter_kept": float((outputs["preds"][:, -1] == outputs["inputs"][:, 0]).mean())}
+
+    fields = ("inputs", "preds")
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.kept: list[np.ndarray] = []
+
+    def begin(self) -> None:
+        self.kept = []
+
+    def update(self, rows) -> None:
+        self.kept.append(rows["preds"][:, -1] == rows["inputs"][:, 0])
+
+    def result(self) -> TaskResult:
+        kept = np.concatenate(self.kept)
+        return TaskResult({"first_letter_kept": float(kept.mean())}, {"kept.json": kept.tolist()})
 
 
 REVERSE_WITH_SYMMETRY = dataclasses.replace(REVERSE, symmetry=Symmetry("letters", letter_renamings),
-                                            evaluator=first_letter_kept)
+                                            evaluator=FirstLetterKept)
 
 
 # ---- the worked example of docs/extending.md: an architecture -------------------------------
@@ -132,8 +149,8 @@ def test_a_new_task_and_architecture_run_end_to_end(registered, tmp_path):
 
 
 def test_a_task_evaluator_adds_its_metrics_to_every_record(tmp_path):
-    """The evaluation merges the task's evaluator's metrics into each depth's record, computed from the
-    pass's outputs; those outputs are written only when asked for."""
+    """The evaluation feeds the task's evaluator every finished row at each depth, merges its metrics into
+    that depth's record and writes its files beside it; the outputs are written only when asked for."""
     register_task(REVERSE_WITH_SYMMETRY)
     register_architecture("toy@GatedTRMModel", GatedTRMModel)
     try:
@@ -146,9 +163,11 @@ def test_a_task_evaluator_adds_its_metrics_to_every_record(tmp_path):
             depth = with_outputs["config"]["halt_max_steps"]
             outputs = torch.load(next((tmp_path / "a").glob(f"eval_*_D{depth}_B1_outputs.pt")), weights_only=True)
             assert set(outputs) == {"preds", "inputs", "puzzle", "restart"}
-            expected = float((outputs["preds"][:, -1] == outputs["inputs"][:, 0]).double().mean())
-            assert with_outputs["metrics"]["first_letter_kept"] == pytest.approx(expected)
+            kept = (outputs["preds"][:, -1] == outputs["inputs"][:, 0]).numpy()
+            assert with_outputs["metrics"]["first_letter_kept"] == pytest.approx(float(kept.mean()))
             assert without["metrics"]["first_letter_kept"] == with_outputs["metrics"]["first_letter_kept"]
+            written = json.loads(next((tmp_path / "b").glob(f"eval_*_D{depth}_B1_kept.json")).read_text())
+            assert sorted(written) == sorted(kept.tolist()) and len(written) == 6
         assert not list((tmp_path / "b").glob("*_outputs.pt"))
     finally:
         TASKS.pop("reverse")
@@ -174,7 +193,9 @@ def test_a_task_symmetry_and_evaluator_come_from_its_entry():
         assert torch.equal(moved_labels, moved.flip(1))  # still a valid pair
         assert task.follows_rules(moved.numpy(), moved_labels.numpy()).all()
         assert torch.equal(transforms.inverse().apply(moved, index), inputs)
-        outputs = {"inputs": inputs.numpy(), "preds": labels.numpy()}
-        assert task.evaluator(outputs, {"exact_accuracy": 1.0}) == {"first_letter_kept": 1.0}
+        evaluator = task.evaluator(Path("unused"))
+        evaluator.begin()
+        evaluator.update({"inputs": inputs.numpy(), "preds": labels.numpy()})
+        assert evaluator.result().metrics == {"first_letter_kept": 1.0}
     finally:
         TASKS.pop("reverse")

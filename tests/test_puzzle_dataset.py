@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -80,15 +81,31 @@ def test_batch_layout_and_label_mapping(data_dir):
     assert (batch["puzzle_identifiers"] == (batch["inputs"][:, 1] - 1) % 3).all()
 
 
-def test_one_epoch_visits_every_group_exactly_once(data_dir):
+def rows_of(batch: dict[str, torch.Tensor]) -> list[tuple[int, int, int]]:
+    """(group, puzzle, example) of every row."""
+    return [tuple(row) for row in batch["inputs"][:, :3].tolist()]
+
+
+def stream_rows(ds: PuzzleDataset, epoch_index: int) -> list[tuple[int, int, int]]:
+    """(group, puzzle, example) of every position of an epoch's stream, from the stored rows."""
+    stored = np.load(ds.config.data_paths[0] / "train" / "all__inputs.npy")
+    return [tuple(row) for row in stored[ds.epoch_plan(epoch_index)[1], :3].tolist()]
+
+
+def test_one_epoch_visits_every_group_once_with_every_example_of_one_puzzle(data_dir):
+    """An epoch's stream: each group once, one of its puzzles with all that puzzle's examples; the batches
+    are that stream cut into full global batches."""
     ds = make(data_dir, 8)
-    assert ds.batches_per_epoch == 3
+    rows = stream_rows(ds, 0)
+    stored = [tuple(row) for row in np.load(data_dir / "train" / "all__inputs.npy")[:, :3].tolist()]
+    for group in range(24):
+        puzzles = {p for g, p, _ in rows if g == group}
+        assert len(puzzles) == 1
+        assert sorted(r for r in rows if r[0] == group) == sorted(r for r in stored if r[1] in puzzles)
     batches = epoch(ds)
-    assert len(batches) == 3
-    visited = [g for b in batches for g in groups_of(b)]
-    assert sorted(visited) == list(range(24))
-    second = [g for b in epoch(ds) for g in groups_of(b)]
-    assert sorted(second) == list(range(24)) and second != visited
+    assert len(batches) == len(rows) // 8
+    assert [r for b in batches for r in rows_of(b)] == rows[: 8 * len(batches)]
+    assert stream_rows(ds, 1) != rows
 
 
 def test_puzzle_and_example_belong_to_the_group(data_dir):
@@ -107,10 +124,12 @@ def test_every_example_of_a_puzzle_gets_drawn(data_dir):
     assert drawn == stored
 
 
-def test_partial_last_batch_is_dropped_and_groups_stay_distinct(tmp_path):
+def test_partial_last_batch_is_dropped_and_rows_stay_distinct(tmp_path):
     ds = make(write_dataset(tmp_path / "ds", num_groups=23), 8)
-    visited = [g for b in epoch(ds) for g in groups_of(b)]
-    assert ds.batches_per_epoch == 2 and len(visited) == len(set(visited)) == 16
+    rows = stream_rows(ds, 0)
+    visited = [r for b in epoch(ds) for r in rows_of(b)]
+    assert len(rows) % 8 and len(visited) == 8 * (len(rows) // 8) == len(set(visited))
+    assert visited == rows[: len(visited)]
 
 
 def test_two_ranks_split_the_global_batch(data_dir):
@@ -119,7 +138,7 @@ def test_two_ranks_split_the_global_batch(data_dir):
     rank1 = epoch(make(data_dir, 8, seed=7, rank=1, world_size=2))
     for full, a, b in zip(whole, rank0, rank1, strict=True):
         assert a["inputs"].shape == (4, SEQ_LEN)
-        assert not set(groups_of(a)) & set(groups_of(b))
+        assert not set(rows_of(a)) & set(rows_of(b))
         for key in full:
             assert torch.equal(torch.cat([a[key], b[key]]), full[key])
 
@@ -149,12 +168,14 @@ def test_resume_rejects_a_different_setup(data_dir):
 def test_stream_rolls_over_epochs_with_new_orders(data_dir):
     ds = make(data_dir, 8, seed=1)
     batches = stream(ds)
-    epochs = [[g for _ in range(3) for g in groups_of(next(batches))] for _ in range(3)]
-    assert all(sorted(e) == list(range(24)) for e in epochs)
+    counts = [ds.batches_in_epoch(e) for e in range(3)]
+    epochs = [[r for _ in range(n) for r in rows_of(next(batches))] for n in counts]
+    assert all(e == stream_rows(ds, i)[: len(e)] for i, e in enumerate(epochs))
+    assert all(sorted({g for g, _, _ in stream_rows(ds, i)}) == list(range(24)) for i in range(3))
     assert epochs[0] != epochs[1] != epochs[2]
     assert ds.state_dict()["epoch"] == 2
     same = stream(make(data_dir, 8, seed=1))
-    assert groups_of(next(same)) == epochs[0][:8]
+    assert rows_of(next(same)) == epochs[0][:8]
 
 
 def test_test_iterator_is_sequential_and_padded(data_dir):
@@ -193,9 +214,9 @@ def test_metadata_and_multiple_paths(tmp_path):
         8,
     )
     ds = make([first, second], 8)
-    assert ds.metadata.total_groups == 24 and ds.batches_per_epoch == 3
+    assert ds.metadata.total_groups == 24
     rows = torch.cat([b["inputs"] for b in epoch(ds)])
-    assert len(rows) == 24
+    assert len(rows) == 8 * (len(ds.epoch_plan(0)[1]) // 8) and len(ds.epoch_plan(0)[1]) >= 24
     with pytest.raises(DatasetFormatError, match="vocab_size"):
         make([first, write_dataset(tmp_path / "c", vocab=100)], 8)
 
@@ -205,8 +226,11 @@ def test_config_validation(data_dir):
         PuzzleDatasetConfig(data_path=data_dir, global_batch_size=7, world_size=2)
     with pytest.raises(ValueError, match="rank 2"):
         PuzzleDatasetConfig(data_path=data_dir, global_batch_size=8, rank=2, world_size=2)
-    with pytest.raises(ValueError, match="exceeds the 24 groups"):
-        make(data_dir, 32)
+    fewest = sum(min(np.diff(np.load(data_dir / "train" / "all__puzzle_indices.npy"))[a:b])
+                 for a, b in itertools.pairwise(np.load(data_dir / "train" / "all__group_indices.npy")))
+    with pytest.raises(ValueError, match=f"global_batch_size {fewest + 1} exceeds the {fewest} examples of the "):
+        make(data_dir, fewest + 1)
+    make(data_dir, fewest)
 
 
 def rewrite(path: Path, array: np.ndarray) -> None:

@@ -2,7 +2,7 @@
 
 `AdamATan2` reproduces the `adam-atan2` CUDA kernel in plain PyTorch so that CPU runs, tests
 and machines without the package train with the same update rule; `make_adam_atan2` picks the
-kernel when it can. `SignSGDSparse` trains HRM's puzzle embedding, a buffer the dense optimizer
+kernel when it can. `SignSGDSparse` trains the puzzle embedding (HRM, TRM), a buffer the dense optimizer
 never sees, on the rows used by each batch.
 """
 

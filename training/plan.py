@@ -17,12 +17,14 @@ from utils.validation import ConfigError
 def steps_for(config: PretrainConfig, total_groups: int, mean_puzzle_examples: float) -> int:
     """Total optimizer steps: epochs x floor(groups x examples per puzzle / global batch), capped by
     `max_steps` as the reference caps it (the smaller of the two; `max_steps` never adds steps)."""
-    if total_groups < config.global_batch_size:
-        raise ConfigError(
-            f"global_batch_size: {config.global_batch_size} exceeds the {total_groups} groups of the training set; "
-            "lower it (every batch holds one puzzle per group)"
-        )
-    steps = config.epochs * int(total_groups * mean_puzzle_examples / config.global_batch_size)
+    per_epoch = int(total_groups * mean_puzzle_examples / config.global_batch_size)
+    if per_epoch == 0:
+        examples = (f"{total_groups} groups of the training set" if mean_puzzle_examples == 1 else
+                    f"about {round(total_groups * mean_puzzle_examples)} examples of an epoch ({total_groups} groups "
+                    f"x {mean_puzzle_examples:g} examples per puzzle)")
+        raise ConfigError(f"global_batch_size: {config.global_batch_size} exceeds the {examples}; lower it (an epoch "
+                          "visits each group once, with every example of one of its puzzles)")
+    steps = config.epochs * per_epoch
     return steps if config.max_steps is None else min(steps, config.max_steps)
 
 

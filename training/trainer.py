@@ -10,6 +10,7 @@ checkpoint's layout.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -22,7 +23,10 @@ from tqdm import tqdm
 
 from config.schema import PretrainConfig
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig
-from evaluation.engine import batches_in, evaluate_depths
+from dataset.task_evaluator import TaskEvaluator
+from dataset.tasks import task_of
+from evaluation.engine import batches_in, run_evaluation
+from evaluation.plan import EvalPlan
 from models.act import Carry
 from models.blocks import PuzzleEmbedding
 from models.ema import EMA
@@ -37,6 +41,7 @@ from training.progress import MetricWindow, format_summary
 from training.start import latest_or_none, start_point
 from training.tracking import Tracker
 from utils import threads
+from utils.atomic import atomic_file
 from utils.checkpoint import prune_checkpoints, save_checkpoint_atomic
 from utils.cli import Interrupted
 from utils.distributed import DistInfo, all_reduce_sum_, gather_objects
@@ -83,6 +88,8 @@ class Trainer:
         self.ema = EMA(self.head, config.ema_rate) if config.ema else None
 
         self.step = 0
+        self._evaluator: TaskEvaluator | None = None
+        self._evaluator_name = ""
         self._saved_step: int | None = None
         self.carry: Carry | None = None
         wandb_run_id = None
@@ -193,7 +200,8 @@ class Trainer:
         return bool(interval) and (self.step % interval == 0 or self.step == self.total_steps)
 
     def evaluate(self) -> dict[str, float]:
-        """Exact accuracy at halt_max_steps on the test split, with EMA weights, RNG untouched."""
+        """Exact accuracy at halt_max_steps on the test split, with EMA weights, RNG untouched; with the
+        task's own evaluator (ARC's voting) its metrics too, and its files in `evaluator_<task>_step_<n>/`."""
         test = PuzzleDataset(self._data_config(test=True), split="test")
         batches = (
             ({k: v.to(self.device) for k, v in batch.items()}, valid)
@@ -202,18 +210,40 @@ class Trainer:
         )
         act = self.head.model
         depth = act.config.halt_max_steps
+        evaluators = self._task_evaluators(depth)
         # Evaluation draws from per-trajectory counter streams, never the global RNG: training's is untouched.
         total = batches_in(test.num_examples, self.config.global_batch_size, self.config.eval_max_batches)
         with self.ema.swapped_in(self.head) if self.ema is not None else nullcontext():
             act.eval()
-            results = evaluate_depths(act, batches, [depth], seed=self.config.seed, total_batches=total)[depth]
+            run = run_evaluation(act, batches, EvalPlan.build([depth], seed=self.config.seed, total_batches=total,
+                                                              evaluators=evaluators))
             act.train()
+        results = run.metrics[depth]
         metrics = {f"eval/{k}": v for k, v in results.items()}
         self.tracker.log(metrics, self.step)
         if self.dist.is_main:
             log.info("step %d eval: exact_accuracy %.4f accuracy %.4f", self.step,
                      results.get("exact_accuracy", math.nan), results.get("accuracy", math.nan))
+            self._write_task_files(run.task_files.get(depth, {}))
         return metrics
+
+    def _task_evaluators(self, depth: int) -> dict[int, TaskEvaluator]:
+        """The task's evaluator for this evaluation: a fresh one each time, or with `aggregated_voting` one
+        kept for the whole run whose votes accumulate over evaluations (TRM's training loop)."""
+        task = task_of(self.train_data.metadata, ", ".join(self.config.dataset.data_paths))
+        if task.evaluator is None:
+            return {}
+        if self._evaluator is None or not self.config.aggregated_voting:
+            self._evaluator = task.evaluators(self.config.dataset.data_paths, [depth])[depth]
+        self._evaluator_name = task.name
+        return {depth: self._evaluator}
+
+    def _write_task_files(self, files: dict[str, Any]) -> None:
+        folder = self.run_dir / f"evaluator_{self._evaluator_name}_step_{self.step}"
+        for name, content in files.items():
+            with atomic_file(folder / name, "w") as handle:
+                json.dump(content, handle)
+            log.info("step %d eval: wrote %s", self.step, folder / name)
 
     # ---- checkpoints --------------------------------------------------------------------
     def state_dict(self, rank_states: list[dict[str, Any]]) -> dict[str, Any]:
