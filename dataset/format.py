@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from utils.validation import format_validation_error
@@ -225,3 +226,42 @@ def load_split(split_dir: Path | str, mmap: bool = True) -> tuple[DatasetMetadat
             f"{split_dir / 'dataset.json'}: total_groups {metadata.total_groups} but the arrays hold {groups}"
         )
     return metadata, sets
+
+
+class NpyStreamWriter:
+    """A `.npy` file of known dtype and shape written block by block along its first axis, so an array larger
+    than memory is never held whole; the file has the bytes `np.save` writes for the whole array."""
+
+    def __init__(self, path: Path | str, dtype: npt.DTypeLike, shape: tuple[int, ...]) -> None:
+        self.path, self.dtype, self.shape = Path(path), np.dtype(dtype), tuple(shape)
+        self.rows = 0
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape}
+        self._file = open(self.path, "wb")  # noqa: SIM115 (closed by close() or __exit__)
+        try:
+            np.lib.format.write_array_header_1_0(self._file, header)
+        except ValueError:  # too long for format 1.0: np.save's next choice
+            np.lib.format.write_array_header_2_0(self._file, header)
+
+    def write(self, block: np.ndarray) -> None:
+        """Append `block` [n, *shape[1:]] of the writer's dtype."""
+        if block.dtype != self.dtype or block.shape[1:] != self.shape[1:]:
+            raise ValueError(f"{self.path}: block {block.dtype} {block.shape} does not fit {self.dtype} {self.shape}")
+        if self.rows + len(block) > self.shape[0]:
+            raise ValueError(f"{self.path}: {self.rows + len(block)} rows written, the shape holds {self.shape[0]}")
+        self._file.write(np.ascontiguousarray(block).data)
+        self.rows += len(block)
+
+    def close(self) -> None:
+        """Close the file; an error unless every row of the shape was written."""
+        self._file.close()
+        if self.rows != self.shape[0]:
+            raise ValueError(f"{self.path}: {self.rows} rows written, the shape holds {self.shape[0]}")
+
+    def __enter__(self) -> NpyStreamWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._file.close()

@@ -88,8 +88,8 @@ class Trainer:
         self.ema = EMA(self.head, config.ema_rate) if config.ema else None
 
         self.step = 0
-        self._evaluator: TaskEvaluator | None = None
-        self._evaluator_name = ""
+        self.task_evaluator: TaskEvaluator | None = None  # the last evaluation's (with aggregated_voting: the run's)
+        self.task_evaluator_name = ""
         self._saved_step: int | None = None
         self.carry: Carry | None = None
         wandb_run_id = None
@@ -233,13 +233,13 @@ class Trainer:
         task = task_of(self.train_data.metadata, ", ".join(self.config.dataset.data_paths))
         if task.evaluator is None:
             return {}
-        if self._evaluator is None or not self.config.aggregated_voting:
-            self._evaluator = task.evaluators(self.config.dataset.data_paths, [depth])[depth]
-        self._evaluator_name = task.name
-        return {depth: self._evaluator}
+        if self.task_evaluator is None or not self.config.aggregated_voting:
+            self.task_evaluator = task.evaluators(self.config.dataset.data_paths, [depth])[depth]
+        self.task_evaluator_name = task.name
+        return {depth: self.task_evaluator}
 
     def _write_task_files(self, files: dict[str, Any]) -> None:
-        folder = self.run_dir / f"evaluator_{self._evaluator_name}_step_{self.step}"
+        folder = self.run_dir / f"evaluator_{self.task_evaluator_name}_step_{self.step}"
         for name, content in files.items():
             with atomic_file(folder / name, "w") as handle:
                 json.dump(content, handle)
