@@ -4,7 +4,8 @@ An evaluation makes one evaluator per reported depth from the task's factory (`T
 with the evaluated dataset's directory), calls `begin()` (start afresh: earlier votes are forgotten unless
 the evaluator was made to aggregate them; a caller that keeps one evaluator over several evaluations
 without calling it again accumulates them too), then `update(rows)` on
-every rank with that rank's finished rows (numpy arrays of the fields it names), then `result()` on every
+every rank with that rank's finished rows (numpy arrays of the fields it names; with test-time
+augmentation `inputs`, `labels` and `preds` mapped back to the puzzle's own frame), then `result()` on every
 rank: the evaluator gathers what it needs across ranks itself and returns its metrics and files on rank 0
 (None elsewhere). Files are written by the caller into the evaluation's folder.
 """

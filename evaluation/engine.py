@@ -285,8 +285,20 @@ def _count(group: _Group, plan: EvalPlan, tallies: _Tallies, inverse: TransformS
             tallies.outputs.add(depth, real)
         evaluator = plan.outputs.evaluators.get(depth)
         if evaluator is not None and real:
-            rows = [row_fields(t, depth, evaluator.fields) for t in real]
-            evaluator.update({f: torch.stack([row[f] for row in rows]).numpy() for f in evaluator.fields})
+            evaluator.update(_original_frame_rows(real, depth, evaluator.fields, inverse, plan.breadth.restarts))
+
+
+def _original_frame_rows(trajectories: Sequence[Trajectory], depth: int, fields: Sequence[str],
+                         inverse: TransformSet, restarts: int) -> dict[str, Any]:
+    """The task evaluator's fields of finished trajectories as numpy arrays, grids mapped back to the puzzle's
+    own frame (each copy's transform undone: `copy` = transform x B + restart)."""
+    rows = [row_fields(t, depth, fields) for t in trajectories]
+    index = torch.tensor([t.copy // restarts for t in trajectories])
+    stacked = {f: torch.stack([row[f] for row in rows]) for f in fields}
+    for name in ("inputs", "labels", "preds"):
+        if name in stacked:
+            stacked[name] = inverse.apply(stacked[name], index)
+    return {f: v.numpy() for f, v in stacked.items()}
 
 
 def evaluate_depths(

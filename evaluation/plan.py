@@ -108,9 +108,10 @@ class EvalPlan:
         unknown = sorted(set(self.outputs.save) - set(OUTPUT_FIELDS))
         if unknown:
             raise ValueError(f"save_outputs: unknown {unknown}; known: {list(OUTPUT_FIELDS)}")
-        if self.outputs.evaluators and self.breadth.tta is not None and self.breadth.tta.size > 1:
-            raise ValueError("tta: the task's own evaluator reads every row in the data's frame; use tta=1 (ARC's "
-                             "augmentations are in its test split and all vote: docs/arc.md)")
+        if self.breadth.tta is not None and self.breadth.tta.size > 1 and any(
+                "logits" in e.fields for e in self.outputs.evaluators.values()):
+            raise ValueError("tta: a task evaluator reading logits needs tta=1 (they are not mapped back to the "
+                             "puzzle's frame)")
         stray = sorted(set(self.outputs.evaluators) - set(depths))
         if stray:
             raise ValueError(f"evaluators: depths {stray} are not evaluated (depths {list(depths)})")

@@ -37,6 +37,9 @@ SUMMARY_COLUMNS: list[tuple[str, str, bool]] = [
     ("different_init/any_correct", "any correct % (pass@B)", True),
     ("adaptive_breadth/exact_accuracy", "adaptive %", True),
     ("adaptive_breadth/mean_restarts", "restarts", False),
+    ("ARC/pass@1", "ARC pass@1 %", True),
+    ("ARC/pass@2", "ARC pass@2 %", True),
+    ("ARC/official_pass@2", "ARC official pass@2 %", True),
     ("steps", "mean steps", False),
     ("final_residual", "final residual", False),
 ]
@@ -154,14 +157,16 @@ def summary_table(records: Sequence[dict[str, Any]]) -> str:
     columns = [c for c in SUMMARY_COLUMNS if any(c[0] in r["metrics"] for r in records)]
     with_overrides = any(r["config"].get("overrides") for r in records)
     datasets = {r["config"].get("dataset_name") for r in records}
+    ablated = any(r["config"].get("puzzle_id_ablation", "none") != "none" for r in records)
     head = ["run", "arch", *(["dataset"] if len(datasets) > 1 else []), *(["overrides"] if with_overrides else []),
-            "D", "B", "tta", *[title for _, title, _ in columns]]
+            *(["puzzle ids"] if ablated else []), "D", "B", "tta", *[title for _, title, _ in columns]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in records:
         cfg, metrics = r["config"], r["metrics"]
         cells = [cfg.get("run", Path(cfg["checkpoint"]).name), str(cfg.get("arch")),
                  *([str(cfg.get("dataset_name"))] if len(datasets) > 1 else []),
                  *([overrides_label(cfg.get("overrides"))] if with_overrides else []),
+                 *([cfg.get("puzzle_id_ablation", "none")] if ablated else []),
                  str(cfg["halt_max_steps"]), str(cfg["different_init"]), str(cfg["tta"])]
         cells += [_fmt(metrics.get(k), percent) for k, _, percent in columns]
         lines.append("| " + " | ".join(cells) + " |")

@@ -60,6 +60,14 @@ def arc_trainer(arch: str, data: Path, run_dir: Path, steps: int, *extra: str) -
     return Trainer(config, CPU)
 
 
+@pytest.fixture(scope="module")
+def eqr_checkpoint(two_tasks, tmp_path_factory) -> Path:
+    """A 2-step EqR run on the 2-task build."""
+    run = tmp_path_factory.mktemp("eqr_run")
+    arc_trainer("eqr", two_tasks, run, 2).run()
+    return run / "step_2.pth"
+
+
 def submission_of(path: Path, data: Path) -> dict:
     """The submission, checked against the ARC Prize layout: every task of test_puzzles.json, one entry per
     test input, two attempts of 0..9 grids each."""
@@ -106,9 +114,8 @@ def test_aggregated_voting_keeps_the_votes_of_earlier_evaluations(two_tasks, tmp
     assert sum(c.count for pairs in ranked.values() for cands in pairs for c in cands) == rows
 
 
-def test_evaluate_sweeps_depth_and_breadth_on_arc(two_tasks, tmp_path):
-    arc_trainer("eqr", two_tasks, tmp_path / "run", 2).run()
-    checkpoint = tmp_path / "run" / "step_2.pth"
+def test_evaluate_sweeps_depth_and_breadth_on_arc(two_tasks, eqr_checkpoint, tmp_path):
+    checkpoint = eqr_checkpoint
     common = [f"checkpoint={checkpoint}", "depths=[1,2]", "different_init=[1,2]", "plots=false", "progress=false",
               "max_rows=5", f"output_dir={tmp_path / 'eval'}", "arc_plots=1"]
     result = run_sweep(load_options(common))
@@ -127,28 +134,32 @@ def test_evaluate_sweeps_depth_and_breadth_on_arc(two_tasks, tmp_path):
     assert all("ARC/pass@2" in r["metrics"] and "elastic/mean_segments" in r["metrics"] for r in elastic.records)
 
 
-def test_restarts_vote_with_the_augmented_versions(two_tasks, tmp_path):
-    """At B = 2 every augmented version of a test input votes twice: the evaluator sees B x rows votes."""
-    arc_trainer("eqr", two_tasks, tmp_path / "run", 2).run()
-    seen: list[int] = []
+@pytest.mark.parametrize("breadth", [["different_init=[2]"], ["tta=2", "tta_kind=dihedral"]])
+def test_restarts_and_augmented_copies_vote_in_the_tasks_frame(breadth, two_tasks, eqr_checkpoint, tmp_path):
+    """At B = 2 (or two dihedral copies of the canvas) every augmented version of a test input votes twice,
+    and the evaluator sees each row in the data's own frame: the stored test inputs, each twice."""
+    seen: list[np.ndarray] = []
 
-    class Counting(ArcEvaluator):
+    class Recording(ArcEvaluator):
         def update(self, rows):
-            seen.append(len(rows["preds"]))
+            seen.append(rows["inputs"])
             super().update(rows)
 
     arc_task = tasks.TASKS["arc"]
-    tasks.TASKS["arc"] = dataclasses.replace(arc_task, evaluator=Counting)
+    tasks.TASKS["arc"] = dataclasses.replace(arc_task, evaluator=Recording)
     try:
-        run_sweep(load_options([f"checkpoint={tmp_path / 'run' / 'step_2.pth'}", "depths=[2]", "different_init=[2]",
-                                "plots=false", "progress=false", f"output_dir={tmp_path / 'eval'}"]))
+        result = run_sweep(load_options([f"checkpoint={eqr_checkpoint}", "depths=[2]", *breadth, "plots=false",
+                                         "progress=false", f"output_dir={tmp_path / 'eval'}"]))
     finally:
         tasks.TASKS["arc"] = arc_task
-    assert sum(seen) == 2 * len(load_split(two_tasks / "test")[1][0].inputs)
+    stored = load_split(two_tasks / "test")[1][0].inputs
+    fed = np.concatenate(seen)
+    assert len(fed) == 2 * len(stored)
+    assert sorted(map(bytes, fed.astype(np.uint8))) == sorted(map(bytes, np.repeat(stored, 2, axis=0)))
+    assert "ARC/pass@2" in result.records[0]["metrics"]
 
 
-def test_memorisation_check_replaces_identifiers_for_the_model_only(two_tasks, tmp_path):
-    arc_trainer("trm", two_tasks, tmp_path / "run", 2).run()
+def test_memorisation_check_replaces_identifiers_for_the_model_only(two_tasks, eqr_checkpoint, tmp_path):
     names = json.loads((two_tasks / "identifiers.json").read_text())
     test_ids = np.unique(load_split(two_tasks / "test")[1][0].puzzle_identifiers)
     blank = ablation_table("blank", two_tasks, "test", len(names))
@@ -156,7 +167,7 @@ def test_memorisation_check_replaces_identifiers_for_the_model_only(two_tasks, t
     with pytest.raises(ConfigError, match="shuffled needs at least two tasks"):
         ablation_table("shuffled", two_tasks, "test", len(names))
 
-    common = [f"checkpoint={tmp_path / 'run' / 'step_2.pth'}", "depths=[2]", "plots=false", "progress=false",
+    common = [f"checkpoint={eqr_checkpoint}", "depths=[2]", "plots=false", "progress=false",
               f"output_dir={tmp_path / 'eval'}", "save_outputs=[logits,puzzle_identifiers,inputs]", "use_ema=false"]
     runs = {kind: run_sweep(load_options([*common, f"puzzle_id_ablation={kind}"])) for kind in ("none", "blank")}
     assert runs["blank"].records[0]["config"]["puzzle_id_ablation"] == "blank"
@@ -181,3 +192,17 @@ def test_shuffled_identifiers_point_at_another_task(tmp_path):
     assert len({task[int(table[i])] for i in test_ids}) == 4  # a permutation of the 4 test tasks
     assert torch.equal(table[[0, *[i for i in range(len(names)) if i not in set(test_ids.tolist())]]],
                        torch.tensor([0, *[i for i in range(len(names)) if i not in set(test_ids.tolist())]]))
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ("tta=2", "tta: the arc task declares no symmetries (ARC's augmentations are built into its test split"),
+    ("puzzle_id_ablation=shuffled", "puzzle_id_ablation: shuffled needs at least two tasks in the split"),
+    ("puzzle_id_ablation=forgotten", "puzzle_id_ablation"),
+])
+def test_arc_evaluation_errors_are_one_line(option, message, eqr_checkpoint, tmp_path):
+    proc = subprocess.run([sys.executable, "evaluate.py", f"checkpoint={eqr_checkpoint}", "depths=[1]",
+                           "progress=false", f"output_dir={tmp_path}", *option.split()],
+                          cwd=ROOT, capture_output=True, text=True)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert message in lines[-1] and sum("error" in line.lower() for line in lines) == 1, proc.stderr
