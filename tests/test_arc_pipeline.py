@@ -206,3 +206,30 @@ def test_arc_evaluation_errors_are_one_line(option, message, eqr_checkpoint, tmp
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
     assert message in lines[-1] and sum("error" in line.lower() for line in lines) == 1, proc.stderr
+
+
+@pytest.mark.parametrize("name", ["trm_arc1", "eqr_arc1", "hrm_arc1", "trm_arc2", "eqr_arc2", "hrm_arc2"])
+def test_arc_recipes_carry_the_published_values(name):
+    """SPEC_ARC 10: TRM's and HRM's values; EqR's is TRM's plus its RI/NI defaults; an evaluation and a
+    checkpoint every 10,000 epochs (5 or 7 steps an epoch on the full builds)."""
+    config = compose_pretrain_config(f"train/{name}", [])
+    arch, dataset = name.split("_")
+    assert (config.global_batch_size, config.epochs, config.lr, config.lr_min_ratio, config.lr_warmup_steps) == (
+        768, 100000, 1e-4, 1.0, 2000)
+    assert (config.beta1, config.beta2, config.weight_decay) == (0.9, 0.95, 0.1)
+    assert (config.puzzle_emb_lr, config.puzzle_emb_weight_decay) == (1e-2, 0.1)
+    assert config.eval_interval_steps == config.checkpoint_interval_steps == {"arc1": 50000, "arc2": 70000}[dataset]
+    assert config.dataset.data_path == f"data/{dataset}concept-aug-1000"
+    a = config.arch
+    assert (a["hidden_size"], a["num_heads"], a["expansion"], a["puzzle_emb_ndim"], a["pos_encodings"]) == (
+        512, 8, 4, 512, "rope")
+    assert (a["halt_max_steps"], a["halt_exploration_prob"], a["loss"]["loss_type"]) == (
+        16, 0.1, "stablemax_cross_entropy")
+    if arch == "hrm":
+        assert (a["H_layers"], a["L_layers"], a["H_cycles"], a["L_cycles"], config.ema) == (4, 4, 2, 2, False)
+        assert a.get("puzzle_emb_len", 0) == 0  # ceil(512 / 512) = 1 position
+    else:
+        assert (a["L_layers"], a["H_cycles"], a["L_cycles"], a["mlp_t"], a["puzzle_emb_len"]) == (2, 3, 4, False, 16)
+        assert (config.ema, config.ema_rate) == (True, 0.999)
+    if arch == "eqr":
+        assert (a["lambda_"], a["noise_scale"], a["H_init_std"], a["L_init_std"]) == (0.95, 0.01, 1.0, 1.0)
