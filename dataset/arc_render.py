@@ -1,9 +1,9 @@
 """ARC grids drawn and printed the way ARC people read them: the standard colour palette, cells with thin lines.
 
 Three views share the palette: `text_lines` (one 900-token row as digits, for `dataset.show`), `draw_frame`
-(one segment of scripts/visualize.py: the canvas itself, with PAD and EOS, so a prediction of the wrong size, its
-EOS stripes and any junk beyond them stay visible) and `draw_task` (one task's test inputs, predictions and
-expected outputs side by side in the task's original frame, for the evaluation's first `arc_plots` tasks). Grids
+(one segment of scripts/visualize.py: the input and the expected grid beside the prediction's canvas itself,
+with PAD and EOS, so a prediction of the wrong size, its EOS stripes and any junk beyond them stay visible)
+and `draw_task` (one task's test inputs, predictions and expected outputs side by side in the task's original frame, for the evaluation's first `arc_plots` tasks). Grids
 here are what dataset/arc_grid.py crops: uint8 colours 0..9, possibly 0x0; `draw_task` gets grids, not tokens,
 so it knows nothing of the evaluator.
 """
@@ -114,7 +114,24 @@ def _outline(ax: Any, grid: np.ndarray, style: str) -> None:
     ax.add_patch(box)
 
 
-def _frame_legend(ax: Any, title: str) -> None:
+def _side_panels(ax: Any, given: np.ndarray, expected: np.ndarray) -> float:
+    """Shrink `ax` to the left two thirds of its box and draw the input and the expected grid, small, on the
+    right; returns where the box's centre now lies in `ax`'s coordinates (for a legend centred on the frame)."""
+    fig = ax.get_figure()
+    box = ax.get_position()
+    ax.set_position((box.x0, box.y0, box.width * 0.66, box.height))
+    width = box.width * 0.3
+    height = min(box.height * 0.4, width * fig.get_figwidth() / fig.get_figheight())  # square in inches
+    for k, (grid, name) in enumerate(((given, "input"), (expected, "expected"))):
+        panel = fig.add_axes((box.x0 + box.width * 0.7, box.y1 - (k + 1) * height - k * 0.1 * box.height,
+                              width, height))
+        panel.set_anchor("N")
+        _draw_panel(panel, grid, f"no {name}")
+        panel.set_title(f"{name} {_size(grid)}", fontsize=8)
+    return 0.5 / 0.66
+
+
+def _frame_legend(ax: Any, title: str, centre: float = 0.5) -> None:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -126,7 +143,7 @@ def _frame_legend(ax: Any, title: str) -> None:
                Line2D([], [], linestyle="none", marker="x", markersize=6, markeredgewidth=1.2, color="white",
                       path_effects=_rim(), label="differs from the label"),
                boxed("solid", "predicted grid (crop)"), boxed("dashed", "expected grid, where sizes differ")]
-    ax.legend(handles=handles, title=title, title_fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0),
+    ax.legend(handles=handles, title=title, title_fontsize=8, loc="upper center", bbox_to_anchor=(centre, 0),
               borderaxespad=0.5, ncol=3, fontsize=8, frameon=False, columnspacing=1.2, handlelength=1.2)
 
 
@@ -137,14 +154,16 @@ def _extent(tokens: np.ndarray) -> int:
 
 
 def draw_frame(ax: Any, inputs: np.ndarray, labels: np.ndarray, pred: np.ndarray, previous: np.ndarray | None) -> None:
-    """The prediction's canvas in the ARC palette, PAD white and EOS pale lilac, so a grid of the wrong size shows
-    where its EOS stripes fall and any junk beyond them. The view is the top-left square of the canvas that holds
+    """The input and expected grid, small, on the right; on the left the prediction's canvas in the ARC palette,
+    PAD white and EOS pale lilac, so a grid of the wrong size shows where its EOS stripes fall and any junk
+    beyond them. The view is the top-left square of the canvas that holds
     the input, the label and every non-PAD token of the prediction: the same for every segment unless a prediction
     spills further, and nothing predicted is ever cut off. A solid outline marks the predicted crop (what is
     scored), a dashed one the expected grid when the sizes differ; where they agree, the cells that differ from the
     label are crossed. The legend's title gives both sizes. `previous` is not drawn: the frames of a GIF show the
     changes between segments themselves."""
     canvas, target = _tokens(pred), _tokens(labels)
+    centre = _side_panels(ax, _placed(_tokens(inputs))[0], _placed(target)[0])
     side = max(_extent(_tokens(inputs)), _extent(target), _extent(canvas), 1)
     view = canvas.reshape(SIDE, SIDE)[:side, :side]
     image = np.empty((side, side, 3))
@@ -167,7 +186,7 @@ def draw_frame(ax: Any, inputs: np.ndarray, labels: np.ndarray, pred: np.ndarray
     _mark_cells(ax, predicted, expected, size=min(0.25 * cell_points**2, 200))
     ax.set_xlim(-0.5, side - 0.5)
     ax.set_ylim(side - 0.5, -0.5)
-    _frame_legend(ax, title)
+    _frame_legend(ax, title, centre)
 
 
 Grid = np.ndarray | None

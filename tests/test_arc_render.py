@@ -128,7 +128,12 @@ def test_arc_frames_fit_the_visualize_layout():
                       residuals=np.array([0.5, 0.01]))
     fig = draw_segment(traj, task, 0, "arc test[0]")
     fig.canvas.draw()
-    (ax,) = fig.axes
+    ax, given, expected = fig.axes  # the prediction; the input and the expected grid beside it
+    assert (given.get_title(), expected.get_title()) == (f"input {GRID.shape[0]}x{GRID.shape[1]}",
+                                                         f"expected {GRID.shape[0]}x{GRID.shape[1]}")
+    for panel in (given, expected):
+        assert np.allclose(panel.images[0].get_array(), arc_render.grid_image(GRID))
+        assert panel.get_window_extent().x0 >= ax.get_window_extent().x1  # right of the prediction
     legend = ax.get_legend()
     assert [t.get_text() for t in legend.get_texts()] == [
         "PAD", "EOS", "differs from the label", "predicted grid (crop)", "expected grid, where sizes differ"]
