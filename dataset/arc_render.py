@@ -3,9 +3,9 @@
 Three views share the palette: `text_lines` (one 900-token row as digits, for `dataset.show`), `draw_frame`
 (one segment of scripts/visualize.py: the input and the expected grid beside the prediction's canvas itself,
 with PAD and EOS, so a prediction of the wrong size, its EOS stripes and any junk beyond them stay visible)
-and `draw_task` (one task's test inputs, predictions and expected outputs side by side in the task's original frame, for the evaluation's first `arc_plots` tasks). Grids
-here are what dataset/arc_grid.py crops: uint8 colours 0..9, possibly 0x0; `draw_task` gets grids, not tokens,
-so it knows nothing of the evaluator.
+and `draw_task` (one task's test inputs, predictions and expected outputs side by side in the task's original
+frame, for the evaluation's first `arc_plots` tasks). Grids here are what dataset/arc_grid.py crops: uint8
+colours 0..9, possibly 0x0; `draw_task` gets grids, not tokens, so it knows nothing of the evaluator.
 """
 
 from __future__ import annotations
