@@ -99,6 +99,9 @@ class ArchConfig(BaseModel):
                 raise ValueError(
                     f"num_heads: head_dim {self.head_dim} must be divisible by {quantum} for {self.pos_encodings}"
                 )
+        if self.puzzle_emb_ndim > self.puzzle_positions * self.hidden_size:
+            raise ValueError(f"puzzle_emb_len: {self.puzzle_emb_len} positions of hidden_size {self.hidden_size} "
+                             f"cannot hold puzzle_emb_ndim {self.puzzle_emb_ndim} (0: ceil(ndim / hidden) positions)")
         if self.pos_encodings == "rope2d" and self.uses_attention:
             if self.board_height is None or self.board_width is None:
                 raise ValueError("board_height: rope2d needs board_height and board_width")

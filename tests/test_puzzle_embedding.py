@@ -214,3 +214,16 @@ def test_sign_sgd_without_any_backward_does_nothing():
     logits_of(head, batch_of([3, 3, 5]))  # an evaluation forward gathers nothing
     SignSGDSparse(emb, lr=0.1, weight_decay=0.5).step()
     assert torch.equal(emb.weights, before)
+
+
+def test_a_prefix_too_short_for_the_embedding_is_refused_by_name():
+    from models.config import TRMConfig, parse_config
+    from utils.validation import ConfigError
+
+    fields = dict(seq_len=900, vocab_size=12, H_cycles=1, L_cycles=1, L_layers=1, hidden_size=16, expansion=2,
+                  num_heads=2, halt_max_steps=2, halt_exploration_prob=0.1, puzzle_emb_ndim=64)
+    with pytest.raises(ConfigError, match="arch.puzzle_emb_len: 2 positions of hidden_size 16 cannot hold "
+                                          "puzzle_emb_ndim 64"):
+        parse_config(TRMConfig, {**fields, "puzzle_emb_len": 2})
+    assert parse_config(TRMConfig, {**fields, "puzzle_emb_len": 4}).puzzle_positions == 4
+    assert parse_config(TRMConfig, fields).puzzle_positions == 4  # ceil(64 / 16)
