@@ -293,11 +293,12 @@ def _original_frame_rows(trajectories: Sequence[Trajectory], depth: int, fields:
     """The task evaluator's fields of finished trajectories as numpy arrays, grids mapped back to the puzzle's
     own frame (each copy's transform undone: `copy` = transform x B + restart)."""
     rows = [row_fields(t, depth, fields) for t in trajectories]
-    index = torch.tensor([t.copy // restarts for t in trajectories])
     stacked = {f: torch.stack([row[f] for row in rows]) for f in fields}
-    for name in ("inputs", "labels", "preds"):
-        if name in stacked:
-            stacked[name] = inverse.apply(stacked[name], index)
+    if inverse.size > 1:  # without TTA every copy is already in the puzzle's frame
+        index = torch.tensor([t.copy // restarts for t in trajectories])
+        for name in ("inputs", "labels", "preds"):
+            if name in stacked:
+                stacked[name] = inverse.apply(stacked[name], index)
     return {f: v.numpy() for f, v in stacked.items()}
 
 

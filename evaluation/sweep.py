@@ -257,14 +257,20 @@ def _write_point(record: dict[str, Any], done: Evaluated, depth: int, folder: Pa
         files += write_reference_files(where, step, metrics, done.run.wall_s, config)
     if done.run.per_trajectory is not None:
         files.append(write_trajectories(record, done.run.per_trajectory[depth], folder))
+    stem = record_stem_of(record)
     if done.run.outputs is not None:
-        files.append(write_outputs(done.run.outputs[depth], folder / f"{record_stem_of(record)}_outputs.pt"))
+        files.append(write_outputs(done.run.outputs[depth], folder / f"{stem}_outputs.pt"))
+    return files + _write_task_files(done, depth, folder / stem)
+
+
+def _write_task_files(done: Evaluated, depth: int, prefix: Path) -> list[Path]:
+    """The task evaluator's files of one depth as `<stem>_<name>`, and with `arc_plots` its pictures."""
     task_files = done.run.task_files.get(depth, {})
-    for name, content in task_files.items():
-        files.append(write_text(folder / f"{record_stem_of(record)}_{name}", json.dumps(content)))
-    if cfg.outputs.arc_plots and done.task.draw_results is not None:
+    files = [write_text(prefix.with_name(f"{prefix.name}_{name}"), json.dumps(content))
+             for name, content in task_files.items()]
+    if done.cfg.outputs.arc_plots and done.task.draw_results is not None:
         files += done.task.draw_results(Path(done.data_paths[0]), task_files,
-                                        folder / f"{record_stem_of(record)}_plots", cfg.outputs.arc_plots)
+                                        prefix.with_name(f"{prefix.name}_plots"), done.cfg.outputs.arc_plots)
     return files
 
 

@@ -63,6 +63,7 @@ class Trainer:
 
         self.arch, self.total_steps = preflight(config, dist_info.world_size)
         self.train_data = PuzzleDataset(self._data_config(test=False), split="train")
+        self.task = task_of(self.train_data.metadata, ", ".join(config.dataset.data_paths))
         start = start_point(config)  # resume=, load_checkpoint=: training/start.py
 
         torch.manual_seed(config.seed)  # identical initial weights on every rank
@@ -89,7 +90,6 @@ class Trainer:
 
         self.step = 0
         self.task_evaluator: TaskEvaluator | None = None  # the last evaluation's (with aggregated_voting: the run's)
-        self.task_evaluator_name = ""
         self._saved_step: int | None = None
         self.carry: Carry | None = None
         wandb_run_id = None
@@ -230,16 +230,14 @@ class Trainer:
     def _task_evaluators(self, depth: int) -> dict[int, TaskEvaluator]:
         """The task's evaluator for this evaluation: a fresh one each time, or with `aggregated_voting` one
         kept for the whole run whose votes accumulate over evaluations (TRM's training loop)."""
-        task = task_of(self.train_data.metadata, ", ".join(self.config.dataset.data_paths))
-        if task.evaluator is None:
+        if self.task.evaluator is None:
             return {}
         if self.task_evaluator is None or not self.config.aggregated_voting:
-            self.task_evaluator = task.evaluators(self.config.dataset.data_paths, [depth])[depth]
-        self.task_evaluator_name = task.name
+            self.task_evaluator = self.task.evaluators(self.config.dataset.data_paths, [depth])[depth]
         return {depth: self.task_evaluator}
 
     def _write_task_files(self, files: dict[str, Any]) -> None:
-        folder = self.run_dir / f"evaluator_{self.task_evaluator_name}_step_{self.step}"
+        folder = self.run_dir / f"evaluator_{self.task.name}_step_{self.step}"
         for name, content in files.items():
             with atomic_file(folder / name, "w") as handle:
                 json.dump(content, handle)
