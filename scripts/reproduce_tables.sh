@@ -3,11 +3,26 @@
 #   scripts/reproduce_tables.sh                 # GPU job: full test sets, D in {16,64,256,1024}, B in {1,8,32,128}
 #   scripts/reproduce_tables.sh --limit 16      # first 16 test puzzles only (the way to try it on CPU)
 #   scripts/reproduce_tables.sh --tasks sudoku --depths "[16,64]" --breadths "[1,8]"
+#   scripts/reproduce_tables.sh --study         # the CPU study's tables from checkpoints/study (docs/results/study.md)
 # Downloads data and checkpoints into data/ and downloaded_checkpoints/ when absent (scripts/download_artifacts.sh),
 # writes docs/results/<task>.md (summary table) and the per-(D, B) CSV/JSON and plots under
 # docs/results/<task>/. Extra key=value arguments after -- go to evaluate.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = --study ]; then
+    # Rebuild the study's data (its seed: the same puzzles) and evaluate the released weights on the
+    # grid of docs/results/study.md's reproduced tables; nothing is trained. Two runs at once with one
+    # thread each, as the study ran (the evaluation is batch-invariant: no number depends on the batch).
+    shift
+    out=${OUT:-runs/study_reproduce}
+    export OUT=$out CHECKPOINTS=checkpoints/study JOBS=2 THREADS=1 REPORT=$out/report \
+        DEPTHS="[1,4,16,64,256]" BREADTHS="[16]" BREADTH_DEPTHS="[16]" FRONTIER_ARMS=
+    mkdir -p "$out"
+    bash scripts/study.sh > "$out/study.log" 2>&1
+    cat "$out/report/tables.md"
+    exit 0
+fi
 
 limit=""
 tasks="sudoku maze"
