@@ -1,14 +1,12 @@
 """The report of `scripts/study.sh`: tables (markdown) and plots of a multi-arm, multi-seed study.
 
-`python -m analysis.study_report OUT --report DIR` writes `DIR/tables.md` and the PNGs of
-analysis/study_plots.py. A cell is the mean ± sample standard deviation over seeds, then every
+`write_report` (`python scripts/study_report.py OUT --report DIR`) writes `DIR/tables.md` and the
+PNGs of analysis/study_plots.py. A cell is the mean ± sample standard deviation over seeds, then every
 seed's value in seed order; accuracies are exact (the whole grid right), in percent.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +18,10 @@ from analysis.study_data import (
     Study,
     auroc,
     exact_by_rounds,
-    load_study,
     mean_sd,
     pooled_trajectories,
 )
 from analysis.study_plots import plot_breadth, plot_depth, plot_difficulty, plot_frontier, plot_residual
-from utils import cli
 from utils.atomic import atomic_file
 
 TABLE_DEPTHS = (16, 64, 256, 1024)
@@ -34,6 +30,8 @@ TABLE_DEPTHS = (16, 64, 256, 1024)
 def _cell(values: list[float]) -> str:
     if not values:
         return "-"
+    if len(values) == 1:
+        return f"{100 * values[0]:.1f}"
     mean, sd = mean_sd(values)
     seeds = ", ".join(f"{100 * v:.1f}" for v in values)
     return f"{100 * mean:.1f} ± {100 * sd:.1f} ({seeds})"
@@ -180,7 +178,8 @@ def _sections(study: Study) -> list[tuple[str, str]]:
         sections += [
             (f"Headline, {name}: exact accuracy %", headline_table(study, split)),
             (f"Depth, {name}: exact accuracy %, B = 1", depth_table(study, split)),
-            (f"Breadth, {name}: exact accuracy %", breadth_table(study, split)),
+            (f"Breadth, {name}: exact accuracy %", breadth_table(study, split)) if any(
+                study.breadths(split, arm) for arm in study.arms) else None,
             (f"Difficulty, {name}: exact accuracy % per rounds of singles, B = 1, seeds pooled",
              difficulty_table(study, split, depths)),
             (f"Final residual against correctness, {name}, D = {max(study.depths(split))}, B = 1",
@@ -189,7 +188,7 @@ def _sections(study: Study) -> list[tuple[str, str]]:
     if study.frontiers:
         sections.append(("Elastic exit against fixed depth, test split, B = 1", frontier_table(study)))
     sections.append(("Wall time per run", wall_table(study)))
-    return sections
+    return [section for section in sections if section is not None]
 
 
 def write_report(study: Study, report: Path) -> list[Path]:
@@ -204,23 +203,3 @@ def write_report(study: Study, report: Path) -> list[Path]:
                           plot_frontier(study, report / "study_frontier.png"),
                           plot_residual(study, report / "study_residual.png")) if p is not None]
     return paths
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", type=Path, help="the study folder (scripts/study.sh's OUT)")
-    parser.add_argument("--report", type=Path, default=None, help="default OUT/report")
-    parser.add_argument("--data", type=Path, default=None, help="the study data (default OUT/data/sudoku-rounds)")
-    cli.add_debug_option(parser)
-    args = parser.parse_args(argv)
-
-    def work() -> None:
-        paths = write_report(load_study(args.out, args.data), args.report or args.out / "report")
-        print(paths[0].read_text())
-        print("wrote " + ", ".join(str(p) for p in paths))
-
-    return cli.run_main(work, errors=(FileNotFoundError,), debug=args.debug)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,7 +17,8 @@ if [ "${1:-}" = --study ]; then
     shift
     out=${OUT:-runs/study_reproduce}
     export OUT=$out CHECKPOINTS=checkpoints/study JOBS=2 THREADS=1 REPORT=$out/report \
-        DEPTHS="[1,4,16,64,256]" BREADTHS="[16]" BREADTH_DEPTHS="[16]" FRONTIER_ARMS=
+        DEPTHS="[1,4,16,64,256]" ABLATION_DEPTHS="[1,4,16,64,256]" BREADTHS="[16]" BREADTH_DEPTHS="[16]" \
+        FRONTIER_ARMS=""
     mkdir -p "$out"
     bash scripts/study.sh > "$out/study.log" 2>&1
     cat "$out/report/tables.md"

@@ -11,12 +11,13 @@
 #                         restart from one state, so their restarts coincide);
 #   frontier              scripts/frontier.py on the test split (FRONTIER_ARMS): fixed depths against
 #                         elastic stop rules up to ELASTIC_DEPTH segments;
-# and writes tables and plots to $REPORT (python -m analysis.study_report). The feedforward arm is one
+# and writes tables and plots to $REPORT (scripts/study_report.py). The feedforward arm is one
 # pass by construction and is evaluated at D = 1 only. Finished runs and evaluations are kept, so an
 # interrupted study resumes where it stopped; an evaluation asked with other options runs again. Environment knobs (defaults in brackets):
 #   ARMS ["eqr trm transformer eqr_ri eqr_ni"]  SEEDS ["0 1 2"]  STEPS [recipe's max_steps]
 #   OUT [runs/study]  REPORT [$OUT/report]  DATA_SEED [1]  TRAIN_SAMPLES [1000]  NUM_AUG [100]
-#   TEST_SAMPLES [300]  DEPTHS [[1,2,4,...,1024]]  BREADTHS [[4,16,64]]  BREADTH_DEPTHS [[4,16]]
+#   TEST_SAMPLES [300]  DEPTHS [[1,2,4,...,1024]]  ABLATION_DEPTHS [[1,2,4,...,256]: the RI-only and
+#   NI-only arms]  BREADTHS [[4,16,64]]  BREADTH_DEPTHS [[4,16]]
 #   FRONTIER_ARMS ["eqr trm"]  FRONTIER_DEPTHS [[1,2,4,...,256]]
 #   ELASTIC [[stable:1,stable:2,stable:4,stable:8,stable:2|q]]  ELASTIC_DEPTH [1024]
 #   BATCH [300: puzzles per evaluation batch]
@@ -38,6 +39,7 @@ TRAIN_SAMPLES=${TRAIN_SAMPLES:-1000}
 NUM_AUG=${NUM_AUG:-100}
 TEST_SAMPLES=${TEST_SAMPLES:-300}
 DEPTHS=${DEPTHS:-"[1,2,4,8,16,32,64,128,256,512,1024]"}
+ABLATION_DEPTHS=${ABLATION_DEPTHS:-"[1,2,4,8,16,32,64,128,256]"}
 BREADTHS=${BREADTHS:-"[4,16,64]"}
 BREADTH_DEPTHS=${BREADTH_DEPTHS:-"[4,16]"}
 FRONTIER_DEPTHS=${FRONTIER_DEPTHS:-"[1,2,4,8,16,32,64,128,256]"}
@@ -57,6 +59,7 @@ echo "== data: $DATA"
 
 recurrent() { [ "$1" != transformer ]; }
 random_init() { [ "$1" = eqr ] || [ "$1" = eqr_ri ]; }
+ablation() { [ "$1" = eqr_ri ] || [ "$1" = eqr_ni ]; }
 
 evaluate() {  # evaluate NAME SPLIT OPTIONS...: $CKPT into $RUN/NAME, skipped when done with these options
     local name=$1 split=$2
@@ -109,8 +112,10 @@ run_item() {  # run_item SEED ARM: train (or take the released weights) and eval
         evaluate eval_depth_hard hard_test depths=1
         return 0
     fi
-    evaluate eval_depth test depths="$DEPTHS" per_trajectory=true
-    evaluate eval_depth_hard hard_test depths="$DEPTHS" per_trajectory=true
+    local depths=$DEPTHS
+    ablation "$arm" && depths=$ABLATION_DEPTHS
+    evaluate eval_depth test depths="$depths" per_trajectory=true
+    evaluate eval_depth_hard hard_test depths="$depths" per_trajectory=true
     if random_init "$arm"; then
         evaluate eval_breadth test depths="$BREADTH_DEPTHS" different_init="$BREADTHS" convergence_top_k=1 \
             per_trajectory=true
@@ -152,4 +157,4 @@ else
 fi
 
 echo "== report -> $REPORT"
-python3 -m analysis.study_report "$OUT" --report "$REPORT"
+python3 scripts/study_report.py "$OUT" --report "$REPORT"

@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ARMS = ["eqr", "trm", "transformer", "eqr_ri", "eqr_ni"]
 TOY = {"ARMS": " ".join(ARMS), "SEEDS": "0 1", "STEPS": "4", "TRAIN_SAMPLES": "70", "NUM_AUG": "1",
        "TEST_SAMPLES": "6", "DEPTHS": "[1,2,4]", "BREADTHS": "[2]", "BREADTH_DEPTHS": "[2]",
-       "FRONTIER_DEPTHS": "[1,2]", "ELASTIC": "[stable:1]", "ELASTIC_DEPTH": "4", "BATCH": "6", "JOBS": "2"}
+       "ABLATION_DEPTHS": "[1,2,4]", "FRONTIER_DEPTHS": "[1,2]", "ELASTIC": "[stable:1]", "ELASTIC_DEPTH": "4",
+       "BATCH": "6", "JOBS": "2"}
 
 
 def _study(out: Path, **extra: str) -> subprocess.CompletedProcess:

@@ -6,13 +6,15 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from analysis.study_data import auroc, exact_by_rounds, load_study
-from analysis.study_report import main, write_report
+from analysis.study_report import write_report
+from scripts.study_report import main
 
 
 def test_auroc_matches_pair_counting():
@@ -117,3 +119,12 @@ def test_exact_by_rounds_pools_seeds(study_dir):
 def test_missing_study_is_one_line(tmp_path, capsys):
     assert main([str(tmp_path)]) == 2
     assert "no evaluation records" in capsys.readouterr().err
+
+
+def test_one_seed_is_reported_as_its_value_and_absent_sections_are_left_out(study_dir, tmp_path):
+    for run in study_dir.glob("*/seed1"):
+        shutil.rmtree(run)
+    shutil.rmtree(study_dir / "eqr" / "seed0" / "eval_breadth")
+    tables = write_report(load_study(study_dir), tmp_path / "report")[0].read_text()
+    assert "| EqR (RI + NI) | 50.0 | 75.0 | 75.0 |" in tables.split("### Headline, test")[1]
+    assert "### Breadth" not in tables
