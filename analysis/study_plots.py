@@ -38,7 +38,7 @@ def _splits(study: Study) -> list[str]:
 
 def _log2_axis(ax: plt.Axes, label: str) -> None:
     ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
     ax.set_xlabel(label)
 
 
@@ -135,23 +135,24 @@ def plot_frontier(study: Study, path: Path) -> Path | None:
 
 
 def plot_residual(study: Study, path: Path) -> Path | None:
-    """Final residual against token accuracy at the largest depth (test, B = 1, seeds pooled), per recurrent arm."""
-    depth = max(study.depths("test"), default=None)
-    arms = [a for a in study.arms if depth and pooled_trajectories(study, a, "test", depth) is not None]
+    """Final residual against token accuracy at each arm's largest depth (test, B = 1, seeds pooled)."""
+    depth = {arm: max(study.depths("test", arm=arm), default=0) for arm in study.arms}
+    arms = [a for a in study.arms if pooled_trajectories(study, a, "test", depth[a]) is not None]
     if not arms:
         return None
     fig, axes = plt.subplots(1, len(arms), figsize=(4.2 * len(arms), 3.8), squeeze=False)
     rng = np.random.default_rng(0)
     for ax, arm in zip(axes[0], arms, strict=True):
-        pooled = pooled_trajectories(study, arm, "test", depth)
+        pooled = pooled_trajectories(study, arm, "test", depth[arm])
         residual, accuracy, exact = pooled["final_residual"], pooled["accuracy"], pooled["exact"]
         jitter = rng.uniform(-0.004, 0.004, len(accuracy))
         for mask, colour, label in [(exact, "tab:green", "exact"), (~exact, "tab:red", "wrong")]:
             ax.scatter(np.maximum(residual[mask], 1e-8), 100 * (accuracy[mask] + jitter[mask]), s=5, alpha=0.4,
                        color=colour, label=f"{label} ({mask.sum()})")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("final residual")
         ax.set_ylabel("token accuracy (%)")
-        ax.set_title(f"{ARM_LABELS.get(arm, arm)}, D={depth}", fontsize=10)
+        ax.set_title(f"{ARM_LABELS.get(arm, arm)}, D={depth[arm]}", fontsize=10)
         ax.legend(fontsize=7)
     return _finish(fig, path)

@@ -97,8 +97,8 @@ def test_report_tables_and_plots(study_dir, tmp_path):
     assert "| EqR (RI + NI) | 64 | 50.0 | 100.0 |" in difficulty and "| TRM | 64 | 75.0 | 0.0 |" in difficulty
     # eqr pooled: the wrong ones (0.4) above every right one -> AUROC 1; trm: exact 1,1,0,0 and 1,0,0,0 on 0.1-0.4
     residual = tables.split("### Final residual against correctness, test")[1].split("###")[0]
-    assert "| EqR (RI + NI) | 8 | 75.0 | 0.2 | 0.4 | 1.000 |" in residual
-    assert "| TRM | 8 | 37.5 | 0.1 | 0.3 | 0.967 |" in residual  # 14.5 of 15 pairs ordered
+    assert "| EqR (RI + NI) | 64 | 8 | 75.0 | 0.2 | 0.4 | 1.000 |" in residual
+    assert "| TRM | 64 | 8 | 37.5 | 0.1 | 0.3 | 0.967 |" in residual  # 14.5 of 15 pairs ordered
     frontier = tables.split("### Elastic exit")[1].split("###")[0]
     assert "| EqR (RI + NI) | best fixed depth | 64, 64 | 75.0 ± 0.0 (75.0, 75.0) | 64.0 ± 0.0 | - | - |" in frontier
     elastic = ("| EqR (RI + NI) | elastic stable:2 | 256 | 73.5 ± 0.7 (74.0, 73.0) | 12.0 ± 5.7 | -1.0, -2.0 "
