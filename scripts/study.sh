@@ -17,8 +17,9 @@
 #   ARMS ["eqr trm transformer eqr_ri eqr_ni"]  SEEDS ["0 1 2"]  STEPS [recipe's max_steps]
 #   OUT [runs/study]  REPORT [$OUT/report]  DATA_SEED [1]  TRAIN_SAMPLES [1000]  NUM_AUG [100]
 #   TEST_SAMPLES [300]  DEPTHS [[1,2,4,...,1024]]  ABLATION_DEPTHS [[1,2,4,...,256]: the RI-only and
-#   NI-only arms]  BREADTHS [[4,16,64]]  BREADTH_DEPTHS [[4,16]]
-#   FRONTIER_ARMS ["eqr trm"]  FRONTIER_DEPTHS [[1,2,4,...,256]]
+#   NI-only arms]  BREADTHS [[4,16,64]]  BREADTH_DEPTHS [[4,16]]  BREADTH_HARD [1: breadth on the
+#   harder split too; 0: the test split only]
+#   FRONTIER_ARMS ["eqr trm"; empty: none]  FRONTIER_DEPTHS [[1,2,4,...,256]]
 #   ELASTIC [[stable:1,stable:2,stable:4,stable:8,stable:2|q]]  ELASTIC_DEPTH [1024]
 #   BATCH [300: puzzles per evaluation batch]
 #   CHECKPOINTS [unset: train]: a folder of released <arm>/seed<s>.pth (checkpoints/study) to evaluate
@@ -42,13 +43,14 @@ DEPTHS=${DEPTHS:-"[1,2,4,8,16,32,64,128,256,512,1024]"}
 ABLATION_DEPTHS=${ABLATION_DEPTHS:-"[1,2,4,8,16,32,64,128,256]"}
 BREADTHS=${BREADTHS:-"[4,16,64]"}
 BREADTH_DEPTHS=${BREADTH_DEPTHS:-"[4,16]"}
+BREADTH_HARD=${BREADTH_HARD:-1}
 FRONTIER_DEPTHS=${FRONTIER_DEPTHS:-"[1,2,4,8,16,32,64,128,256]"}
 ELASTIC=${ELASTIC:-"[stable:1,stable:2,stable:4,stable:8,stable:2|q]"}
 ELASTIC_DEPTH=${ELASTIC_DEPTH:-1024}
 BATCH=${BATCH:-300}
 CHECKPOINTS=${CHECKPOINTS:-}
 JOBS=${JOBS:-1}
-FRONTIER_ARMS=${FRONTIER_ARMS:-"eqr trm"}
+FRONTIER_ARMS=${FRONTIER_ARMS-"eqr trm"}  # set but empty: no frontier
 export OMP_NUM_THREADS=${THREADS:-1}
 DATA=$OUT/data/sudoku-rounds
 
@@ -119,8 +121,10 @@ run_item() {  # run_item SEED ARM: train (or take the released weights) and eval
     if random_init "$arm"; then
         evaluate eval_breadth test depths="$BREADTH_DEPTHS" different_init="$BREADTHS" convergence_top_k=1 \
             per_trajectory=true
-        evaluate eval_breadth_hard hard_test depths="$BREADTH_DEPTHS" different_init="$BREADTHS" \
-            convergence_top_k=1 per_trajectory=true
+        if [ "$BREADTH_HARD" = 1 ]; then
+            evaluate eval_breadth_hard hard_test depths="$BREADTH_DEPTHS" different_init="$BREADTHS" \
+                convergence_top_k=1 per_trajectory=true
+        fi
     fi
     if [[ " $FRONTIER_ARMS " == *" $arm "* ]]; then
         frontier
