@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -65,9 +66,18 @@ class RoundsBuildConfig(BaseModel):
         return self
 
 
+@dataclass(frozen=True)
+class DrawnSplit:
+    """One split's boards [n, 81] (digits, 0 = empty) and the rounds of each puzzle."""
+
+    puzzles: np.ndarray
+    solutions: np.ndarray
+    ratings: np.ndarray
+
+
 def draw_split(count: int, rounds: tuple[int, int], rng: np.random.Generator, seen: set[bytes],
-               label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`count` distinct puzzles rated within `rounds` (not in `seen`, which is updated): boards and ratings."""
+               label: str) -> DrawnSplit:
+    """`count` distinct puzzles rated within `rounds` (not in `seen`, which is updated)."""
     puzzles, solutions, ratings = [], [], []
     attempts = 0
     with tqdm(total=count, desc=label, unit="puzzle", mininterval=1.0, leave=False) as bar:
@@ -84,8 +94,8 @@ def draw_split(count: int, rounds: tuple[int, int], rng: np.random.Generator, se
             solutions.append(drawn.solution)
             ratings.append(drawn.rounds)
             bar.update(1)
-    return (np.array(puzzles, dtype=np.uint8), np.array(solutions, dtype=np.uint8),
-            np.array(ratings, dtype=np.int64))
+    return DrawnSplit(np.array(puzzles, dtype=np.uint8), np.array(solutions, dtype=np.uint8),
+                      np.array(ratings, dtype=np.int64))
 
 
 def build_rounds_dataset(config: RoundsBuildConfig) -> Path:
@@ -101,14 +111,15 @@ def build_rounds_dataset(config: RoundsBuildConfig) -> Path:
     drawn = {split: draw_split(count, rounds, rng, seen, label=f"drawing {split}")
              for split, (count, rounds) in plan.items()}
     with atomic_output_dir(config.output_dir, config.overwrite) as tmp:
-        for split, (puzzles, solutions, ratings) in drawn.items():
+        for split, split_draw in drawn.items():
             copies = config.num_aug if split == "train" else 0
-            boards, answers = augment(puzzles, solutions, copies, augment_stream)
+            boards, answers = augment(split_draw.puzzles, split_draw.solutions, copies, augment_stream)
             arrays = SplitArrays.one_example_per_puzzle(encode_tokens(boards), encode_tokens(answers), 1 + copies)
             write_split(tmp / split, arrays, vocab_size=VOCAB_SIZE, task="sudoku")
-            np.save(tmp / split / DIFFICULTY_FILE, np.repeat(ratings, 1 + copies))
+            np.save(tmp / split / DIFFICULTY_FILE, np.repeat(split_draw.ratings, 1 + copies))
         write_identifiers(tmp)
-    summary = ", ".join(f"{split} {len(d[2])} ({d[2].min()}-{d[2].max()} rounds)" for split, d in drawn.items())
+    summary = ", ".join(f"{split} {len(d.ratings)} ({d.ratings.min()}-{d.ratings.max()} rounds)"
+                        for split, d in drawn.items())
     print(f"wrote {config.output_dir}: {summary}; train x {1 + config.num_aug} with symmetric copies")
     return config.output_dir
 
