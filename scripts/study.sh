@@ -6,9 +6,10 @@
 # 16 training segments with the ACT head) once per seed, then evaluates each run on the test split
 # and on the harder split:
 #   eval_depth[_hard]     B = 1 at D in DEPTHS, with per-trajectory rows (difficulty buckets, residuals);
-#   eval_breadth[_hard]   B in BREADTHS at D in BREADTH_DEPTHS, top-1 convergence selection, majority
-#                         vote and any-correct (arms with a random initial state only: the others
-#                         restart from one state, so their restarts coincide);
+#   eval_breadth[_hard]   B in BREADTHS (HARD_BREADTHS on the harder split) at D in BREADTH_DEPTHS,
+#                         top-1 convergence selection, majority vote and any-correct (arms with a
+#                         random initial state only: the others restart from one state, so their
+#                         restarts coincide), BATCH / max(B) puzzles per batch;
 #   frontier              scripts/frontier.py on the test split (FRONTIER_ARMS): fixed depths against
 #                         elastic stop rules up to ELASTIC_DEPTH segments;
 # and writes tables and plots to $REPORT (scripts/study_report.py). The feedforward arm is one
@@ -17,14 +18,17 @@
 #   ARMS ["eqr trm transformer eqr_ri eqr_ni"]  SEEDS ["0 1 2"]  STEPS [recipe's max_steps]
 #   OUT [runs/study]  REPORT [$OUT/report]  DATA_SEED [1]  TRAIN_SAMPLES [1000]  NUM_AUG [100]
 #   TEST_SAMPLES [300]  DEPTHS [[1,2,4,...,1024]]  ABLATION_DEPTHS [[1,2,4,...,256]: the RI-only and
-#   NI-only arms]  BREADTHS [[4,16,64]]  BREADTH_DEPTHS [[4,16]]  BREADTH_HARD [1: breadth on the
-#   harder split too; 0: the test split only]
+#   NI-only arms]  BREADTHS [[4,16,64]]  HARD_BREADTHS [[4,16]; empty: no breadth on the harder split]
+#   BREADTH_DEPTHS [[4,16]]
 #   FRONTIER_ARMS ["eqr trm"; empty: none]  FRONTIER_DEPTHS [[1,2,4,...,256]]
 #   ELASTIC [[stable:1,stable:2,stable:4,stable:8,stable:2|q]]  ELASTIC_DEPTH [1024]
-#   BATCH [300: puzzles per evaluation batch]
+#   BATCH [300: trajectories per evaluation batch; B = 1: puzzles. About 300 rows is the fastest on one
+#   CPU thread (a breadth pass of 4800 rows runs 3x slower); the batch changes no trajectory, so it is
+#   not among the options that decide whether an evaluation is done]
 #   CHECKPOINTS [unset: train]: a folder of released <arm>/seed<s>.pth (checkpoints/study) to evaluate
 #   instead of training; scripts/reproduce_tables.sh --study uses it
-#   JOBS [1]: runs at once, each in its own worker (log: $OUT/worker<k>.log)
+#   JOBS [1]: runs at once, each in its own worker (log: $OUT/worker<k>.log); a worker takes the next run
+#   no other worker has taken, so a long run does not hold up the runs queued behind it
 #   THREADS [1]: OMP_NUM_THREADS of every job. The study's numbers were made with one thread per job
 #   (JOBS=2 on 2 cores); float32 sums of another thread count may differ in the last bits.
 set -euo pipefail
@@ -42,8 +46,8 @@ TEST_SAMPLES=${TEST_SAMPLES:-300}
 DEPTHS=${DEPTHS:-"[1,2,4,8,16,32,64,128,256,512,1024]"}
 ABLATION_DEPTHS=${ABLATION_DEPTHS:-"[1,2,4,8,16,32,64,128,256]"}
 BREADTHS=${BREADTHS:-"[4,16,64]"}
+HARD_BREADTHS=${HARD_BREADTHS-"[4,16]"}
 BREADTH_DEPTHS=${BREADTH_DEPTHS:-"[4,16]"}
-BREADTH_HARD=${BREADTH_HARD:-1}
 FRONTIER_DEPTHS=${FRONTIER_DEPTHS:-"[1,2,4,8,16,32,64,128,256]"}
 ELASTIC=${ELASTIC:-"[stable:1,stable:2,stable:4,stable:8,stable:2|q]"}
 ELASTIC_DEPTH=${ELASTIC_DEPTH:-1024}
@@ -63,18 +67,25 @@ recurrent() { [ "$1" != transformer ]; }
 random_init() { [ "$1" = eqr ] || [ "$1" = eqr_ri ]; }
 ablation() { [ "$1" = eqr_ri ] || [ "$1" = eqr_ni ]; }
 
-evaluate() {  # evaluate NAME SPLIT OPTIONS...: $CKPT into $RUN/NAME, skipped when done with these options
-    local name=$1 split=$2
-    shift 2
+evaluate() {  # evaluate NAME SPLIT BATCH OPTIONS...: $CKPT into $RUN/NAME, skipped when done with these options
+    local name=$1 split=$2 batch=$3
+    shift 3
     local asked="$CKPT $split $*"
     [ "$(cat "$RUN/$name/options.txt" 2>/dev/null)" = "$asked" ] && return
     echo "== evaluate $arm seed $seed: $name"
     rm -rf "${RUN:?}/$name.partial"
-    python3 evaluate.py checkpoint="$CKPT" dataset_data_path="$DATA" split="$split" global_batch_size="$BATCH" \
+    python3 evaluate.py checkpoint="$CKPT" dataset_data_path="$DATA" split="$split" global_batch_size="$batch" \
         plots=false reference_files=false progress=false output_dir="$RUN/$name.partial" "$@"
     echo "$asked" > "$RUN/$name.partial/options.txt"
     rm -rf "${RUN:?}/$name"
     mv "$RUN/$name.partial" "$RUN/$name"
+}
+
+breadth() {  # breadth NAME SPLIT BREADTHS: restarts with top-1 convergence selection, about BATCH rows per batch
+    local widest
+    widest=$(tr -d '[] ' <<< "$3" | tr ',' '\n' | sort -n | tail -1)
+    evaluate "$1" "$2" $(( BATCH / widest > 0 ? BATCH / widest : 1 )) depths="$BREADTH_DEPTHS" different_init="$3" \
+        convergence_top_k=1 per_trajectory=true
 }
 
 frontier() {  # the elastic frontier on the test split, skipped when done with these options
@@ -110,31 +121,27 @@ run_item() {  # run_item SEED ARM: train (or take the released weights) and eval
         echo $(( $(date +%s) - start )) > "$RUN/train_wall_s.txt"
     fi
     if ! recurrent "$arm"; then
-        evaluate eval_depth test depths=1
-        evaluate eval_depth_hard hard_test depths=1
+        evaluate eval_depth test "$BATCH" depths=1
+        evaluate eval_depth_hard hard_test "$BATCH" depths=1
         return 0
     fi
     local depths=$DEPTHS
     ablation "$arm" && depths=$ABLATION_DEPTHS
-    evaluate eval_depth test depths="$depths" per_trajectory=true
-    evaluate eval_depth_hard hard_test depths="$depths" per_trajectory=true
+    evaluate eval_depth test "$BATCH" depths="$depths" per_trajectory=true
+    evaluate eval_depth_hard hard_test "$BATCH" depths="$depths" per_trajectory=true
     if random_init "$arm"; then
-        evaluate eval_breadth test depths="$BREADTH_DEPTHS" different_init="$BREADTHS" convergence_top_k=1 \
-            per_trajectory=true
-        if [ "$BREADTH_HARD" = 1 ]; then
-            evaluate eval_breadth_hard hard_test depths="$BREADTH_DEPTHS" different_init="$BREADTHS" \
-                convergence_top_k=1 per_trajectory=true
-        fi
+        breadth eval_breadth test "$BREADTHS"
+        [ -z "$HARD_BREADTHS" ] || breadth eval_breadth_hard hard_test "$HARD_BREADTHS"
     fi
     if [[ " $FRONTIER_ARMS " == *" $arm "* ]]; then
         frontier
     fi
 }
 
-worker() {  # worker K: every JOBS-th run, starting at the K-th
+worker() {  # the next run no worker has claimed, until none is left (mkdir is the atomic claim)
     local i
     for i in "${!ITEMS[@]}"; do
-        if (( i % JOBS == $1 )); then
+        if mkdir "$CLAIMS/$i" 2> /dev/null; then
             run_item ${ITEMS[$i]}
         fi
     done
@@ -146,13 +153,16 @@ for seed in $SEEDS; do
         ITEMS+=("$seed $arm")
     done
 done
+CLAIMS=$OUT/.claims.$$
+rm -rf "$CLAIMS" && mkdir -p "$CLAIMS"
+trap 'rm -rf "$CLAIMS"' EXIT
 if [ "$JOBS" = 1 ]; then
-    worker 0
+    worker
 else
     pids=()
     for (( k = 0; k < JOBS; k++ )); do
         echo "== worker $k: log $OUT/worker$k.log"
-        worker "$k" > "$OUT/worker$k.log" 2>&1 &
+        worker > "$OUT/worker$k.log" 2>&1 &
         pids+=($!)
     done
     for pid in "${pids[@]}"; do

@@ -20,7 +20,8 @@ from utils.checkpoint import canonical_state_dict
 ROOT = Path(__file__).resolve().parents[1]
 ARMS = ["eqr", "trm", "transformer", "eqr_ri", "eqr_ni"]
 TOY = {"ARMS": " ".join(ARMS), "SEEDS": "0 1", "STEPS": "4", "TRAIN_SAMPLES": "70", "NUM_AUG": "1",
-       "TEST_SAMPLES": "6", "DEPTHS": "[1,2,4]", "BREADTHS": "[2]", "BREADTH_DEPTHS": "[2]",
+       "TEST_SAMPLES": "6", "DEPTHS": "[1,2,4]", "BREADTHS": "[2]", "HARD_BREADTHS": "[2]",
+       "BREADTH_DEPTHS": "[2]",
        "ABLATION_DEPTHS": "[1,2,4]", "FRONTIER_DEPTHS": "[1,2]", "ELASTIC": "[stable:1]", "ELASTIC_DEPTH": "4",
        "BATCH": "6", "JOBS": "2"}
 
@@ -52,6 +53,7 @@ def test_study_script_end_to_end(tmp_path):
                 if recurrent:
                     assert len(_rows(next((run / name).glob("eval_*_D4_B1_trajectories.csv")))) == 6
             assert len(list((run / "eval_breadth").glob("eval_*_D2_B2_top1.json"))) == breadth
+            assert len(list((run / "eval_breadth_hard").glob("eval_*-hard_test_D2_B2_top1.json"))) == breadth
             assert (run / "frontier" / "frontier.json").is_file() == (arm in ("eqr", "trm"))
     tables = (out / "report" / "tables.md").read_text()
     for heading in ("Headline, test", "Depth, harder split", "Breadth, test", "Difficulty, test",
