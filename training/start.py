@@ -10,6 +10,10 @@
   The run logs to a new W&B run either way.
 - A checkpoint that `resume` finds comes first, so a relaunched job continues its own run rather
   than starting again from `load_checkpoint`.
+- `resume=true` (or a folder) takes the newest checkpoint that is usable: its recorded SHA-256 matches
+  (`step_<n>.pth.sha256`), it loads, and it holds a trainer's state. One that is not (truncated by a
+  copy, a partial sync, a disk that filled outside our rename) is named in one log line and the one
+  before it is tried; none usable is one error line. A file named by `resume=PATH` is used or refused.
 The file is read once here; the trainer's components restore themselves from what this returns.
 """
 
@@ -21,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from config.schema import PretrainConfig
-from utils.checkpoint import CheckpointContents, read_checkpoint, resolve_checkpoint, step_checkpoints
+from utils.checkpoint import (
+    CheckpointContents,
+    read_checkpoint,
+    resolve_checkpoint,
+    step_checkpoints,
+    verify_checksum,
+)
 from utils.safe_load import CheckpointError, safe_torch_load
 
 log = logging.getLogger(__name__)
@@ -48,26 +58,65 @@ def latest_or_none(run_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def resume_path(config: PretrainConfig) -> Path | None:
-    """The checkpoint `resume=` names (a folder: its latest); None for `resume=false` or an empty run."""
+TRAINER_KEYS = ("model", "optimizers", "step", "train_dataset")
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """The checkpoint a resume continues, read."""
+
+    path: Path
+    state: dict[str, Any]
+
+
+def read_resumable(path: Path) -> Resumed:
+    """The checkpoint at `path` if it verifies, loads and holds a trainer's state; else `CheckpointError`."""
+    verify_checksum(path)
+    raw = safe_torch_load(path, map_location="cpu")
+    missing = [key for key in TRAINER_KEYS if not isinstance(raw, dict) or key not in raw]
+    if missing:
+        raise CheckpointError(f"{path}: not a training checkpoint with optimizer state (missing {', '.join(missing)}); "
+                              "resume= needs one (use load_checkpoint= to start from its weights)")
+    return Resumed(path, raw)
+
+
+def latest_usable(run_dir: Path) -> Resumed | None:
+    """Newest first, the first checkpoint of `run_dir` that `read_resumable` accepts; None when it has none."""
+    found = step_checkpoints(run_dir)
+    for path in reversed(found):
+        try:
+            return read_resumable(path)
+        except CheckpointError as err:  # this one is unusable: say so and try the one before
+            log.warning("resume: skipping %s", err)
+    if found:
+        raise CheckpointError(f"{run_dir}: none of its {len(found)} checkpoints is usable (the reasons are logged "
+                              "above); start afresh with resume=false or name a file with load_checkpoint=")
+    return None
+
+
+def resumed(config: PretrainConfig) -> Resumed | None:
+    """The checkpoint `resume=` continues (true or a folder: the latest usable); None for `resume=false` or a
+    run without checkpoints."""
     if config.resume is False:
         return None
-    run_dir = Path(str(config.checkpoint_path))
-    path = latest_or_none(run_dir) if config.resume is True else resolve_checkpoint(config.resume)
-    if path is None:
-        log.info("resume: no checkpoint in %s, starting %s", run_dir,
+    target = Path(str(config.checkpoint_path)) if config.resume is True else Path(str(config.resume))
+    if config.resume is True or step_checkpoints(target):
+        found = latest_usable(target)
+    else:  # a file, or a folder of another layout: resolve_checkpoint says what it holds
+        found = read_resumable(resolve_checkpoint(target))
+    if found is None:
+        log.info("resume: no checkpoint in %s, starting %s", target,
                  f"from load_checkpoint={config.load_checkpoint}" if config.load_checkpoint else "fresh")
-    return path
+    return found
 
 
 def start_point(config: PretrainConfig) -> StartPoint:
     """Decide and read what the run starts from (module docstring); errors name the file."""
-    resumed = resume_path(config)
-    if resumed is not None:
+    found = resumed(config)
+    if found is not None:
         if config.load_checkpoint:
-            log.info("resume: continuing from %s; load_checkpoint=%s is not used", resumed, config.load_checkpoint)
-        return StartPoint(source=str(resumed), trainer_state=safe_torch_load(resumed, map_location="cpu"),
-                          continues_run=True)
+            log.info("resume: continuing from %s; load_checkpoint=%s is not used", found.path, config.load_checkpoint)
+        return StartPoint(source=str(found.path), trainer_state=found.state, continues_run=True)
     if not config.load_checkpoint:
         return StartPoint()
     contents = read_checkpoint(config.load_checkpoint, need_config=False)

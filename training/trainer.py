@@ -42,7 +42,7 @@ from training.start import latest_or_none, start_point
 from training.tracking import Tracker
 from utils import threads
 from utils.atomic import atomic_file
-from utils.checkpoint import prune_checkpoints, save_checkpoint_atomic
+from utils.checkpoint import check_free_space, payload_bytes, prune_checkpoints, save_checkpoint_atomic, write_checksum
 from utils.cli import Interrupted
 from utils.distributed import DistInfo, all_reduce_sum_, gather_objects
 from utils.safe_load import CheckpointError
@@ -192,8 +192,10 @@ class Trainer:
         path = self.run_dir / f"step_{self.step}.pth"
         if self._saved_step != self.step:
             self.save()
+        where = f"saved {path}" if path.is_file() else f"could not save it, the latest checkpoint is " \
+            f"{latest_or_none(self.run_dir) or 'none'}"
         raise Interrupted(f"interrupted ({signal_name or 'by another rank'}) at step {self.step} of "
-                          f"{self.total_steps}: saved {path}; resume with resume=true")
+                          f"{self.total_steps}: {where}; resume with resume=true")
 
     def _due(self, interval: int | None) -> bool:
         """Every `interval` steps and at the last one (never without an interval)."""
@@ -268,7 +270,7 @@ class Trainer:
             raise CheckpointError(f"{source}: not a training checkpoint with optimizer state; resume= needs one "
                                   "(use load_checkpoint= to start from its weights)")
         check_architecture(dict((ckpt.get("config") or {}).get("arch") or {}), self.arch.name, source)
-        rank_states = state.rank_states_of(ckpt, source, self.dist.world_size)
+        rank_states = state.rank_states_of(ckpt, source, self.dist.world_size, self.config.seed)
         load_model_state(self.head.model, ckpt["model"], strict=True, source=source)
         if self.ema is not None:
             if not ckpt.get("ema"):
@@ -287,18 +289,33 @@ class Trainer:
         own = rank_states[self.dist.rank]
         shape = self.head.model.carry_shape(self.config.global_batch_size // self.dist.world_size)
         self.carry = state.carry_from(own["carry"], shape, self.device, source)
-        state.set_rng_state(own)
+        state.restore_rng(own)
         return ckpt.get("wandb_run_id")
 
     def save(self) -> Path | None:
-        """Rank 0 writes `step_<n>.pth` (every rank's carry and RNG gathered in); all are kept unless
-        `checkpoint_keep_last` is set, so accuracy over training can be evaluated afterwards."""
+        """Rank 0 writes `step_<n>.pth` and its `.sha256` (every rank's carry and RNG gathered in); all are
+        kept unless `checkpoint_keep_last` is set, so accuracy over training can be evaluated afterwards.
+        A save that does not fit the free disk, or fails writing, leaves the previous checkpoint and says
+        so in one line: training goes on and the next interval tries again; at the last step it is an error.
+        (The other ranks do not retry at a stop either: `_saved_step` is set on every rank alike.)"""
         rank_states = gather_objects(state.rank_state(self.carry))
-        if not self.dist.is_main:
-            self._saved_step = self.step
-            return None
         self._saved_step = self.step
-        path = save_checkpoint_atomic(self.state_dict(rank_states), self.run_dir / f"step_{self.step}.pth")
+        if not self.dist.is_main:
+            return None
+        path = self.run_dir / f"step_{self.step}.pth"
+        payload = self.state_dict(rank_states)
+        try:
+            check_free_space(self.run_dir, int(1.05 * payload_bytes(payload)) + 2**20)
+            save_checkpoint_atomic(payload, path)
+            write_checksum(path)
+        except OSError as err:  # a full disk, a quota, a vanished mount: the previous checkpoint stands
+            path.unlink(missing_ok=True)
+            line = (f"could not save {path} ({err.strerror or err}); the previous checkpoint, "
+                    f"{latest_or_none(self.run_dir) or 'none'}, is kept")
+            if self.step >= self.total_steps:  # the run's last save: the job must not end as if it had succeeded
+                raise CheckpointError(line) from None
+            log.error(line)
+            return None
         state.write_config_yaml(self.config.model_dump(), self.run_dir / "all_config.yaml")
         if self.config.checkpoint_keep_last is not None:
             prune_checkpoints(self.run_dir, self.config.checkpoint_keep_last)

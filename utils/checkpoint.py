@@ -12,8 +12,10 @@ the contents into a model is `models/loading.py`'s job; nothing here knows an ar
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,6 +141,65 @@ def save_checkpoint_atomic(payload: dict[str, Any], path: str | Path) -> Path:
     return Path(path)
 
 
+CHECKSUM_SUFFIX = ".sha256"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checksum_path(path: Path) -> Path:
+    """`step_<n>.pth.sha256` beside the checkpoint, in `sha256sum` format (`sha256sum -c` checks it)."""
+    return path.with_name(path.name + CHECKSUM_SUFFIX)
+
+
+def write_checksum(path: str | Path) -> Path:
+    """Record the file's SHA-256 beside it: a copy truncated or altered outside our rename (a partial
+    sync, a full disk during `cp`) is then told apart from a good checkpoint before it is loaded."""
+    path = Path(path)
+    with atomic_file(checksum_path(path), "w") as handle:
+        handle.write(f"{_sha256(path)}  {path.name}\n")
+    return checksum_path(path)
+
+
+def verify_checksum(path: str | Path) -> None:
+    """Raise `CheckpointError` when the recorded SHA-256 differs from the file's; a checkpoint without a
+    record (written before records existed, or killed between the two renames) passes."""
+    path = Path(path)
+    record = checksum_path(path)
+    if not record.is_file():
+        return
+    expected = (record.read_text().split() or [""])[0]
+    actual = _sha256(path)
+    if actual != expected:
+        raise CheckpointError(f"{path}: SHA-256 {actual[:12]}... differs from {record.name}'s {expected[:12]}... "
+                              f"({path.stat().st_size} bytes: truncated or altered after it was written)")
+
+
+def payload_bytes(obj: Any) -> int:
+    """The tensor bytes a payload holds: about its size on disk, for the free-space check."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(payload_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(payload_bytes(v) for v in obj)
+    return 0
+
+
+def check_free_space(directory: Path, needed: int) -> None:
+    """Raise `OSError` (ENOSPC) before a write that would not fit, with both sizes in the message."""
+    directory.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(directory).free
+    if free < needed:
+        raise OSError(28, f"{free / 2**20:.1f} MiB free on {directory}, the checkpoint needs about "
+                          f"{needed / 2**20:.1f} MiB")
+
+
 def step_checkpoints(directory: str | Path) -> list[Path]:
     """`step_<n>.pth` files in a run directory, oldest step first."""
     directory = Path(directory)
@@ -154,3 +215,4 @@ def _numbered(directory: Path, pattern: re.Pattern[str]) -> list[Path]:
 def prune_checkpoints(directory: str | Path, keep_last: int) -> None:
     for old in step_checkpoints(directory)[:-keep_last]:
         old.unlink()
+        checksum_path(old).unlink(missing_ok=True)

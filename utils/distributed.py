@@ -54,10 +54,25 @@ def setup(requested_device: str = "auto") -> DistInfo:
     threads.configure()
     if world_size > 1 and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, device_id=device if device.type == "cuda" else None)
+        store = _attempt_store(world_size)
+        dist.init_process_group(backend=backend, device_id=device if device.type == "cuda" else None,
+                                store=store, rank=rank if store else -1, world_size=world_size if store else -1)
         log.info("process group: %s, rank %d of %d", backend, rank, world_size)
     log.info("device: %s", device)
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+
+
+def _attempt_store(world_size: int) -> dist.Store | None:
+    """Under torchrun's agent store, a view of it keyed by the restart attempt. The agent keeps its store
+    across the restarts of `--max-restarts`, so a restarted rank could read the address a dead rank of
+    the previous attempt published and time out connecting to it ("Gloo connectFullMesh failed ...
+    Connection refused"); with its own prefix each attempt sees only its own ranks. None: the default
+    env:// rendezvous."""
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if restart is None or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    client = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size, is_master=False)
+    return dist.PrefixStore(f"eqr_repro/attempt_{restart}", client)
 
 
 def teardown() -> None:
