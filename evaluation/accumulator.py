@@ -116,11 +116,13 @@ class ResidualSums:
         self.reference = torch.zeros(depth + 1, dtype=torch.float64)
         self.real = torch.zeros(depth + 1, dtype=torch.float64)
 
-    def add(self, steps: torch.Tensor, residual: torch.Tensor, reference: torch.Tensor, padding: torch.Tensor) -> None:
-        steps, real = steps.cpu(), ~padding.cpu()
-        self.clean.index_add_(0, steps[real], residual.double().cpu()[real])
-        self.reference.index_add_(0, steps, reference.double().cpu())
-        self.real.index_add_(0, steps[real], torch.ones(int(real.sum()), dtype=torch.float64))
+    def add(self, residuals: list[float], reference: list[float], padding: bool) -> None:
+        """One trajectory's residual at each segment it ran (segment i at index i - 1)."""
+        ran = slice(1, len(residuals) + 1)
+        if not padding:
+            self.clean[ran] += torch.tensor(residuals, dtype=torch.float64)
+            self.real[ran] += 1
+        self.reference[ran] += torch.tensor(reference, dtype=torch.float64)
 
     def into(self, sums: dict[str, MetricSums]) -> None:
         for i in range(1, len(self.real)):

@@ -188,12 +188,8 @@ def _drive(act_model: ACTModel, batches: Iterator[tuple[Batch, int]], run: _Pass
         bar.reset(total=plan.runtime.total_batches * first[0]["inputs"].shape[0] * plan.breadth.copies
                   * plan.depths[-1])
 
-    def on_segment(steps, residual, reference_residual, padding):
-        run.tallies.residuals.add(steps, residual, reference_residual, padding)
-        bar.update(len(steps))
-
     restart = restart_stds(act_model.inner.random_init_std(), plan.breadth.restarts, plan.breadth.restart_std)
-    run.runner = SlotRunner(act_model, slots, plan, restart, on_segment)
+    run.runner = SlotRunner(act_model, slots, plan, restart, bar.update)
     queue = _queue(_chain(first, batches), run)
     for traj in run.runner.run(queue, device):
         bar.update(plan.depths[-1] - traj.slot_segments)
@@ -222,9 +218,14 @@ def _queue(batches: Iterator[tuple[Batch, int]], run: _Pass) -> Iterator[Traject
 
 
 def _count_finished(run: _Pass) -> None:
-    """Count every group whose last restart finished or was skipped."""
-    for index in [i for i, g in run.groups.items() if g.pending == 0]:
-        _count(run.groups.pop(index), run.plan, run.tallies, run.inverse)
+    """Count the finished groups in batch order (a group that finished early waits for the ones before it),
+    so every sum is added in the same order whatever the slots did: the totals do not depend on the
+    number of slots, and a pass resumed after its first k batches adds up exactly as an unbroken one."""
+    while run.groups:
+        first = min(run.groups)  # groups are registered in batch order as the queue reaches them
+        if run.groups[first].pending:
+            return
+        _count(run.groups.pop(first), run.plan, run.tallies, run.inverse)
 
 
 def _reduce(run: _Pass, device: torch.device, wall_s: float) -> EvalResult:
@@ -273,7 +274,10 @@ def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
 
 
 def _count(group: _Group, plan: EvalPlan, tallies: _Tallies, inverse: TransformSet) -> None:
-    """Add a finished batch's puzzles to every depth's counts, records and saved outputs."""
+    """Add a finished batch's puzzles to every depth's counts, records and saved outputs, and its
+    trajectories' residuals (in row and copy order) to the residual sums."""
+    for traj in sorted(group.done, key=lambda t: (t.row, t.copy)):
+        tallies.residuals.add(traj.residuals, traj.reference_residuals, traj.padding)
     for depth, view in _views(group, plan, inverse):
         for mode, per_depth in tallies.sums.items():
             count_depth(per_depth[depth], view, plan.selection.top_k, reference=mode == "reference",

@@ -45,6 +45,10 @@ class Trajectory:
     skipped: bool = False  # never started: adaptive breadth had its answer (evaluation/adaptive_breadth.py)
     snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)  # depth -> outputs
     slot_segments: int = 0
+    # the latent residual of each segment run, and the reference's (its first measured from the slot's
+    # previous state): added to the pass's sums when the trajectory's batch is counted, in batch order
+    residuals: list[float] = field(default_factory=list)
+    reference_residuals: list[float] = field(default_factory=list)
 
 
 class SlotRunner:
@@ -56,8 +60,8 @@ class SlotRunner:
     compiled one runs every slot every segment, empty ones on stale data, so its shape never changes;
     the reference's counting measures a trajectory's first residual from the state its slot held
     before). `restart`: (std_H, std_L) of the random initial state, or None for the model's own reset.
-    `on_segment(steps, residual, reference_residual, padding)` receives every segment's residuals of
-    the occupied slots and which of them pad the split.
+    `on_segment(count)` hears how many trajectories advanced by one segment (the progress bar); each
+    trajectory keeps its own residuals.
     """
 
     def __init__(self, model: ACTModel, slots: int, plan: EvalPlan, restart: tuple[float, float] | None,
@@ -85,7 +89,6 @@ class SlotRunner:
         self.keys = torch.zeros(self.slots, 2, dtype=torch.int32, device=device)
         self.stable = torch.zeros(self.slots, dtype=torch.int64, device=device)
         self.count = torch.zeros(self.slots, dtype=torch.int64, device=device)
-        self.padding = torch.zeros(self.slots, dtype=torch.bool, device=device)
         self.norms: dict[str, torch.Tensor] = {}
         self.preds: torch.Tensor | None = None
         self.logits: torch.Tensor | None = None
@@ -108,7 +111,6 @@ class SlotRunner:
             z_H, z_L = self.inner.reset(halted, self.z_H[slots], self.z_L[slots])
         self.z_H[slots], self.z_L[slots], self.keys[slots] = z_H, z_L, keys
         self.steps[slots], self.stable[slots], self.count[slots] = 0, 0, 0
-        self.padding[slots] = torch.tensor([t.padding for t in trajs], device=device)
         if self.data is None:
             self.data = {k: torch.zeros((self.slots, *v.shape[1:]), dtype=v.dtype, device=device)
                          for k, v in trajs[0].data.items()}
@@ -160,7 +162,11 @@ class SlotRunner:
             first = (steps == 1).view(-1, 1, 1)
             reference = latent_residual(z_H, z_L, (torch.where(first, self.before_reset[0][at], before[0]),
                                                    torch.where(first, self.before_reset[1][at], before[1])))
-        self.on_segment(steps[live], residual[live], reference[live], self.padding[at][live])
+        occupied = rows[live].tolist()
+        for slot, value, measured in zip(occupied, residual[live].tolist(), reference[live].tolist(), strict=True):
+            self.occupant[slot].residuals.append(value)
+            self.occupant[slot].reference_residuals.append(measured)
+        self.on_segment(len(occupied))
         if full:
             self.z_H, self.z_L, self.steps = z_H, z_L, steps
         else:
