@@ -163,6 +163,16 @@ class ArcEvaluator:
         if not self.aggregated_voting:
             self._grids, self._votes = {}, {}
 
+    def state_dict(self) -> dict[str, Any]:
+        """The votes so far (a stopped evaluation saves them and continues from them)."""
+        return {"grids": dict(self._grids),
+                "votes": {task: {key: list(v) for key, v in inputs.items()} for task, inputs in self._votes.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._grids = dict(state["grids"])
+        self._votes = {task: {key: [tuple(vote) for vote in v] for key, v in inputs.items()}
+                       for task, inputs in state["votes"].items()}
+
     def update(self, rows: Mapping[str, np.ndarray]) -> None:
         """Record this process's finished rows (blank padding rows are dropped)."""
         ids = np.asarray(rows["puzzle_identifiers"]).reshape(-1)

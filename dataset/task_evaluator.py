@@ -7,7 +7,9 @@ without calling it again accumulates them too), then `update(rows)` on
 every rank with that rank's finished rows (numpy arrays of the fields it names; with test-time
 augmentation `inputs`, `labels` and `preds` mapped back to the puzzle's own frame), then `result()` on every
 rank: the evaluator gathers what it needs across ranks itself and returns its metrics and files on rank 0
-(None elsewhere). Files are written by the caller into the evaluation's folder.
+(None elsewhere). Files are written by the caller into the evaluation's folder. An evaluator that also has
+`state_dict()` and `load_state_dict(state)` (containers, numbers, strings, bytes, tensors) can be saved
+with a stopped evaluation pass and continued (evaluation/pass_state.py).
 """
 
 from __future__ import annotations

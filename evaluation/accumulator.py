@@ -26,6 +26,12 @@ class MetricSums:
     def _add(self, key: str, value: Number) -> None:
         self._sum[key] = self._sum.get(key, 0) + value
 
+    def state_dict(self) -> dict[str, dict[str, Number]]:
+        return {"sum": dict(self._sum), "max": dict(self._max)}
+
+    def load_state_dict(self, state: dict[str, dict[str, Number]]) -> None:
+        self._sum, self._max = dict(state["sum"]), dict(state["max"])
+
     def ratio(self, key: str, numerator: Number, denominator: Number) -> None:
         """`key` = sum of numerators / sum of denominators (0 when nothing was counted)."""
         self._add(f"num:{key}", numerator)
@@ -86,6 +92,12 @@ class TrajectoryRecords:
     def __init__(self, depths: list[int]) -> None:
         self._parts: dict[int, list[dict[str, torch.Tensor]]] = {d: [] for d in depths}
 
+    def state_dict(self) -> dict[int, list[dict[str, list]]]:
+        return {depth: list(parts) for depth, parts in self._parts.items()}
+
+    def load_state_dict(self, state: dict[int, list[dict[str, list]]]) -> None:
+        self._parts = {depth: list(parts) for depth, parts in state.items()}
+
     def add(self, depth: int, **columns: torch.Tensor | list[str]) -> None:
         part = {k: v if isinstance(v, list) else (v.long() if v.dtype == torch.bool else v).detach().cpu().tolist()
                 for k, v in columns.items()}
@@ -115,6 +127,12 @@ class ResidualSums:
         self.clean = torch.zeros(depth + 1, dtype=torch.float64)
         self.reference = torch.zeros(depth + 1, dtype=torch.float64)
         self.real = torch.zeros(depth + 1, dtype=torch.float64)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"clean": self.clean.clone(), "reference": self.reference.clone(), "real": self.real.clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.clean, self.reference, self.real = (state[k].clone() for k in ("clean", "reference", "real"))
 
     def add(self, residuals: list[float], reference: list[float], padding: bool) -> None:
         """One trajectory's residual at each segment it ran (segment i at index i - 1)."""

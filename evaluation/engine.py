@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -25,10 +25,12 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from dataset.symmetries import TransformSet, identity
+from dataset.task_evaluator import TaskEvaluator
 from evaluation.accumulator import MetricSums, ResidualSums, TrajectoryRecords
 from evaluation.adaptive_breadth import AdaptiveQueue
 from evaluation.counting import DepthView, count_depth, merge_counted, trajectory_columns
 from evaluation.outputs import OutputRecorder, row_fields
+from evaluation.pass_state import TRAJECTORY_RESULT, PassState
 from evaluation.plan import EvalPlan
 from evaluation.randomness import restart_stds
 from evaluation.stopping import StopRule
@@ -62,16 +64,22 @@ class _Group:
     done: list[Trajectory] = field(default_factory=list)
 
 
-def _puzzles(batches: Iterable[tuple[Batch, int]], groups: dict[int, _Group], copies: int, breadth: int,
-             transforms: TransformSet, with_padding: bool, rank: int, world: int) -> Iterator[list[Trajectory]]:
-    """Every puzzle's trajectories (its B x tta copies), batch by batch; registers each batch as a group."""
+def _puzzles(batches: Iterable[tuple[Batch, int]], run: _Pass, rank: int, world: int) -> Iterator[list[Trajectory]]:
+    """Every puzzle's trajectories (its B x tta copies), batch by batch; registers each batch as a group.
+    Resuming, the batches before `resume.counted` are skipped and the trajectories that had finished
+    join their group with their results instead of running again."""
+    plan, groups, transforms = run.plan, run.groups, run.transforms
+    copies, breadth, with_padding, resume = (plan.breadth.copies, plan.breadth.restarts, plan.reference_counting,
+                                             plan.runtime.resume)
+    start, finished = (resume.counted, dict(resume.finished)) if resume is not None else (0, {})
     for index, (batch, num_valid) in enumerate(batches):
         local = batch["inputs"].shape[0]
         rows = local if with_padding else num_valid
-        if rows == 0:
+        if rows == 0 or index < start:
             continue
         puzzles = index * local * world + rank * local + torch.arange(rows)
-        groups[index] = _Group(labels=batch["labels"][:rows], puzzles=puzzles, valid=num_valid, pending=rows * copies)
+        group = groups[index] = _Group(labels=batch["labels"][:rows], puzzles=puzzles, valid=num_valid,
+                                       pending=rows * copies)
         for row in range(rows):
             restarts = []
             for copy in range(copies):
@@ -80,8 +88,14 @@ def _puzzles(batches: Iterable[tuple[Batch, int]], groups: dict[int, _Group], co
                 data["inputs"] = transforms.apply(data["inputs"], t)
                 data["labels"] = transforms.apply(data["labels"], t)
                 data["copy"] = torch.tensor([copy], dtype=torch.int32)
-                restarts.append(Trajectory(group=index, row=row, puzzle=int(puzzles[row]), copy=copy, data=data,
-                                           padding=row >= num_valid))
+                traj = Trajectory(group=index, row=row, puzzle=int(puzzles[row]), copy=copy, data=data,
+                                  padding=row >= num_valid)
+                result = finished.pop((index, row, copy), None)
+                if result is None:
+                    restarts.append(traj)
+                else:
+                    vars(traj).update(result)
+                    _finish(traj, group)
             yield restarts
 
 
@@ -120,12 +134,15 @@ def _not_started(like: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class _Tallies:
-    """What a pass accumulates: per-mode, per-depth metric sums, residuals, per-trajectory rows, outputs."""
+    """What a pass accumulates, batch by batch in order: per-mode, per-depth metric sums, residuals,
+    per-trajectory rows, outputs, and the cost (segments run and real trajectories of the counted batches)."""
 
     sums: dict[str, dict[int, MetricSums]]
     residuals: ResidualSums
     records: TrajectoryRecords | None
     outputs: OutputRecorder | None
+    segments: int = 0
+    trajectories: int = 0
 
     @classmethod
     def for_plan(cls, plan: EvalPlan) -> _Tallies:
@@ -133,6 +150,27 @@ class _Tallies:
                    ResidualSums(plan.depths[-1]),
                    TrajectoryRecords(plan.depths) if plan.outputs.per_trajectory else None,
                    OutputRecorder(plan.outputs.save, plan.depths) if plan.outputs.save else None)
+
+    def state_dict(self, evaluators: Mapping[int, TaskEvaluator]) -> dict[str, Any]:
+        return {"sums": {mode: {d: s.state_dict() for d, s in per.items()} for mode, per in self.sums.items()},
+                "residuals": self.residuals.state_dict(),
+                "records": self.records.state_dict() if self.records is not None else None,
+                "outputs": self.outputs.state_dict() if self.outputs is not None else None,
+                "segments": self.segments, "trajectories": self.trajectories,
+                "evaluators": {d: e.state_dict() for d, e in evaluators.items()}}
+
+    def load_state_dict(self, state: dict[str, Any], evaluators: Mapping[int, TaskEvaluator]) -> None:
+        for mode, per in self.sums.items():
+            for d, sums in per.items():
+                sums.load_state_dict(state["sums"][mode][d])
+        self.residuals.load_state_dict(state["residuals"])
+        if self.records is not None:
+            self.records.load_state_dict(state["records"])
+        if self.outputs is not None:
+            self.outputs.load_state_dict(state["outputs"])
+        self.segments, self.trajectories = int(state["segments"]), int(state["trajectories"])
+        for d, evaluator in evaluators.items():
+            evaluator.load_state_dict(state["evaluators"][d])
 
 
 @dataclass
@@ -144,8 +182,14 @@ class _Pass:
     inverse: TransformSet
     tallies: _Tallies
     groups: dict[int, _Group] = field(default_factory=dict)
-    trajectories: int = 0
+    counted: int = 0  # batches before this one are counted
     runner: SlotRunner | None = None
+
+    def state(self) -> PassState:
+        """What is finished: the counted batches' tallies and the finished trajectories of the others."""
+        finished = {(t.group, t.row, t.copy): {k: getattr(t, k) for k in TRAJECTORY_RESULT}
+                    for group in self.groups.values() for t in group.done}
+        return PassState(self.counted, self.tallies.state_dict(self.plan.outputs.evaluators), finished)
 
 
 def run_evaluation(act_model: ACTModel, batches: Iterable[tuple[dict[str, torch.Tensor], int]],
@@ -164,6 +208,13 @@ def run_evaluation(act_model: ACTModel, batches: Iterable[tuple[dict[str, torch.
     cfg = act_model.config
     transforms = (plan.breadth.tta or identity(cfg.seq_len, cfg.vocab_size)).to("cpu")
     run = _Pass(plan, transforms, transforms.inverse(), _Tallies.for_plan(plan))
+    resume = plan.runtime.resume
+    if plan.breadth.agree and (resume is not None or plan.runtime.checkpoint is not None):
+        raise ValueError("breadth_agree: an adaptive-breadth pass cannot be saved or resumed part-way (which "
+                         "restarts it skips depends on the order the others finished in)")
+    if resume is not None:
+        run.tallies.load_state_dict(resume.tallies, plan.outputs.evaluators)
+        run.counted = resume.counted
     rank = dist.get_rank() if dist.is_initialized() else 0
     bar = tqdm(total=None, unit="traj-seg", desc="evaluating", disable=not plan.runtime.progress or rank != 0,
                mininterval=1.0, dynamic_ncols=True, leave=False)
@@ -188,15 +239,20 @@ def _drive(act_model: ACTModel, batches: Iterator[tuple[Batch, int]], run: _Pass
         bar.reset(total=plan.runtime.total_batches * first[0]["inputs"].shape[0] * plan.breadth.copies
                   * plan.depths[-1])
 
+    checkpoint = plan.runtime.checkpoint
+
+    def on_segment(count: int) -> None:
+        bar.update(count)
+        if checkpoint is not None:
+            checkpoint(run.state)  # between segments: what is finished so far, built only when saved
+
     restart = restart_stds(act_model.inner.random_init_std(), plan.breadth.restarts, plan.breadth.restart_std)
-    run.runner = SlotRunner(act_model, slots, plan, restart, bar.update)
+    run.runner = SlotRunner(act_model, slots, plan, restart, on_segment)
     queue = _queue(_chain(first, batches), run)
+    _count_finished(run)  # resumed batches whose trajectories had all finished
     for traj in run.runner.run(queue, device):
         bar.update(plan.depths[-1] - traj.slot_segments)
-        group = run.groups[traj.group]
-        group.done.append(traj)
-        group.pending -= 1
-        run.trajectories += not traj.padding
+        _finish(traj, run.groups[traj.group])
         if plan.breadth.agree:
             original = run.inverse.apply(traj.snapshots[plan.depths[-1]]["preds"].unsqueeze(0),
                                          torch.tensor([traj.copy // plan.breadth.restarts]))
@@ -210,8 +266,7 @@ def _queue(batches: Iterator[tuple[Batch, int]], run: _Pass) -> Iterator[Traject
     plan = run.plan
     rank = dist.get_rank() if dist.is_initialized() else 0
     world = dist.get_world_size() if dist.is_initialized() else 1
-    puzzles = _puzzles(batches, run.groups, plan.breadth.copies, plan.breadth.restarts, run.transforms,
-                       plan.reference_counting, rank, world)
+    puzzles = _puzzles(batches, run, rank, world)
     if plan.breadth.agree:
         return AdaptiveQueue(puzzles, plan.breadth.agree, skip=partial(_skip, run.groups))
     return itertools.chain.from_iterable(puzzles)
@@ -226,6 +281,12 @@ def _count_finished(run: _Pass) -> None:
         if run.groups[first].pending:
             return
         _count(run.groups.pop(first), run.plan, run.tallies, run.inverse)
+        run.counted = first + 1
+
+
+def _finish(traj: Trajectory, group: _Group) -> None:
+    group.done.append(traj)
+    group.pending -= 1
 
 
 def _reduce(run: _Pass, device: torch.device, wall_s: float) -> EvalResult:
@@ -234,8 +295,8 @@ def _reduce(run: _Pass, device: torch.device, wall_s: float) -> EvalResult:
     residual_sums = {mode: MetricSums() for mode in plan.modes}
     tallies.residuals.into(residual_sums)
     cost = MetricSums()
-    cost.total("trajectory_segments", run.runner.slot_segments if run.runner else 0)
-    cost.total("trajectories", run.trajectories)
+    cost.total("trajectory_segments", tallies.segments)
+    cost.total("trajectories", tallies.trajectories)
     totals = cost.reduce(device)
     metrics = {}
     for d in plan.depths:
@@ -264,8 +325,7 @@ def _reduce(run: _Pass, device: torch.device, wall_s: float) -> EvalResult:
 def _skip(groups: dict[int, _Group], traj: Trajectory) -> None:
     """A restart adaptive breadth never starts: done for its group, counted nowhere."""
     traj.skipped = True
-    groups[traj.group].done.append(traj)
-    groups[traj.group].pending -= 1
+    _finish(traj, groups[traj.group])
 
 
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
@@ -278,6 +338,8 @@ def _count(group: _Group, plan: EvalPlan, tallies: _Tallies, inverse: TransformS
     trajectories' residuals (in row and copy order) to the residual sums."""
     for traj in sorted(group.done, key=lambda t: (t.row, t.copy)):
         tallies.residuals.add(traj.residuals, traj.reference_residuals, traj.padding)
+        tallies.segments += traj.slot_segments
+        tallies.trajectories += not (traj.padding or traj.skipped)
     for depth, view in _views(group, plan, inverse):
         for mode, per_depth in tallies.sums.items():
             count_depth(per_depth[depth], view, plan.selection.top_k, reference=mode == "reference",

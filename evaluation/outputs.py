@@ -41,6 +41,12 @@ class OutputRecorder:
         self.fields = list(dict.fromkeys(fields))
         self._parts: dict[int, list[tuple[int, int, dict[str, torch.Tensor]]]] = {d: [] for d in depths}
 
+    def state_dict(self) -> dict[int, list[tuple[int, int, dict[str, torch.Tensor]]]]:
+        return {depth: list(parts) for depth, parts in self._parts.items()}
+
+    def load_state_dict(self, state: dict[int, list[tuple[int, int, dict[str, torch.Tensor]]]]) -> None:
+        self._parts = {depth: [tuple(entry) for entry in parts] for depth, parts in state.items()}
+
     def add(self, depth: int, trajectories: Sequence[Any]) -> None:
         """The finished `trajectories` (evaluation/trajectories.py) at `depth`."""
         for traj in trajectories:

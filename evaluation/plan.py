@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from dataset.symmetries import TransformSet
 from dataset.task_evaluator import TaskEvaluator
+from evaluation.pass_state import PassState
 from evaluation.stopping import StopRule
 
 Counting = Literal["clean", "reference", "both"]
@@ -77,13 +78,18 @@ class Outputs:
 @dataclass(frozen=True)
 class Runtime:
     """How the pass runs: the seed of every trajectory's random stream, the slots in flight (`max_rows`),
-    the progress bar (and its length in batches), and the segment function (a compiled one)."""
+    the progress bar (and its length in batches), the segment function (a compiled one), where it starts
+    (`resume`: the state a stopped pass saved) and `checkpoint`, called between segments with a function
+    that returns the pass's state (evaluation/pass_state.py): it decides whether to build and save it,
+    and may stop the pass by raising."""
 
     seed: int = 0
     max_rows: int | None = None
     progress: bool = True
     total_batches: int | None = None
     segment: Callable[..., tuple] | None = None
+    resume: PassState | None = None
+    checkpoint: Callable[[Callable[[], PassState]], None] | None = None
 
 
 @dataclass(frozen=True)

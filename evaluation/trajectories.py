@@ -75,7 +75,6 @@ class SlotRunner:
         self.segment, self.fixed_shape = self.inner if segment is None else segment, segment is not None
         self.reference_residuals = plan.reference_counting
         self.noise = TrajectoryNoise(torch.zeros(0, 2, dtype=torch.int32))
-        self.slot_segments = 0  # (slot, segment) pairs run for trajectories: the compute spent
 
     # ---- state of the slots -------------------------------------------------------------
     def _start(self, device: torch.device) -> None:
@@ -155,7 +154,6 @@ class SlotRunner:
         self.noise.start_segment(self.keys[at], steps)
         with self._noise():
             z_H, z_L, logits, q_halt, _ = self.segment(before[0], before[1], {k: v[at] for k, v in self.data.items()})
-        self.slot_segments += int(live.sum())
         residual = latent_residual(z_H, z_L, before)
         reference = residual
         if self.reference_residuals:  # the reference measures segment 1 from the state before the reset

@@ -84,6 +84,24 @@ def test_ranking_matches_trm_state():
             assert all(abs(c.mean_q - w["mean_q"]) <= 1e-12 for c, w in zip(got, candidates, strict=True)), task
 
 
+def test_votes_saved_halfway_continue_to_the_same_result(tmp_path):
+    """A stopped evaluation saves the evaluator's votes (evaluation/pass_state.py) and a fresh one goes on."""
+    rows = fixture_rows()
+    half = {f: a[: len(a) // 2] for f, a in rows.items()}
+    rest = {f: a[len(a) // 2 :] for f, a in rows.items()}
+    first = arc_evaluator(DATA)
+    first.begin()
+    first.update(half)
+    torch.save(first.state_dict(), tmp_path / "votes.pt")
+    second = arc_evaluator(DATA)
+    second.begin()
+    second.load_state_dict(torch.load(tmp_path / "votes.pt", weights_only=True))
+    second.update(rest)
+    result = second.result()
+    assert_metrics(result.metrics, expected("metrics.json"))
+    assert result.files["submission.json"] == expected("submission.json")
+
+
 def test_round2_accumulated_keeps_round1_votes():
     evaluator = ArcEvaluator(DATA, aggregated_voting=True)
     feed(evaluator, fixture_rows())

@@ -1,0 +1,126 @@
+"""A stopped evaluation pass continues from its saved state and ends bit for bit as an unbroken one."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+
+import pytest
+import torch
+
+from evaluation.engine import run_evaluation
+from evaluation.pass_state import PassState
+from evaluation.plan import EvalPlan
+from evaluation.stopping import StopRule
+from models.registry import build_model
+from tests.conftest import tiny_arch
+from utils.safe_load import safe_torch_load
+
+DEPTHS = [1, 3, 6]
+OPTIONS = {"different_init": 2, "convergence_top_k": 1, "convergence_window": 2, "seed": 5, "per_trajectory": True,
+           "progress": False, "counting": "both", "save_outputs": ["preds", "q_halt_logits"]}
+
+
+class Stopped(Exception):
+    """What the test's checkpoint hook raises, as a preempted job would stop."""
+
+
+@pytest.fixture(scope="module")
+def model_and_batches():
+    torch.manual_seed(3)
+    model = build_model(tiny_arch(noise_scale=0.05, vocab_size=5)).model.eval()
+    batches = []
+    for _ in range(4):
+        inputs = torch.randint(1, 5, (3, 16), dtype=torch.int32)
+        labels = torch.randint(1, 5, (3, 16), dtype=torch.int32)
+        batches.append(({"inputs": inputs, "labels": labels, "puzzle_identifiers": torch.zeros(3, dtype=torch.int32)},
+                        3 if len(batches) < 3 else 2))  # the last batch pads one row
+    return model, batches
+
+
+class Counting:
+    """The model's own segment function, counting the trajectory-segments it runs."""
+
+    def __init__(self, inner):
+        self.inner, self.rows = inner, 0
+
+    def __call__(self, z_H, z_L, batch):
+        self.rows += z_H.shape[0]
+        return self.inner(z_H, z_L, batch)
+
+
+def with_runtime(plan: EvalPlan, **changes) -> EvalPlan:
+    return dataclasses.replace(plan, runtime=dataclasses.replace(plan.runtime, **changes))
+
+
+def stop_after(calls: int, saved: list[PassState]):
+    """A hook that saves the state at its `calls`-th call and stops the pass."""
+    seen = [0]
+
+    def hook(state):
+        seen[0] += 1
+        if seen[0] == calls:
+            buffer = io.BytesIO()  # through torch.save and the safe loader, as the state file goes
+            torch.save(state().to_dict(), buffer)
+            buffer.seek(0)
+            saved.append(PassState.from_dict(torch.load(buffer, weights_only=True)))
+            raise Stopped
+    return hook
+
+
+@pytest.mark.parametrize("elastic", [None, StopRule(rules=("stable",), patience=1, min_steps=2)])
+@pytest.mark.parametrize("calls", [8, 14, 22])
+def test_a_resumed_pass_equals_an_unbroken_one(model_and_batches, elastic, calls):
+    model, batches = model_and_batches
+    plan = EvalPlan.build(DEPTHS, elastic=elastic, max_rows=5, **OPTIONS)
+    whole = run_evaluation(model, batches, plan)
+
+    saved: list[PassState] = []
+    with pytest.raises(Stopped):
+        run_evaluation(model, batches, with_runtime(plan, checkpoint=stop_after(calls, saved)))
+    state = saved[0]
+    assert state.counted > 0 or state.finished, "the pass must have finished something before it stopped"
+    counter = Counting(model.inner)
+    resumed = run_evaluation(model, batches, with_runtime(plan, resume=state, segment=counter))
+
+    # The reference's first residual is measured from the state the trajectory's slot held before
+    # (counting=reference|both): the one number that depends on the slots, as tests/test_continuous_batching.py
+    # shows; a resumed pass fills its slots anew.
+    slot_dependent = "ref/residual_of_1_steps"
+    for depth in DEPTHS:
+        assert {k: v for k, v in resumed.metrics[depth].items() if k != slot_dependent} == \
+            {k: v for k, v in whole.metrics[depth].items() if k != slot_dependent}
+    for depth, columns in whole.per_trajectory.items():
+        assert resumed.per_trajectory[depth]["stop"] == columns["stop"]
+        for key, values in columns.items():
+            if key != "stop":  # bit-equal, NaN (no convergence score at depth 1) included
+                torch.testing.assert_close(torch.tensor(resumed.per_trajectory[depth][key]), torch.tensor(values),
+                                           rtol=0, atol=0, equal_nan=True)
+    for depth in DEPTHS:
+        for key, value in whole.outputs[depth].items():
+            assert torch.equal(resumed.outputs[depth][key], value), (depth, key)
+    assert (resumed.trajectory_segments, resumed.trajectories) == (whole.trajectory_segments, whole.trajectories)
+    # only what had not finished ran again: fewer slot-segments than the whole pass (the compiled-shape path
+    # runs every slot each segment, so count segments x slots against the unbroken pass on the same path)
+    full = Counting(model.inner)
+    run_evaluation(model, batches, with_runtime(plan, segment=full))
+    assert counter.rows < full.rows
+
+
+def test_adaptive_breadth_is_not_resumable(model_and_batches):
+    model, batches = model_and_batches
+    plan = EvalPlan.build(DEPTHS, breadth_agree=2, different_init=3, progress=False)
+    with pytest.raises(ValueError, match="breadth_agree: an adaptive-breadth pass cannot be saved"):
+        run_evaluation(model, batches, with_runtime(plan, checkpoint=lambda state: None))
+
+
+def test_a_state_round_trips_through_the_safe_loader(model_and_batches, tmp_path):
+    model, batches = model_and_batches
+    saved: list[PassState] = []
+    with pytest.raises(Stopped):
+        run_evaluation(model, batches, with_runtime(EvalPlan.build(DEPTHS, **OPTIONS),
+                                                    checkpoint=stop_after(12, saved)))
+    path = tmp_path / "state.pt"
+    torch.save(saved[0].to_dict(), path)
+    again = PassState.from_dict(safe_torch_load(path))
+    assert again.counted == saved[0].counted and set(again.finished) == set(saved[0].finished)
