@@ -68,6 +68,23 @@ def tiny_arch(name: str = "eqr@EqRModel", **overrides) -> dict:
     return arch
 
 
+def noisy_eqr_and_batches(batches: int, rows: int, last_valid: int | None = None) -> tuple[torch.nn.Module, list]:
+    """A tiny EqR with noise (eval mode) and `batches` random batches of `rows` puzzles (16 tokens, vocabulary
+    5); the last batch has `last_valid` real rows (the rest pad the split)."""
+    from models.registry import build_model
+
+    torch.manual_seed(3)
+    model = build_model(tiny_arch(noise_scale=0.05, vocab_size=5)).model.eval()
+    made = []
+    for index in range(batches):
+        inputs = torch.randint(1, 5, (rows, 16), dtype=torch.int32)
+        labels = torch.randint(1, 5, (rows, 16), dtype=torch.int32)
+        valid = last_valid if last_valid is not None and index == batches - 1 else rows
+        made.append(({"inputs": inputs, "labels": labels,
+                      "puzzle_identifiers": torch.zeros(rows, dtype=torch.int32)}, valid))
+    return model, made
+
+
 class ScriptedInner(Reasoner):
     """Base of the tests' hand-written inner networks: both latents start at 0 and z_H counts the
     segments run; a subclass's `outputs(step, batch)` gives (logits, q_halt), where `batch["copy"]`

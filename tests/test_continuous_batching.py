@@ -9,8 +9,7 @@ from torch import nn
 from evaluation.engine import run_evaluation
 from evaluation.plan import EvalPlan
 from evaluation.stopping import StopRule
-from models.registry import build_model
-from tests.conftest import ScriptedInner, scripted_model, tiny_arch
+from tests.conftest import ScriptedInner, noisy_eqr_and_batches, scripted_model
 
 S, V = 3, 4
 # Hand-set stopping steps of 10 puzzles: each trajectory's q_halt turns positive at its step.
@@ -78,15 +77,7 @@ def _without_elastic_keys(metrics: dict[str, float]) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def eqr_and_batches():
-    torch.manual_seed(3)
-    model = build_model(tiny_arch(noise_scale=0.05, vocab_size=5)).model.eval()
-    batches = []
-    for _ in range(3):
-        inputs = torch.randint(1, 5, (4, 16), dtype=torch.int32)
-        labels = torch.randint(1, 5, (4, 16), dtype=torch.int32)
-        batches.append(({"inputs": inputs, "labels": labels, "puzzle_identifiers": torch.zeros(4, dtype=torch.int32)},
-                        4))
-    return model, batches
+    return noisy_eqr_and_batches(3, 4)
 
 
 OPTIONS = {"different_init": 2, "convergence_top_k": 1, "convergence_window": 2, "seed": 5, "per_trajectory": True,

@@ -12,8 +12,7 @@ from evaluation.engine import run_evaluation
 from evaluation.pass_state import PassState
 from evaluation.plan import EvalPlan
 from evaluation.stopping import StopRule
-from models.registry import build_model
-from tests.conftest import tiny_arch
+from tests.conftest import noisy_eqr_and_batches
 from utils.safe_load import safe_torch_load
 
 DEPTHS = [1, 3, 6]
@@ -27,15 +26,7 @@ class Stopped(Exception):
 
 @pytest.fixture(scope="module")
 def model_and_batches():
-    torch.manual_seed(3)
-    model = build_model(tiny_arch(noise_scale=0.05, vocab_size=5)).model.eval()
-    batches = []
-    for _ in range(4):
-        inputs = torch.randint(1, 5, (3, 16), dtype=torch.int32)
-        labels = torch.randint(1, 5, (3, 16), dtype=torch.int32)
-        batches.append(({"inputs": inputs, "labels": labels, "puzzle_identifiers": torch.zeros(3, dtype=torch.int32)},
-                        3 if len(batches) < 3 else 2))  # the last batch pads one row
-    return model, batches
+    return noisy_eqr_and_batches(4, 3, last_valid=2)  # the last batch pads one row
 
 
 class Counting:
