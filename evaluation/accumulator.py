@@ -135,12 +135,14 @@ class ResidualSums:
         self.clean, self.reference, self.real = (state[k].clone() for k in ("clean", "reference", "real"))
 
     def add(self, residuals: list[float], reference: list[float], padding: bool) -> None:
-        """One trajectory's residual at each segment it ran (segment i at index i - 1)."""
+        """One trajectory's residual at each segment it ran (segment i at index i - 1); `reference` empty:
+        the reference's residuals are `residuals` (only its counting measures them apart)."""
         ran = slice(1, len(residuals) + 1)
+        clean = torch.tensor(residuals, dtype=torch.float64)
         if not padding:
-            self.clean[ran] += torch.tensor(residuals, dtype=torch.float64)
+            self.clean[ran] += clean
             self.real[ran] += 1
-        self.reference[ran] += torch.tensor(reference, dtype=torch.float64)
+        self.reference[ran] += torch.tensor(reference, dtype=torch.float64) if reference else clean
 
     def into(self, sums: dict[str, MetricSums]) -> None:
         for i in range(1, len(self.real)):

@@ -46,7 +46,8 @@ class Trajectory:
     snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)  # depth -> outputs
     slot_segments: int = 0
     # the latent residual of each segment run, and the reference's (its first measured from the slot's
-    # previous state): added to the pass's sums when the trajectory's batch is counted, in batch order
+    # previous state; kept only with the reference's counting, else the same values): added to the pass's
+    # sums when the trajectory's batch is counted, in batch order
     residuals: list[float] = field(default_factory=list)
     reference_residuals: list[float] = field(default_factory=list)
 
@@ -161,9 +162,11 @@ class SlotRunner:
             reference = latent_residual(z_H, z_L, (torch.where(first, self.before_reset[0][at], before[0]),
                                                    torch.where(first, self.before_reset[1][at], before[1])))
         occupied = rows[live].tolist()
-        for slot, value, measured in zip(occupied, residual[live].tolist(), reference[live].tolist(), strict=True):
+        for slot, value in zip(occupied, residual[live].tolist(), strict=True):
             self.occupant[slot].residuals.append(value)
-            self.occupant[slot].reference_residuals.append(measured)
+        if self.reference_residuals:  # otherwise the reference's residuals are these same values
+            for slot, measured in zip(occupied, reference[live].tolist(), strict=True):
+                self.occupant[slot].reference_residuals.append(measured)
         self.on_segment(len(occupied))
         if full:
             self.z_H, self.z_L, self.steps = z_H, z_L, steps
