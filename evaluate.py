@@ -7,7 +7,9 @@ Options are `key=value` (OmegaConf syntax, lists in brackets) merged over `eval_
 docs/evaluation.md (`halt_max_steps` is accepted for `depths`, as the reference names it). Under
 `torchrun` every rank evaluates its slice and the metrics are summed. A bad option, checkpoint
 or dataset stops with one line on stderr and exit status 2 (`--debug` or HYDRA_FULL_ERROR=1
-shows the traceback instead).
+shows the traceback instead). SIGTERM or Ctrl-C saves the pass in progress and exits 130; the same
+command run again reuses the finished points and continues the pass (docs/evaluation.md,
+"Stopping and continuing").
 """
 
 from __future__ import annotations

@@ -194,6 +194,9 @@ class RuntimeOptions(_Section):
     forward_dtype: Literal["bfloat16", "float16", "float32"] | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     progress: bool = True
+    # A rerun takes over finished points and a stopped pass's saved state (evaluation/resume.py); false: recompute
+    resume: bool = True
+    eval_checkpoint_minutes: float | None = Field(default=10, ge=0)  # a pass's state saved this often; None: never
 
 
 SECTIONS: dict[str, type[_Section]] = {
@@ -251,9 +254,10 @@ class EvalConfig(BaseModel):
 
     def result_options(self) -> dict[str, Any]:
         """The keys that shape a pass's numbers, flat: not what is evaluated, not where files go, not the
-        depths (each record holds its own) nor the progress bar. A record's settings start from these."""
+        depths (each record holds its own), the progress bar nor how a stopped pass is saved and resumed.
+        A record's settings start from these."""
         values = {k: v for name in RESULT_SECTIONS for k, v in getattr(self, name).model_dump().items()}
-        for key in ("depths", "progress"):
+        for key in ("depths", "progress", "resume", "eval_checkpoint_minutes"):
             values.pop(key)
         values["puzzle_id_ablation"] = self.source.puzzle_id_ablation  # what the model is shown of the data
         return values

@@ -37,6 +37,9 @@ from evaluation.stopping import StopRule
 from evaluation.trajectories import SlotRunner, Trajectory
 from models.act import ACTModel, Batch
 
+ADAPTIVE_UNSAVED = ("breadth_agree: an adaptive-breadth pass cannot be saved or resumed part-way (which restarts it "
+                    "skips depends on the order the others finished in)")
+
 __all__ = ["EvalPlan", "EvalResult", "StopRule", "evaluate_depths", "run_evaluation"]
 
 
@@ -51,6 +54,7 @@ class EvalResult:
     per_trajectory: dict[int, dict[str, list[float]]] | None = None  # depth -> TRAJECTORY_COLUMNS
     outputs: dict[int, dict[str, torch.Tensor]] | None = None  # depth -> saved outputs (`save_outputs`)
     task_files: dict[int, dict[str, Any]] = field(default_factory=dict)  # depth -> the task evaluator's files
+    segments_run: int = 0  # trajectory-segments this rank ran in this call: fewer than its share when resumed
 
 
 @dataclass
@@ -184,12 +188,22 @@ class _Pass:
     groups: dict[int, _Group] = field(default_factory=dict)
     counted: int = 0  # batches before this one are counted
     runner: SlotRunner | None = None
+    segments_run: int = 0
+    elapsed_before: float = 0.0  # wall time of the earlier attempts (a resumed pass)
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def elapsed_s(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.started
 
     def state(self) -> PassState:
         """What is finished: the counted batches' tallies and the finished trajectories of the others."""
+        if self.plan.breadth.agree:
+            raise ValueError(ADAPTIVE_UNSAVED)
         finished = {(t.group, t.row, t.copy): {k: getattr(t, k) for k in TRAJECTORY_RESULT}
                     for group in self.groups.values() for t in group.done}
-        return PassState(self.counted, self.tallies.state_dict(self.plan.outputs.evaluators), finished)
+        return PassState(self.counted, self.tallies.state_dict(self.plan.outputs.evaluators), finished,
+                         self.elapsed_s)
 
 
 def run_evaluation(act_model: ACTModel, batches: Iterable[tuple[dict[str, torch.Tensor], int]],
@@ -209,20 +223,18 @@ def run_evaluation(act_model: ACTModel, batches: Iterable[tuple[dict[str, torch.
     transforms = (plan.breadth.tta or identity(cfg.seq_len, cfg.vocab_size)).to("cpu")
     run = _Pass(plan, transforms, transforms.inverse(), _Tallies.for_plan(plan))
     resume = plan.runtime.resume
-    if plan.breadth.agree and (resume is not None or plan.runtime.checkpoint is not None):
-        raise ValueError("breadth_agree: an adaptive-breadth pass cannot be saved or resumed part-way (which "
-                         "restarts it skips depends on the order the others finished in)")
+    if plan.breadth.agree and resume is not None:
+        raise ValueError(ADAPTIVE_UNSAVED)
     if resume is not None:
         run.tallies.load_state_dict(resume.tallies, plan.outputs.evaluators)
-        run.counted = resume.counted
+        run.counted, run.elapsed_before = resume.counted, resume.elapsed_s
     rank = dist.get_rank() if dist.is_initialized() else 0
     bar = tqdm(total=None, unit="traj-seg", desc="evaluating", disable=not plan.runtime.progress or rank != 0,
                mininterval=1.0, dynamic_ncols=True, leave=False)
-    start = time.perf_counter()
     with torch.inference_mode():
         _drive(act_model, iter(batches), run, bar, device)
     bar.close()
-    return _reduce(run, device, time.perf_counter() - start)
+    return _reduce(run, device)
 
 
 def _drive(act_model: ACTModel, batches: Iterator[tuple[Batch, int]], run: _Pass, bar: tqdm,
@@ -243,6 +255,7 @@ def _drive(act_model: ACTModel, batches: Iterator[tuple[Batch, int]], run: _Pass
 
     def on_segment(count: int) -> None:
         bar.update(count)
+        run.segments_run += count
         if checkpoint is not None:
             checkpoint(run.state)  # between segments: what is finished so far, built only when saved
 
@@ -289,9 +302,9 @@ def _finish(traj: Trajectory, group: _Group) -> None:
     group.pending -= 1
 
 
-def _reduce(run: _Pass, device: torch.device, wall_s: float) -> EvalResult:
+def _reduce(run: _Pass, device: torch.device) -> EvalResult:
     """Sum the tallies over ranks into per-depth metrics, the cost and the kept rows and outputs."""
-    plan, tallies = run.plan, run.tallies
+    plan, tallies, wall_s = run.plan, run.tallies, run.elapsed_s
     residual_sums = {mode: MetricSums() for mode in plan.modes}
     tallies.residuals.into(residual_sums)
     cost = MetricSums()
@@ -319,7 +332,8 @@ def _reduce(run: _Pass, device: torch.device, wall_s: float) -> EvalResult:
             task_files[d] = scored.files
     return EvalResult(metrics, int(totals.get("trajectory_segments", 0)), int(totals.get("trajectories", 0)),
                       wall_s, tallies.records.gather() if tallies.records is not None else None,
-                      tallies.outputs.gather() if tallies.outputs is not None else None, task_files)
+                      tallies.outputs.gather() if tallies.outputs is not None else None, task_files,
+                      run.segments_run)
 
 
 def _skip(groups: dict[int, _Group], traj: Trajectory) -> None:

@@ -41,6 +41,7 @@ from evaluation.report import (
     write_text,
     write_trajectories,
 )
+from evaluation.resume import FinishedPass, PassFile, PassSaving, pass_identity
 from evaluation.stopping import StopRule
 from evaluation.tta import build_transforms
 from models.act import ACTModel
@@ -49,6 +50,7 @@ from models.registry import ARCHITECTURES
 from models.runtime import prepare_runtime
 from utils import distributed
 from utils.checkpoint import CheckpointContents, CheckpointError, read_checkpoint, resolve_checkpoint
+from utils.signals import SignalFlag
 from utils.validation import ConfigError
 
 log = logging.getLogger(__name__)
@@ -98,18 +100,24 @@ def check_fit(checkpoint: str, cfg: EvalConfig) -> Fit:
 DEFAULT_BATCH = 16  # puzzles per evaluation batch when the checkpoint records no training batch
 
 
-def _settings(done: Evaluated, depth: int, info: distributed.DistInfo) -> dict:
-    """What a record says about how it was made: the pass's options (`result_options`) and what it ran."""
-    cfg, loaded, run = done.cfg, done.loaded, done.run
-    return {
-        "checkpoint": done.checkpoint, "step": loaded.step, "used_ema": loaded.used_ema,
-        "arch": loaded.contents.arch.get("name"), "dataset": done.data_paths, "split": cfg.source.split,
+def _pass_settings(cfg: EvalConfig, prepared: Prepared, breadth: int, info: distributed.DistInfo,
+                   run: str | None) -> dict[str, Any]:
+    """What the records of a pass say about how they were made: the pass's options (`result_options`) and
+    what it ran on; its depth (`halt_max_steps`) and cost (`pass_wall_s`, `pass_trajectory_segments`) are
+    left None here, filled per record."""
+    loaded = prepared.loaded
+    settings = {
+        "checkpoint": prepared.checkpoint, "step": loaded.step, "used_ema": loaded.used_ema,
+        "arch": loaded.contents.arch.get("name"), "dataset": prepared.data_paths, "split": cfg.source.split,
         **cfg.result_options(),
-        "halt_max_steps": depth, "different_init": done.breadth, "overrides": done.point.arch,
-        "global_batch_size": done.batch, "compiled": done.compiled, "world_size": info.world_size,
-        "device": info.device.type, "pass_depth": max(cfg.depth.depths), "pass_wall_s": run.wall_s,
-        "pass_trajectory_segments": run.trajectory_segments,
+        "halt_max_steps": None, "different_init": breadth, "overrides": prepared.point.arch,
+        "global_batch_size": prepared.batch, "compiled": prepared.segment is not None,
+        "world_size": info.world_size, "device": info.device.type, "pass_depth": max(cfg.depth.depths),
+        "pass_wall_s": None, "pass_trajectory_segments": None,
     }
+    settings.update(run=run or run_label(prepared.checkpoint, settings["arch"]),
+                    dataset_name=dataset_label(prepared.data_paths, cfg.source.split))
+    return settings
 
 
 @dataclass
@@ -137,8 +145,6 @@ class Evaluated:
     point: Point
     cfg: EvalConfig  # the options of the pass
     breadth: int
-    batch: int  # puzzles per evaluation batch
-    compiled: bool
     run: EvalResult
     task: Task
 
@@ -180,9 +186,10 @@ def prepare(cfg: EvalConfig, checkpoint: str, info: distributed.DistInfo,
 
 
 def evaluate_pass(cfg: EvalConfig, prepared: Prepared, breadth: int, info: distributed.DistInfo,
-                  stop: StopRule | None = None) -> Evaluated:
+                  stop: StopRule | None = None, saving: PassSaving | None = None) -> Evaluated:
     """One pass of `prepared` over the split at breadth `breadth`: every depth of `cfg`, its other options;
-    `stop` replaces the stop rule of `cfg`'s `elastic_*` keys (the frontier's settings).
+    `stop` replaces the stop rule of `cfg`'s `elastic_*` keys (the frontier's settings); `saving`: how the
+    pass is saved part-way and continued (evaluation/resume.py).
     Restarts (B > 1) follow `restart_std` (docs/evaluation.md): the model's own init stds where it
     declares them, else `different_init_reset_std`; `reset_std`: that std for every architecture."""
     dataset = PuzzleDataset(
@@ -210,9 +217,11 @@ def evaluate_pass(cfg: EvalConfig, prepared: Prepared, breadth: int, info: distr
         runtime=Runtime(seed=cfg.runtime.seed, max_rows=cfg.runtime.max_rows, progress=cfg.runtime.progress,
                         segment=prepared.segment, total_batches=batches),
     )
+    if saving is not None:
+        plan = saving.apply(plan)
     run = run_evaluation(prepared.model, islice(dataset.test_batches(), limit), plan)
-    return Evaluated(prepared.checkpoint, prepared.loaded, prepared.data_paths, prepared.point, cfg, breadth,
-                     prepared.batch, compiled, run, prepared.task)
+    return Evaluated(prepared.checkpoint, prepared.loaded, prepared.data_paths, prepared.point, cfg, breadth, run,
+                     prepared.task)
 
 
 def evaluate_checkpoint(cfg: EvalConfig, checkpoint: str, info: distributed.DistInfo,
@@ -233,14 +242,6 @@ def resolve_runs(cfg: EvalConfig) -> list[tuple[CheckpointEntry, str, str | None
         return [(entries[0], files[0], None)]
     arch_names = [read_checkpoint(f).arch.get("name") for f in files]
     return list(zip(entries, files, run_labels(files, arch_names), strict=True))
-
-
-def _record(done: Evaluated, depth: int, info: distributed.DistInfo, run: str | None) -> dict[str, Any]:
-    settings = _settings(done, depth, info)
-    cfg = done.cfg
-    settings.update(run=run or run_label(done.checkpoint, settings["arch"]),
-                    dataset_name=dataset_label(done.data_paths, cfg.source.split))
-    return make_record(settings, done.run.metrics[depth])
 
 
 def _write_point(record: dict[str, Any], done: Evaluated, depth: int, folder: Path) -> list[Path]:
@@ -286,19 +287,57 @@ def sweep_folder(cfg: EvalConfig, records: list[dict[str, Any]]) -> Path:
     return cfg.outputs.directory_for(first["checkpoint"]) / f"sweep_{label}"
 
 
+def _sweep_pass(prepared: Prepared, breadth: int, info: distributed.DistInfo, run: str | None, folder: Path,
+                stop: SignalFlag) -> tuple[list[dict[str, Any]], list[Path]]:
+    """One pass's records and files: read back when an earlier run wrote them with the same settings (unless
+    `resume=false`), else evaluated, continued from its saved state if it has one, and written on rank 0."""
+    cfg = prepared.point.cfg
+    settings = _pass_settings(cfg, prepared, breadth, info, run)
+    what = f"D={cfg.depth.depths} B={breadth}{f' {prepared.point.arch}' if prepared.point.arch else ''} of " \
+           f"{prepared.checkpoint}"
+    identity = pass_identity(settings, cfg.depth.depths, prepared.checkpoint)
+    finished = FinishedPass.of(folder, identity, cfg.outputs.model_dump(exclude={"output_dir", "plots"}))
+    planned = [make_record({**settings, "halt_max_steps": depth}, {}) for depth in cfg.depth.depths]
+    earlier = finished.records(planned, folder) if cfg.runtime.resume else None
+    if distributed.on_every_rank(earlier is not None, info):
+        if info.rank == 0:
+            log.info("%s: finished earlier with the same settings; its files in %s are reused (resume=false "
+                     "evaluates again)", what, folder)
+        return earlier or [], [folder / f"{record_stem_of(record)}.json" for record in planned]
+    minutes = cfg.runtime.eval_checkpoint_minutes
+    file = PassFile.of(folder, identity, info.rank)
+    saving = PassSaving(file, None if minutes is None else 60 * minutes, stop, what, cfg.runtime.resume)
+    done = evaluate_pass(cfg, prepared, breadth, info, saving=saving)
+    if done.run.segments_run != done.run.trajectory_segments and info.world_size == 1:
+        log.info("%s: ran %d of the pass's %d trajectory-segments", what, done.run.segments_run,
+                 done.run.trajectory_segments)
+    records, files = [], []
+    for depth in cfg.depth.depths:
+        cost = {"pass_wall_s": done.run.wall_s, "pass_trajectory_segments": done.run.trajectory_segments}
+        records.append(make_record({**settings, "halt_max_steps": depth, **cost}, done.run.metrics[depth]))
+        if info.rank == 0:
+            files.extend(_write_point(records[-1], done, depth, folder))
+    if info.rank == 0:
+        finished.write(files)
+    file.discard()
+    return records, files
+
+
 def run_sweep(cfg: EvalConfig) -> SweepResult:
     """Evaluate every checkpoint entry at every (point, D, B); on rank 0 write every point's files, and
-    the sweep's summary, `points.csv` and plots into its own folder."""
+    the sweep's summary, `points.csv` and plots into its own folder. A first SIGINT/SIGTERM saves the pass
+    in progress at its next segment and stops (evaluation/resume.py); rerunning the command continues."""
     info = distributed.setup(cfg.runtime.device)
     result = SweepResult()
-    for entry, checkpoint, run in resolve_runs(cfg):
-        folder = cfg.outputs.directory_for(checkpoint)
-        for done in evaluate_checkpoint(cfg, checkpoint, info, entry):
-            for depth in done.cfg.depth.depths:
-                record = _record(done, depth, info, run)
-                result.records.append(record)
-                if info.rank == 0:
-                    result.files.extend(_write_point(record, done, depth, folder))
+    announce = "saving the evaluation pass at its next segment, then stopping" if info.is_main else None
+    with SignalFlag(announce) as stop:
+        for entry, checkpoint, run in resolve_runs(cfg):
+            folder = cfg.outputs.directory_for(checkpoint)
+            for prepared in prepare(cfg, checkpoint, info, entry):
+                for breadth in prepared.point.cfg.breadth.different_init:
+                    records, files = _sweep_pass(prepared, breadth, info, run, folder, stop)
+                    result.records.extend(records)
+                    result.files.extend(files)
     result.summary = summary_table(result.records)
     if info.rank == 0 and result.records:
         result.folder = sweep_folder(cfg, result.records)

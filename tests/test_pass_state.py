@@ -102,7 +102,9 @@ def test_adaptive_breadth_is_not_resumable(model_and_batches):
     model, batches = model_and_batches
     plan = EvalPlan.build(DEPTHS, breadth_agree=2, different_init=3, progress=False)
     with pytest.raises(ValueError, match="breadth_agree: an adaptive-breadth pass cannot be saved"):
-        run_evaluation(model, batches, with_runtime(plan, checkpoint=lambda state: None))
+        run_evaluation(model, batches, with_runtime(plan, checkpoint=lambda state: state()))
+    with pytest.raises(ValueError, match="breadth_agree: an adaptive-breadth pass cannot be saved"):
+        run_evaluation(model, batches, with_runtime(plan, resume=PassState()))
 
 
 def test_a_state_round_trips_through_the_safe_loader(model_and_batches, tmp_path):
@@ -115,3 +117,31 @@ def test_a_state_round_trips_through_the_safe_loader(model_and_batches, tmp_path
     torch.save(saved[0].to_dict(), path)
     again = PassState.from_dict(safe_torch_load(path))
     assert again.counted == saved[0].counted and set(again.finished) == set(saved[0].finished)
+
+
+def test_finished_trajectories_are_stored_by_column_and_come_back_exactly():
+    big = 2**40  # an integer no narrower type holds
+    finished = {(0, row, 0): {"snapshots": {4: {"preds": torch.tensor([row, 3, 10]), "q_halt": torch.tensor(0.25 * row),
+                                                "stop": "depth" if row else "stable"},
+                                            8: {"preds": torch.tensor([big, -row, 1]), "stop": "depth"}},
+                              "slot_segments": 4 + row, "residuals": [0.1 * i for i in range(row)],
+                              "reference_residuals": []}
+                for row in range(3)}
+    state = PassState(counted=1, tallies={"segments": 7}, finished=finished, elapsed_s=2.5)
+    saved = state.to_dict()
+    columns = {tuple(c["path"]): c for c in saved["columns"]}
+    assert saved["keys"].shape == (3, 3) and len(columns) == 8
+    assert columns[("snapshots", 4, "preds")]["stacked"].dtype == torch.int8  # tokens: a byte each
+    assert columns[("snapshots", 8, "preds")]["stacked"].dtype == torch.int64
+    assert columns[("residuals",)]["lengths"].tolist() == [0, 1, 2]
+    again = PassState.from_dict(saved)
+    assert (again.counted, again.tallies, again.elapsed_s) == (1, {"segments": 7}, 2.5)
+    assert list(again.finished) == list(finished)
+    for key, result in finished.items():
+        back = again.finished[key]
+        assert back["residuals"] == result["residuals"] and back["slot_segments"] == result["slot_segments"]
+        for depth, snapshot in result["snapshots"].items():
+            for name, value in snapshot.items():
+                got = back["snapshots"][depth][name]
+                same = got == value if isinstance(value, str) else torch.equal(got, value) and got.dtype == value.dtype
+                assert same, (key, depth, name)

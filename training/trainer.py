@@ -181,7 +181,7 @@ class Trainer:
                         self.save()
                     threads.adapt()
                     if stop.requested():
-                        self._stop(stop.signal_name)
+                        self._stop(stop.caught)
         finally:
             bar.close()
             self.tracker.finish()

@@ -144,7 +144,9 @@ def save_checkpoint_atomic(payload: dict[str, Any], path: str | Path) -> Path:
 CHECKSUM_SUFFIX = ".sha256"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The file's SHA-256, read in 4 MiB blocks (a checkpoint's identity: its checksum record, a saved
+    evaluation pass's key)."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while block := handle.read(1 << 22):
@@ -162,7 +164,7 @@ def write_checksum(path: str | Path) -> Path:
     sync, a full disk during `cp`) is then told apart from a good checkpoint before it is loaded."""
     path = Path(path)
     with atomic_file(checksum_path(path), "w") as handle:
-        handle.write(f"{_sha256(path)}  {path.name}\n")
+        handle.write(f"{file_sha256(path)}  {path.name}\n")
     return checksum_path(path)
 
 
@@ -174,7 +176,7 @@ def verify_checksum(path: str | Path) -> None:
     if not record.is_file():
         return
     expected = (record.read_text().split() or [""])[0]
-    actual = _sha256(path)
+    actual = file_sha256(path)
     if actual != expected:
         raise CheckpointError(f"{path}: SHA-256 {actual[:12]}... differs from {record.name}'s {expected[:12]}... "
                               f"({path.stat().st_size} bytes: truncated or altered after it was written)")

@@ -109,3 +109,10 @@ def gather_objects(obj: object) -> list[object]:
     out: list[object] = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
     return out
+
+
+def on_every_rank(flag: bool, info: DistInfo) -> bool:
+    """Whether `flag` holds on every rank (each rank calls it at the same point): a choice all must make alike."""
+    count = torch.tensor([float(flag)], device=info.device)
+    all_reduce_sum_([count])
+    return int(count.item()) == info.world_size
