@@ -50,13 +50,14 @@ def _train(argv: list[str]) -> None:
         print(f"config ok: {name}")
         return
     allocator.keep_freed_memory()  # freed activations stay in the process: no page faults per step
-    Trainer(config, distributed.setup(config.device)).run()
-    distributed.finish()
+    with distributed.peer_failures():
+        Trainer(config, distributed.setup(config.device)).run()
+        distributed.finish()
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.run_command(argv, __doc__ + "\n" + USAGE, _train, errors=USER_ERRORS, timestamps=True,
-                           cleanup=distributed.teardown)
+    return cli.run_command(argv, __doc__ + "\n" + USAGE, _train, errors=USER_ERRORS,
+                           failures=(distributed.PeerLost,), timestamps=True, cleanup=distributed.teardown)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import time
 from collections import namedtuple
 from pathlib import Path
@@ -205,3 +208,34 @@ def test_a_global_batch_that_does_not_divide_is_one_line(maze_dir, tmp_path):
     assert [s["carry"]["z_H"].shape[0] for s in split] == [4] * 4
     assert torch.equal(torch.cat([s["carry"]["z_H"] for s in split]), ckpt["carry"]["z_H"])
     assert len({s["seed"] for s in split}) == 4
+
+
+def test_a_dead_peer_ends_the_survivor_with_one_line(maze_dir, tmp_path):
+    """Two ranks started by hand, as on two nodes (no torchrun agent beside the survivor to end it): rank 1
+    SIGKILLed mid-run, rank 0 stops at its next collective with one line naming itself and exit status 1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, str(ROOT / "pretrain.py"), "--config-name", "train/eqr_maze_unique", *TINY, *OPTS,
+               f"dataset.data_path={maze_dir}", f"checkpoint_path={tmp_path / 'run'}", "max_steps=400",
+               "checkpoint_interval_steps=1000", "device=cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+           "WORLD_SIZE": "2", "LOCAL_RANK": "0"}
+    ranks = [subprocess.Popen(command, env={**env, "RANK": str(rank)}, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    try:
+        for line in ranks[0].stdout:  # rank 0's summary line of every step
+            if line.startswith("step 3/"):
+                break
+        else:
+            pytest.fail(f"rank 0 ended before rank 1 was killed: {ranks[0].stderr.read()[-3000:]}")
+        ranks[1].kill()
+        start = time.monotonic()
+        _, err = ranks[0].communicate(timeout=120)
+    finally:
+        for proc in ranks:
+            proc.kill()
+    assert ranks[0].returncode == 1, err[-3000:]
+    assert re.fullmatch(r"error: rank 0 of 2: a collective failed, another rank is gone or stuck \(.+\)",
+                        err.strip().splitlines()[-1]), err[-3000:]
+    assert time.monotonic() - start < 60

@@ -121,8 +121,8 @@ def _say(line: str) -> None:
 
 
 def run_command(argv: list[str] | None, usage: str | None, work: Callable[[list[str]], int | None], *,
-                errors: tuple[type[BaseException], ...], timestamps: bool = False,
-                cleanup: Callable[[], None] | None = None) -> int:
+                errors: tuple[type[BaseException], ...], failures: tuple[type[BaseException], ...] = (),
+                timestamps: bool = False, cleanup: Callable[[], None] | None = None) -> int:
     """A `key=value` command: `-h`/`--help` prints `usage`; `--debug` (taken out of the arguments `work`
     gets) or HYDRA_FULL_ERROR=1 logs DEBUG lines and shows tracebacks; otherwise as `run_main`.
     `cleanup` runs however the work ends (a torchrun rank's process group), kept out of this module
@@ -135,7 +135,7 @@ def run_command(argv: list[str] | None, usage: str | None, work: Callable[[list[
     setup_logging(debug, timestamps)
     args = [a for a in argv if a != "--debug"]
     try:
-        return run_main(lambda: work(args), errors=errors, debug=debug)
+        return run_main(lambda: work(args), errors=errors, failures=failures, debug=debug)
     finally:
         if cleanup is not None:
             cleanup()

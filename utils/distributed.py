@@ -2,13 +2,21 @@
 
 torchrun sets RANK / WORLD_SIZE / LOCAL_RANK; without them this is one process on one
 device. NCCL serves CUDA, gloo everything else (the CPU path).
+
+A rank that dies (the OOM killer, a lost node) must not leave the others waiting forever: the group's
+collectives time out after `DIST_TIMEOUT_MINUTES` (default 10; torchrun's agent ends the survivors
+sooner when the dead rank was on its node), and `peer_failures` turns the error a survivor's
+collective raises into one line naming the rank (`PeerLost`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -55,11 +63,48 @@ def setup(requested_device: str = "auto") -> DistInfo:
     if world_size > 1 and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         store = _attempt_store(world_size)
+        timeout = collective_timeout()
         dist.init_process_group(backend=backend, device_id=device if device.type == "cuda" else None,
-                                store=store, rank=rank if store else -1, world_size=world_size if store else -1)
-        log.info("process group: %s, rank %d of %d", backend, rank, world_size)
+                                store=store, rank=rank if store else -1, world_size=world_size if store else -1,
+                                timeout=timeout)
+        log.info("process group: %s, rank %d of %d, collectives time out after %s", backend, rank, world_size,
+                 timeout)
     log.info("device: %s", device)
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+
+
+def collective_timeout() -> timedelta:
+    """`DIST_TIMEOUT_MINUTES` (default 10): how long a collective waits for a rank that does not come."""
+    text = os.environ.get("DIST_TIMEOUT_MINUTES", "10")
+    try:
+        minutes = float(text)
+    except ValueError:
+        minutes = -1.0
+    if not minutes > 0:
+        raise ConfigError(f"DIST_TIMEOUT_MINUTES: expected a positive number of minutes, got {text!r}")
+    return timedelta(minutes=minutes)
+
+
+class PeerLost(RuntimeError):
+    """A collective failed on this rank because another rank is gone or stuck."""
+
+
+@contextmanager
+def peer_failures() -> Iterator[None]:
+    """Inside the block, a collective that fails under a multi-rank group (gloo: the peer's connection
+    closed; NCCL: the timeout or an aborted communicator, `DistError`) raises `PeerLost` with one line
+    naming this rank; every other error passes unchanged."""
+    try:
+        yield
+    except RuntimeError as err:
+        if not (dist.is_initialized() and dist.get_world_size() > 1) or isinstance(err, PeerLost):
+            raise
+        message = str(err)
+        if not (isinstance(err, dist.DistError) or "/gloo/" in message):
+            raise
+        first = next((line for line in message.splitlines() if line.strip()), type(err).__name__)
+        raise PeerLost(f"rank {dist.get_rank()} of {dist.get_world_size()}: a collective failed, another rank "
+                       f"is gone or stuck ({first.strip()[:300]})") from err
 
 
 def _attempt_store(world_size: int) -> dist.Store | None:
