@@ -113,24 +113,27 @@ def plot_difficulty(study: Study, path: Path) -> Path | None:
 
 
 def plot_frontier(study: Study, path: Path) -> Path | None:
-    """Accuracy against segments per puzzle: fixed depths (line) and elastic rules (points), per arm, seed 0 first."""
+    """Accuracy against segments per puzzle: fixed depths (line) and elastic rules (stars), per arm, a panel
+    per seed (the elastic saving depends on the seed)."""
     arms = [a for a in study.arms if any(key[0] == a for key in study.frontiers)]
     if not arms:
         return None
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for arm in arms:
-        seed = min(s for a, s in study.frontiers if a == arm)
-        points = study.frontiers[(arm, seed)]
-        fixed = sorted((p for p in points if p["kind"] == "fixed"), key=lambda p: p["segments_per_puzzle"])
-        ax.plot([p["segments_per_puzzle"] for p in fixed], [100 * p["exact_accuracy"] for p in fixed],
-                color=COLOURS.get(arm), marker="o", ms=3, label=f"{ARM_LABELS.get(arm, arm)}, fixed D (seed {seed})")
-        for p in (p for p in points if p["kind"] == "elastic"):
-            ax.scatter(p["segments_per_puzzle"], 100 * p["exact_accuracy"], color=COLOURS.get(arm), marker="*", s=60)
-            ax.annotate(p["label"], (p["segments_per_puzzle"], 100 * p["exact_accuracy"]), fontsize=6)
-    _log2_axis(ax, "segments per puzzle")
-    ax.set_ylabel("exact accuracy (%), test")
-    ax.set_title("Elastic exit (stars) against fixed depth", fontsize=10)
-    ax.legend(fontsize=7)
+    seeds = sorted({s for _, s in study.frontiers})
+    fig, axes = plt.subplots(1, len(seeds), figsize=(5.2 * len(seeds), 4.2), squeeze=False, sharey=True)
+    for ax, seed in zip(axes[0], seeds, strict=True):
+        for arm in (a for a in arms if (a, seed) in study.frontiers):
+            points = study.frontiers[(arm, seed)]
+            fixed = sorted((p for p in points if p["kind"] == "fixed"), key=lambda p: p["segments_per_puzzle"])
+            ax.plot([p["segments_per_puzzle"] for p in fixed], [100 * p["exact_accuracy"] for p in fixed],
+                    color=COLOURS.get(arm), marker="o", ms=3, label=f"{ARM_LABELS.get(arm, arm)}, fixed D")
+            for p in (p for p in points if p["kind"] == "elastic"):
+                ax.scatter(p["segments_per_puzzle"], 100 * p["exact_accuracy"], color=COLOURS.get(arm), marker="*",
+                           s=60)
+                ax.annotate(p["label"], (p["segments_per_puzzle"], 100 * p["exact_accuracy"]), fontsize=6)
+        _log2_axis(ax, "segments per puzzle")
+        ax.set_title(f"seed {seed}: elastic exit (stars) against fixed depth", fontsize=9)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("exact accuracy (%), test")
     return _finish(fig, path)
 
 
