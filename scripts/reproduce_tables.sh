@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 if [ "${1:-}" = --study ]; then
     # Rebuild the study's data (its seed: the same puzzles) and evaluate the released weights on the
     # grid of docs/results/study/reproduced_tables.md (B = 1 at D = 1, 4, 16, 64 on both test splits,
-    # B = 16 at D = 16 on the test split: about 11 minutes on 2 cores for two seeds); nothing is trained. Two runs at
+    # B = 16 at D = 16 on the test split: about 12 minutes on 2 cores for three seeds); nothing is trained. Two runs at
     # once with one thread each, as the study ran (the evaluation is batch-invariant).
     shift
     out=${OUT:-runs/study_reproduce}
