@@ -22,6 +22,8 @@ from evaluation import EvalConfig, StopRule, parse_eval_config
 from evaluation.sweep import evaluate_pass, prepare
 from utils import distributed
 from utils.atomic import atomic_file
+from utils.plugins import KEY as PLUGINS_KEY
+from utils.plugins import import_plugins
 from utils.validation import ConfigError, format_validation_error
 
 DEFAULT_RULES = ["stable:1", "stable:2", "stable:3", "q", "stable:1|q", "stable:2&q"]
@@ -59,7 +61,9 @@ FORCED = {"per_trajectory": True, "plots": False, "reference_files": False, "sav
 
 
 def parse_frontier_options(values: dict[str, Any]) -> tuple[FrontierConfig, EvalConfig]:
-    """Split `key=value` options into the frontier's and the evaluation's; each validated by name."""
+    """Split `key=value` options into the frontier's and the evaluation's; each validated by name (after
+    the `plugins` modules are imported: an elastic setting may name a condition one registers)."""
+    import_plugins(values.get(PLUGINS_KEY))
     forced = sorted((set(values) & set(FORCED) | {k for k in values if k.startswith("elastic_")}) - FRONTIER_KEYS)
     if forced:
         raise ConfigError(f"{forced[0]}: set by the frontier itself; give elastic settings as elastic=[stable:2,q]")

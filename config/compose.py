@@ -31,6 +31,8 @@ from config.schema import (
     unknown_key,
 )
 from models.registry import ARCHITECTURES, REFERENCE_ONLY_ARCH_KEYS
+from utils.plugins import KEY as PLUGINS_KEY
+from utils.plugins import import_plugin_arguments
 from utils.validation import ConfigError
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,8 @@ def missing_config(config_name: str) -> str:
 
 def compose_dict(config_name: str, overrides: list[str]) -> dict[str, Any]:
     """The composed, interpolated config as plain data (Hydra's own keys removed)."""
+    # plug-ins first: an architecture's own keys are then known when an override names one
+    import_plugin_arguments([o for o in overrides if _override_key(o) == PLUGINS_KEY])
     kept = [o for o in overrides if not _reference_only(_override_key(o))]
     dropped = {_override_key(o): _value(o) for o in overrides if o not in kept}
     if dropped:

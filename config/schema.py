@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from models.config import ArchConfig, LossConfig, parse_config
 from models.registry import REFERENCE_ONLY_ARCH_KEYS, resolve_architecture, resolve_loss_head, unknown_arch_keys
+from utils.plugins import import_plugins
 from utils.validation import ConfigError, format_validation_error, unknown_key
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class PretrainConfig(BaseModel):
     arch: dict[str, Any]
     dataset: DatasetSection
 
+    plugins: list[str] = []  # modules imported before the rest is validated (utils/plugins.py)
     project_name: str = "EqR"
     run_name: str | None = None
     entity: str | None = None
@@ -139,6 +141,7 @@ def load_pretrain_config(data: dict[str, Any]) -> PretrainConfig:
     if ignored:
         log.warning("config: ignoring keys only the reference's trainer uses: %s", ", ".join(ignored))
     _check_keys(data)
+    import_plugins(data.get("plugins"))
     try:
         config = PretrainConfig.model_validate(data)
     except ValidationError as err:

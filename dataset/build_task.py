@@ -20,7 +20,7 @@ if __package__ in (None, ""):  # run as `python dataset/<name>.py`, not -m: put 
 
 from dataset.format import SplitArrays, TokenConventions, write_identifiers, write_split  # noqa: E402
 from dataset.tasks import TASKS, get_task  # noqa: E402
-from utils import cli  # noqa: E402
+from utils import cli, plugins  # noqa: E402
 from utils.atomic import atomic_output_dir, check_target  # noqa: E402
 from utils.validation import ConfigError  # noqa: E402
 
@@ -45,7 +45,7 @@ def build_task_dataset(task_name: str, output_dir: Path | str, train_samples: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=plugins.HELP)
     parser.add_argument("--task", required=True, help=f"registered: {', '.join(sorted(TASKS))}")
     parser.add_argument("--output-dir", type=Path, required=True)
     parser.add_argument("--train-samples", type=int, default=1000)
@@ -53,9 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true")
     cli.add_debug_option(parser)
-    args = parser.parse_args(argv)
+    plugin_args, rest = plugins.split_plugin_arguments(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(rest)
 
     def work() -> None:
+        plugins.import_plugin_arguments(plugin_args)
         build_task_dataset(args.task, args.output_dir, args.train_samples, args.test_samples, args.seed,
                            args.overwrite)
 

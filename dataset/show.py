@@ -17,7 +17,8 @@ if __package__ in (None, ""):  # run as `python dataset/<name>.py`, not -m: put 
 
 from dataset.format import DatasetFormatError, load_split  # noqa: E402
 from dataset.tasks import task_of  # noqa: E402
-from utils import cli  # noqa: E402
+from utils import cli, plugins  # noqa: E402
+from utils.validation import ConfigError  # noqa: E402
 
 
 def describe(data_dir: Path, split: str, index: int) -> str:
@@ -45,14 +46,19 @@ def describe(data_dir: Path, split: str, index: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=plugins.HELP)
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--split", default="test")
     parser.add_argument("--index", type=int, default=0)
     cli.add_debug_option(parser)
-    args = parser.parse_args(argv)
-    return cli.run_main(lambda: print(describe(args.data_dir, args.split, args.index)),
-                        failures=(DatasetFormatError, IndexError), debug=args.debug)
+    plugin_args, rest = plugins.split_plugin_arguments(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(rest)
+
+    def work() -> None:
+        plugins.import_plugin_arguments(plugin_args)
+        print(describe(args.data_dir, args.split, args.index))
+
+    return cli.run_main(work, errors=(ConfigError,), failures=(DatasetFormatError, IndexError), debug=args.debug)
 
 
 if __name__ == "__main__":

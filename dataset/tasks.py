@@ -4,8 +4,8 @@ Datasets record their task in dataset.json (`"task": "maze"`); tools that need t
 time augmentation, `dataset.show`, `scripts/visualize.py`, baselines, builders) ask `task_of`
 instead of guessing from shapes. A dataset written before the field existed is identified once,
 by the one registered task whose `matches(seq_len, vocab_size)` accepts it, with a warning; one
-that no task claims is shown as plain tokens. Adding a puzzle type is `register_task(Task(...))`
-(docs/extending.md).
+that no task claims is shown as plain tokens. Adding a puzzle type is `register_task(Task(...))` in a
+module of your own, named with `plugins=[...]` (docs/extending.md).
 
 A task's symmetries are a `Symmetry`: the one implementation of its group's action, which its
 builder's augmentation uses too, drawn as gather maps that dataset/symmetries.py turns into an
@@ -134,8 +134,17 @@ TASKS: dict[str, Task] = {}
 TOKENS = Task(name="tokens", vocab_size=0)  # what an unidentified dataset is shown as
 
 
+def register_symmetry(symmetry: Symmetry) -> Symmetry:
+    """Make `tta_kind=<name>` draw this symmetry on any dataset; returns it."""
+    SYMMETRIES[symmetry.name] = symmetry
+    return symmetry
+
+
 def register_task(task: Task) -> Task:
+    """Make `task` known by name (dataset.json's `task`, the builders, the tools); its symmetry too."""
     TASKS[task.name] = task
+    if task.symmetry is not None:
+        register_symmetry(task.symmetry)
     return task
 
 
@@ -161,7 +170,8 @@ register_task(Task(
 
 def get_task(name: str) -> Task:
     if name not in TASKS:
-        raise DatasetFormatError(f"task {name!r} is not registered; known: {', '.join(sorted(TASKS))}")
+        raise DatasetFormatError(f"task {name!r} is not registered; known: {', '.join(sorted(TASKS))} "
+                                 "(a plug-in's task: name its module with plugins=[...])")
     return TASKS[name]
 
 

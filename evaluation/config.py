@@ -19,8 +19,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dataset.tasks import SYMMETRIES
 from evaluation.plan import OUTPUT_FIELDS, Counting, TTAKind, check_breadth
 from evaluation.stopping import CONDITIONS, DEFAULT_RULE, StopRule
+from utils.plugins import KEY as PLUGINS_KEY
+from utils.plugins import import_plugins
 from utils.validation import ConfigError, format_validation_error, unknown_key
 
 
@@ -62,6 +65,7 @@ class _Section(BaseModel):
 class SourceOptions(_Section):
     """What is evaluated: the checkpoints, the data, the sweep over architecture and option values."""
 
+    plugins: list[str] = Field(default_factory=list)  # modules imported before the rest is read (utils/plugins.py)
     checkpoint: str | None = None
     checkpoint_list: list[CheckpointEntry] = Field(default_factory=list)
     eval_yaml: str | None = None
@@ -134,22 +138,48 @@ class BreadthOptions(_Section):
     _list = field_validator("different_init", mode="before")(classmethod(lambda cls, v: _int_list(v)))
     _checked = field_validator("different_init")(classmethod(lambda cls, v: _positive(v)))
 
+    @field_validator("tta_kind")
+    @classmethod
+    def _registered(cls, kind: str) -> str:
+        if kind != "auto" and kind not in SYMMETRIES:
+            raise ValueError(f"{kind!r} is not auto or a registered symmetry; known: {', '.join(SYMMETRIES)}")
+        return kind
+
 
 class StoppingOptions(_Section):
-    """The elastic exit's keys; `rule` is the one stop rule they make (evaluation/stopping.py)."""
+    """The elastic exit's keys; `rule` is the one stop rule they make (evaluation/stopping.py).
 
-    elastic: bool = False
+    `elastic=<rule text>` (`stable:2&q`, the frontier's syntax, any registered condition) is the rule
+    itself, with `elastic_min_steps`; `elastic=true` builds it from the other `elastic_*` keys."""
+
+    elastic: bool | str = False
     elastic_patience: int = Field(default=DEFAULT_RULE.patience, ge=1)
     elastic_tol: float = Field(default=DEFAULT_RULE.tol, ge=0)
     elastic_use_q: bool = False  # the rule q alone, as elastic_rules=[q]
-    elastic_rules: list[Literal[CONDITIONS]] = Field(  # type: ignore[valid-type]
-        default_factory=lambda: list(DEFAULT_RULE.rules), min_length=1)
+    elastic_rules: list[str] = Field(default_factory=lambda: list(DEFAULT_RULE.rules), min_length=1)
     elastic_combine: Literal["all", "any"] = DEFAULT_RULE.combine
     elastic_min_steps: int = Field(default=DEFAULT_RULE.min_steps, ge=1)
+
+    @field_validator("elastic_rules")
+    @classmethod
+    def _registered(cls, rules: list[str]) -> list[str]:
+        unknown = [name for name in rules if name not in CONDITIONS]
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not a registered condition; known: {', '.join(CONDITIONS)}")
+        return rules
+
+    @field_validator("elastic")
+    @classmethod
+    def _parses(cls, value: bool | str) -> bool | str:
+        if isinstance(value, str):
+            StopRule.parse(value)  # a ValueError naming the text and the known conditions
+        return value
 
     @property
     def rule(self) -> StopRule | None:
         """None without `elastic`."""
+        if isinstance(self.elastic, str):
+            return StopRule.parse(self.elastic, self.elastic_min_steps)
         if not self.elastic:
             return None
         return StopRule(rules=("q",) if self.elastic_use_q else tuple(self.elastic_rules), combine=self.elastic_combine,
@@ -274,7 +304,9 @@ class EvalConfig(BaseModel):
 def parse_eval_config(values: dict[str, Any], names: dict[str, str] | None = None,
                       also_known: tuple[str, ...] = ()) -> EvalConfig:
     """Validate a merged option dict; raise ConfigError with `key: message` lines (keys as in `names`;
-    an unknown key gets the nearest of the keys, `halt_max_steps`, `eval_config` and `also_known`)."""
+    an unknown key gets the nearest of the keys, `halt_max_steps`, `eval_config` and `also_known`).
+    The `plugins` modules are imported first: the tasks, rules and symmetries they register are then known."""
+    import_plugins(values.get(PLUGINS_KEY))
     try:
         return EvalConfig.model_validate(values)
     except ValidationError as err:

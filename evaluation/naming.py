@@ -80,6 +80,10 @@ def _set(cfg: dict[str, Any], name: str) -> bool:
 def _elastic_tag(cfg: dict[str, Any]) -> str:
     if not cfg.get("elastic"):
         return ""
+    if isinstance(cfg["elastic"], str):  # the rule's text: stable:2&q -> elastic-stable2+q
+        rule = cfg["elastic"].replace(":", "").replace(".", "p").replace("&", "+").replace("|", "_or_")
+        return "-".join(["elastic", rule] + ([f"min{cfg['elastic_min_steps']}"] if _set(cfg, "elastic_min_steps")
+                                             else []))
     parts = ["elastic"]
     parts += ["+".join(cfg["elastic_rules"])] if _set(cfg, "elastic_rules") else []
     parts += [cfg["elastic_combine"]] if _set(cfg, "elastic_combine") else []

@@ -20,7 +20,7 @@ from evaluation.pass_state import PassState
 from evaluation.stopping import StopRule
 
 Counting = Literal["clean", "reference", "both"]
-TTAKind = Literal["auto", "sudoku", "dihedral"]  # the symmetry TTA draws: the task's own, or one by name
+TTAKind = str  # the symmetry TTA draws: "auto" (the task's own) or a registered one's name (dataset.tasks)
 OUTPUT_FIELDS = ("preds", "logits", "inputs", "labels", "puzzle_identifiers", "q_halt_logits")  # `save_outputs`
 COUNTING_MODES: dict[str, tuple[str, ...]] = {"clean": ("clean",), "reference": ("reference",),
                                               "both": ("clean", "reference")}

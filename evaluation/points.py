@@ -24,7 +24,7 @@ from typing import Any
 from evaluation.config import SECTION_OF, CheckpointEntry, EvalConfig
 from models.config import parse_config
 from models.loading import DATA_FIELDS
-from models.registry import ARCHITECTURES
+from models.registry import resolve_architecture
 from utils.validation import ConfigError
 
 DEPTH_KEYS = ("arch.halt_max_steps", "halt_max_steps", "depths")
@@ -58,7 +58,7 @@ class Point:
 
 def architecture_keys(arch_name: str) -> list[str]:
     """The keys an evaluation may override for this architecture (not the dataset's, not the depth)."""
-    fields = ARCHITECTURES[arch_name].config_cls.model_fields
+    fields = resolve_architecture(arch_name).config_cls.model_fields
     return sorted(set(fields) - set(DATA_FIELDS) - {"halt_max_steps", "name"})
 
 
@@ -138,7 +138,7 @@ def plan_points(cfg: EvalConfig, entry: CheckpointEntry, arch: dict[str, Any],
         options = {axes[k][1]: v for k, v in combo.items() if axes[k][0] == "option"}
         where = ("param_iter" + (f" {combo}" if combo else "")) if sweep else "init_override"
         try:
-            parse_config(ARCHITECTURES[name].config_cls, {**arch, **data_fields, **overrides})
+            parse_config(resolve_architecture(name).config_cls, {**arch, **data_fields, **overrides})
             point_cfg = cfg.with_options(**options, depths=depths, different_init=breadths)
         except ConfigError as err:
             raise ConfigError(f"{where}: {err}") from None

@@ -46,7 +46,7 @@ from evaluation.stopping import StopRule
 from evaluation.tta import build_transforms
 from models.act import ACTModel
 from models.loading import LoadedModel, data_fields, infer_data_fields, model_for_dataset
-from models.registry import ARCHITECTURES
+from models.registry import resolve_architecture
 from models.runtime import prepare_runtime
 from utils import distributed
 from utils.checkpoint import CheckpointContents, CheckpointError, read_checkpoint, resolve_checkpoint
@@ -79,9 +79,10 @@ def check_fit(checkpoint: str, cfg: EvalConfig) -> Fit:
     not fit, before any model is built (a mismatch would otherwise surface as a list of weight shapes)."""
     contents = read_checkpoint(checkpoint)
     arch = contents.arch
-    if arch.get("name") not in ARCHITECTURES:
-        raise CheckpointError(f"{checkpoint}: arch.name: unknown name {arch.get('name')!r}; "
-                              f"known: {', '.join(sorted(ARCHITECTURES))}")
+    try:
+        resolve_architecture(str(arch.get("name")))
+    except ConfigError as err:
+        raise CheckpointError(f"{checkpoint}: {err}") from None
     paths = cfg.source.dataset_data_path or contents.data_paths
     if not paths:
         raise ConfigError("dataset_data_path: not set, and the checkpoint's config names no data path")

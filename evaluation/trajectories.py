@@ -19,6 +19,7 @@ import torch
 
 from evaluation.plan import EvalPlan
 from evaluation.randomness import TrajectoryNoise, initial_state, trajectory_keys
+from evaluation.stopping import Signals
 from models.act import ACTModel, Batch, latent_residual
 from utils import threads
 
@@ -154,7 +155,8 @@ class SlotRunner:
         before = (self.z_H[at], self.z_L[at])
         self.noise.start_segment(self.keys[at], steps)
         with self._noise():
-            z_H, z_L, logits, q_halt, _ = self.segment(before[0], before[1], {k: v[at] for k, v in self.data.items()})
+            z_H, z_L, logits, q_halt, q_continue = self.segment(before[0], before[1],
+                                                                {k: v[at] for k, v in self.data.items()})
         residual = latent_residual(z_H, z_L, before)
         reference = residual
         if self.reference_residuals:  # the reference measures segment 1 from the state before the reset
@@ -183,7 +185,9 @@ class SlotRunner:
         q_halt = q_halt.float()
         snapshot = {"q_halt": q_halt, "residual": residual, "steps": steps,
                     **{f"score/{n}": self._score(n, at) for n in self.trackers}}
-        yield from self._record(rows, live, preds, logits, snapshot, self._stops(at, steps, residual, q_halt))
+        signals = {"stable": self.stable[at], "residual": residual, "q_halt": q_halt,
+                   "q_continue": q_continue.float(), "steps": steps, "logits": logits, "preds": preds}
+        yield from self._record(rows, live, preds, logits, snapshot, self._stops(steps, signals))
 
     def _noise(self):
         return self.inner.drawing_noise_from(self.noise)
@@ -209,11 +213,11 @@ class SlotRunner:
         score = total / count.clamp_min(1).to(history.dtype)
         return torch.where(count > 0, score, torch.full_like(score, float("nan")))
 
-    def _stops(self, rows: torch.Tensor, steps: torch.Tensor, residual: torch.Tensor, q_halt: torch.Tensor) -> Stops:
+    def _stops(self, steps: torch.Tensor, signals: Signals) -> Stops:
         done = steps >= self.depths[-1]
         if self.elastic is None:
             return Stops(done, torch.zeros_like(done), None)
-        held = self.elastic.conditions(self.stable[rows], residual, q_halt)
+        held = self.elastic.conditions(signals)
         return Stops(done, self.elastic.fires(held, steps), held)
 
     def _record(self, rows: torch.Tensor, live: torch.Tensor, preds: torch.Tensor, logits: torch.Tensor,

@@ -1,7 +1,8 @@
 """Augmentation breadth: which validity-preserving transforms `tta=N` evaluates on a dataset.
 
 `tta_kind=auto` takes the `Symmetry` the dataset's task declares (dataset/tasks.py); an explicit
-`sudoku` or `dihedral` names one of `SYMMETRIES`. The transforms, and their exact inverses, are
+name (`sudoku`, `dihedral`, or one a plug-in registered with `register_symmetry`) names one of
+`SYMMETRIES`. The transforms, and their exact inverses, are
 dataset/symmetries.py's `TransformSet`.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from dataset.symmetries import TransformSet, identity
 from dataset.tasks import SYMMETRIES, Task
-from evaluation.plan import TTAKind  # "auto" and the names of SYMMETRIES (tests/test_tta.py)
+from evaluation.plan import TTAKind  # "auto" or the name of a registered symmetry
 from utils.validation import ConfigError
 
 

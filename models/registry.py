@@ -1,4 +1,9 @@
-"""Resolve the reference's `module@Class` names and build a loss-head-wrapped model."""
+"""Resolve the reference's `module@Class` names and build a loss-head-wrapped model.
+
+A name that is not registered is imported as the reference's convention reads it, widened to any
+importable module: `arch.name=my_pkg.gated@GatedTRMModel` imports `my_pkg.gated` and takes its
+`GatedTRMModel` (an `ACTModel` subclass), so a researcher's architecture needs no edit here.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from models.hrm import HRMModel
 from models.losses import ACTLossHead, InferenceLossHead
 from models.transformer import TransformerModel
 from models.trm import TRMModel
+from utils.plugins import import_module_named
 from utils.validation import ConfigError
 
 ARCHITECTURES: dict[str, type[ACTModel]] = {
@@ -46,14 +52,39 @@ def register_architecture(name: str, model_cls: type[ACTModel]) -> type[ACTModel
     return model_cls
 
 
-def _resolve(name: str, table: dict[str, type], key: str) -> type:
+def register_loss_head(name: str, head_cls: type[nn.Module]) -> type[nn.Module]:
+    """Make `arch.loss.name=<name>` wrap the model in `head_cls`; returns the class."""
+    LOSS_HEADS[name] = head_cls
+    return head_cls
+
+
+def _imported(name: str, base: type, key: str) -> type | None:
+    """The class `module@Class` names, imported; None for a name without a module to import it from."""
+    module_name, _, class_name = name.rpartition("@")
+    if not module_name or not class_name.isidentifier() or not all(p.isidentifier() for p in module_name.split(".")):
+        return None
+    try:
+        module = import_module_named(module_name, key)
+    except ConfigError:
+        return None  # no such module: the caller's "unknown name" line says what is known
+    found = getattr(module, class_name, None)
+    if not (isinstance(found, type) and issubclass(found, base)):
+        raise ConfigError(f"{key}: {module_name} has no {base.__name__} subclass named {class_name!r}")
+    return found
+
+
+def _resolve(name: str, table: dict[str, type], key: str, base: type) -> type:
     if name not in table:
-        raise ConfigError(f"{key}: unknown name {name!r}; known: {', '.join(sorted(table))}")
+        found = _imported(name, base, key)
+        if found is None:
+            raise ConfigError(f"{key}: unknown name {name!r}; known: {', '.join(sorted(table))}, or module@Class "
+                              "of an importable module")
+        table[name] = found
     return table[name]
 
 
 def resolve_architecture(name: str) -> type[ACTModel]:
-    return _resolve(name, ARCHITECTURES, "arch.name")
+    return _resolve(name, ARCHITECTURES, "arch.name", ACTModel)
 
 
 def canonical_name(name: str) -> str:
@@ -63,7 +94,7 @@ def canonical_name(name: str) -> str:
 
 
 def resolve_loss_head(name: str) -> type[nn.Module]:
-    return _resolve(name, LOSS_HEADS, "arch.loss.name")
+    return _resolve(name, LOSS_HEADS, "arch.loss.name", nn.Module)
 
 
 def build_reasoner(arch: dict[str, Any] | ArchConfig, data_fields: dict[str, Any] | None = None) -> ACTModel:

@@ -220,3 +220,6 @@ def test_a_malformed_value_is_one_line(script, tmp_path):
     proc = run(script, "depths=${x", cwd=tmp_path)
     assert proc.returncode == 2
     assert_one_line(proc, "config error: command line: ")
+    proc = run(script, "checkpoint=x.pth", "depths=[1,2", cwd=tmp_path)  # a YAML syntax error in one value
+    assert proc.returncode == 2
+    assert_one_line(proc, "config error: command line: depths=[1,2: while parsing a flow sequence: expected")

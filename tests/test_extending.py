@@ -1,177 +1,204 @@
-"""docs/extending.md, exercised: a new puzzle type and a new architecture, each one registry entry.
-
-The toy task ("reverse": write the input backwards) and the toy architecture (a TRM whose update
-is gated by a learned scalar) are registered here and nowhere else; the task builds, a model of
-the toy architecture trains two steps on it, evaluates, and the dataset shows and visualizes.
+"""docs/extending.md, run: its modules (a task, a stop-rule condition, an architecture) are extracted from
+the page into a folder outside the repository and used through `plugins=` and `module@Class` from the
+command line, with the page's own commands; the same modules are then used in process.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import csv
+import importlib
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from analysis import Draw, visualize
 from dataset.build_task import build_task_dataset
-from dataset.show import describe
 from dataset.symmetries import TransformSet
-from dataset.task_evaluator import TaskResult
-from dataset.tasks import TASKS, Symmetry, Task, get_task, register_task
+from dataset.tasks import SYMMETRIES, TASKS, get_task
 from evaluation import load_options, run_sweep
-from models.blocks import ReasoningStack
-from models.config import ArchConfig, TRMConfig
-from models.registry import ARCHITECTURES, register_architecture
-from models.trm import TRMInner, TRMModel
+from evaluation.stopping import CONDITIONS
+from models.registry import ARCHITECTURES
+from tests.conftest import ROOT
 from training import Trainer, compose_pretrain_config
 from utils.distributed import DistInfo
 from utils.validation import ConfigError
 
-# ---- the worked example of docs/extending.md: a puzzle type ---------------------------------
-
-LETTERS = " abcd"  # token 0 is padding, 1..4 the symbols
-
-
-def reverse_examples(count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    inputs = rng.integers(1, 5, size=(count, 6), dtype=np.uint8)
-    return inputs, inputs[:, ::-1].copy()
+PAGE = ROOT / "docs" / "extending.md"
+MODULE_BLOCK = re.compile(r"<!-- file: (\S+) -->\n```python\n(.*?)```", re.S)
+ANY_BLOCK = re.compile(r"```(\w*)\n(.*?)```", re.S)
+ENTRY_POINTS = ("pretrain.py", "evaluate.py", "scripts")  # what the page's commands run from the repository root
 
 
-REVERSE = Task(
-    name="reverse", vocab_size=5, generate=reverse_examples,
-    text_lines=lambda tokens: ["".join(LETTERS[t] for t in tokens)],
-    follows_rules=lambda inputs, preds: (np.sort(preds, axis=1) == np.sort(inputs, axis=1)).all(axis=1),
-)
+def page_modules() -> dict[str, str]:
+    """Path (relative to the folder the commands run in) -> source, every module block of the page."""
+    return {path: source for path, source in MODULE_BLOCK.findall(PAGE.read_text())}
 
 
-def letter_renamings(count: int, seq_len: int, vocab_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Identity plus `count - 1` renamings of the letters (pad kept, positions kept): a reversal stays one."""
-    rng = np.random.default_rng(seed)
-    tokens = np.tile(np.arange(vocab_size), (count, 1))
-    for k in range(1, count):
-        tokens[k, 1:] = 1 + rng.permutation(vocab_size - 1)
-    return np.tile(np.arange(seq_len), (count, 1)), tokens
+def page_commands() -> list[str]:
+    return [body for language, body in ANY_BLOCK.findall(PAGE.read_text()) if language == "bash"]
 
 
-class FirstLetterKept:
-    """Share of predictions that end with the input's first letter (a reversal's own check)."""
-
-    fields = ("inputs", "preds")
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.kept: list[np.ndarray] = []
-
-    def begin(self) -> None:
-        self.kept = []
-
-    def update(self, rows) -> None:
-        self.kept.append(rows["preds"][:, -1] == rows["inputs"][:, 0])
-
-    def result(self) -> TaskResult:
-        kept = np.concatenate(self.kept)
-        return TaskResult({"first_letter_kept": float(kept.mean())}, {"kept.json": kept.tolist()})
+def test_every_block_of_the_page_is_run():
+    """Each block is a module the tests write out or a command they run: none is left unexercised."""
+    blocks = ANY_BLOCK.findall(PAGE.read_text())
+    assert len(blocks) == len(page_modules()) + len(page_commands()) and len(page_modules()) == 3
+    assert set(page_modules()) == {"my_research/reverse_task.py", "my_research/confident.py",
+                                   "my_research/gated_trm.py"}
 
 
-REVERSE_WITH_SYMMETRY = dataclasses.replace(REVERSE, symmetry=Symmetry("letters", letter_renamings),
-                                            evaluator=FirstLetterKept)
+def write_modules(folder: Path) -> Path:
+    for path, source in page_modules().items():
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_text(source)
+    return folder
 
 
-# ---- the worked example of docs/extending.md: an architecture -------------------------------
-
-class GatedTRMInner(TRMInner):
-    """`h + tanh(gate) * (Blocks(h + u) - h)`, one learned scalar gate."""
-
-    def __init__(self, cfg: ArchConfig) -> None:
-        super().__init__(cfg)
-        self.gate = torch.nn.Parameter(torch.tensor(2.0))
-
-    def update(self, h: torch.Tensor, u: torch.Tensor, cos_sin) -> torch.Tensor:
-        return h + torch.tanh(self.gate) * (self.L_level(h, u, cos_sin) - h)
+def env() -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
 
 
-class GatedTRMModel(TRMModel):
-    config_cls = TRMConfig
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory) -> Path:
+    """The page's commands, run in a folder outside the repository holding its modules (the entry points
+    linked in, as if it were the repository root)."""
+    folder = write_modules(tmp_path_factory.mktemp("research"))
+    for name in ENTRY_POINTS:
+        (folder / name).symlink_to(ROOT / name)
+    for i, commands in enumerate(page_commands()):
+        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", commands], cwd=folder, env=env(),
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"block {i}:\n{commands}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        (folder / f"block{i}.out").write_text(proc.stdout)
+    return folder
 
-    def build_inner(self, cfg: ArchConfig) -> GatedTRMInner:
-        return GatedTRMInner(cfg)
 
+def test_the_task_builds_and_shows(ran):
+    assert json.loads((ran / "data/reverse/test/dataset.json").read_text())["task"] == "reverse"
+    shown = (ran / "block0.out").read_text().splitlines()
+    given = shown[shown.index("input:") + 1]
+    assert len(given) == 6 and set(given) <= set(" abcd") and shown[shown.index("label:") + 1] == given[::-1]
+
+
+def test_the_architecture_trains_from_its_module_path(ran):
+    checkpoint = torch.load(ran / "checkpoints/reverse/step_200.pth", map_location="cpu", weights_only=False)
+    assert checkpoint["config"]["arch"]["name"] == "my_research.gated_trm@GatedTRMModel"
+    assert checkpoint["config"]["plugins"] == ["my_research.reverse_task"]
+    gate = next(v for k, v in checkpoint["model"].items() if k.endswith("inner.gate"))
+    assert gate.item() != 2.0  # the new parameter trains
+
+
+def test_the_evaluation_uses_the_task_its_symmetry_its_scorer_and_the_rule(ran):
+    records = [json.loads(p.read_text()) for p in sorted((ran / "runs/reverse").glob("eval_*.json"))
+               if not p.name.endswith("_kept.json")]
+    assert sorted(r["config"]["halt_max_steps"] for r in records) == [1, 2, 4]
+    for record in records:
+        depth = record["config"]["halt_max_steps"]
+        assert record["metrics"]["num_puzzles"] == 24 and record["config"]["tta"] == 2
+        kept = json.loads(next((ran / "runs/reverse").glob(f"eval_*_D{depth}_B1_*_kept.json")).read_text())
+        assert record["metrics"]["first_letter_kept"] == pytest.approx(np.mean(kept)) and len(kept) == 48
+    rows = list(csv.DictReader(next((ran / "runs/reverse").glob("eval_*_D4_B1_*_trajectories.csv")).open()))
+    stops = {row["stop"] for row in rows}
+    assert len(rows) == 48 and any("confident" in stop for stop in stops), stops  # 24 puzzles x 2 renamings
+    assert stops <= {"depth", "confident", "stable", "confident+stable"}
+    frontier = json.loads((ran / "runs/reverse_frontier/frontier.json").read_text())
+    assert [p["label"] for p in frontier["points"]][-2:] == ["confident:0.3", "stable:1"]
+    assert sorted(p.name for p in (ran / "runs/reverse_frames").glob("frame_*.png")) == [
+        "frame_001.png", "frame_002.png", "frame_003.png", "frame_004.png"]
+
+
+@pytest.mark.parametrize("command", [
+    ["pretrain.py", "plugins=[my_research.nothing]"],
+    ["evaluate.py", "checkpoint=x.pth", "plugins=[my_research.nothing]"],
+    ["scripts/frontier.py", "checkpoint=x.pth", "plugins=[my_research.nothing]"],
+    ["scripts/visualize.py", "x.pth", "data", "plugins=[my_research.nothing]"],
+    ["-m", "dataset.show", "data", "plugins=[my_research.nothing]"],
+    ["-m", "dataset.build_task", "--task", "reverse", "--output-dir", "out", "plugins=[my_research.nothing]"],
+])
+def test_an_unknown_plugin_is_one_line_naming_it(command, tmp_path):
+    if not command[0].startswith("-"):
+        command = [str(ROOT / command[0]), *command[1:]]
+    proc = subprocess.run([sys.executable, *command], cwd=tmp_path, env=env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith(
+        "plugins: no module named 'my_research.nothing' (is its folder on PYTHONPATH?)"), proc.stderr
+
+
+# ---- the same modules in process ----------------------------------------------------------------
 
 @pytest.fixture
-def registered():
-    register_task(REVERSE)
-    register_architecture("toy@GatedTRMModel", GatedTRMModel)
-    yield
-    TASKS.pop("reverse")
-    ARCHITECTURES.pop("toy@GatedTRMModel")
+def modules(tmp_path, monkeypatch):
+    """The page's modules imported from a scratch folder; what they registered is removed afterwards."""
+    monkeypatch.syspath_prepend(str(write_modules(tmp_path)))
+    names = ("my_research.reverse_task", "my_research.confident", "my_research.gated_trm")
+    yield {name.split(".")[-1]: importlib.import_module(name) for name in names}
+    for name in names:
+        sys.modules.pop(name, None)
+    sys.modules.pop("my_research", None)
+    TASKS.pop("reverse", None)
+    SYMMETRIES.pop("letters", None)
+    CONDITIONS.pop("confident", None)
+    ARCHITECTURES.pop("my_research.gated_trm@GatedTRMModel", None)
 
 
 def gated_trainer(data: Path, run_dir: Path, steps: int) -> Trainer:
     """A tiny gated-TRM run on a reverse dataset, checkpointed at its last step."""
     config = compose_pretrain_config("cfg_pretrain", [
-        "arch=trm", "arch.name=toy@GatedTRMModel", "arch.hidden_size=16", "arch.num_heads=2", "arch.H_cycles=1",
-        "arch.L_cycles=1", "arch.L_layers=1", "arch.forward_dtype=float32", "arch.halt_max_steps=2",
-        f"dataset.data_path={data}", "dataset.name=reverse", "global_batch_size=16", f"max_steps={steps}",
-        "lr_warmup_steps=0", f"checkpoint_interval_steps={steps}", "eval_interval_steps=null", "wandb_mode=disabled",
-        f"checkpoint_path={run_dir}"])
+        "arch=trm", "arch.name=my_research.gated_trm@GatedTRMModel", "arch.hidden_size=16", "arch.num_heads=2",
+        "arch.H_cycles=1", "arch.L_cycles=1", "arch.L_layers=1", "arch.forward_dtype=float32",
+        "arch.halt_max_steps=2", f"dataset.data_path={data}", "dataset.name=reverse", "global_batch_size=16",
+        f"max_steps={steps}", "lr_warmup_steps=0", f"checkpoint_interval_steps={steps}", "eval_interval_steps=null",
+        "wandb_mode=disabled", f"checkpoint_path={run_dir}"])
     return Trainer(config, DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu")))
 
 
-def test_a_new_task_and_architecture_run_end_to_end(registered, tmp_path):
-    data = build_task_dataset("reverse", tmp_path / "reverse", train_samples=64, test_samples=10)
-    shown = describe(data, "test", 0).splitlines()
-    given = shown[shown.index("input:") + 1]
-    assert set(given) <= set(LETTERS) and shown[shown.index("label:") + 1] == given[::-1]
-
-    trainer = gated_trainer(data, tmp_path / "run", steps=2)
-    gate = trainer.head.model.inner.gate.detach().clone()
-    trainer.run()
-    assert not torch.equal(trainer.head.model.inner.gate, gate)  # the new parameter trains
-    assert any(isinstance(m, ReasoningStack) for m in trainer.head.modules())
-    checkpoint = tmp_path / "run" / "step_2.pth"
-
-    result = run_sweep(load_options([f"checkpoint={checkpoint}", "depths=[1,2]", "different_init=2",
-                                     "global_batch_size=4", "plots=false", "progress=false",
-                                     f"output_dir={tmp_path / 'eval'}"]))
-    assert [r["config"]["halt_max_steps"] for r in result.records] == [1, 2]
-    assert all(r["metrics"]["num_puzzles"] == 10 and r["config"]["arch"] == "toy@GatedTRMModel"
-               for r in result.records)
-    with pytest.raises(ConfigError, match="the reverse task declares no symmetries"):
-        run_sweep(load_options([f"checkpoint={checkpoint}", "tta=2", f"output_dir={tmp_path / 'tta'}"]))
-
-    traj, files = visualize(checkpoint, data, draw=Draw(segments=2), out=tmp_path / "vis")
-    assert traj.preds.shape == (2, 6) and sorted(p.name for p in (tmp_path / "vis").glob("frame_*.png")) == [
-        "frame_001.png", "frame_002.png"]
-    assert files["gif"].stat().st_size > 0
-
-
-def test_a_task_evaluator_adds_its_metrics_to_every_record(tmp_path):
+def test_a_task_evaluator_adds_its_metrics_to_every_record(modules, tmp_path):
     """The evaluation feeds the task's evaluator every finished row at each depth, merges its metrics into
     that depth's record and writes its files beside it; the outputs are written only when asked for."""
-    register_task(REVERSE_WITH_SYMMETRY)
-    register_architecture("toy@GatedTRMModel", GatedTRMModel)
-    try:
-        data = build_task_dataset("reverse", tmp_path / "reverse", train_samples=32, test_samples=6)
-        gated_trainer(data, tmp_path / "run", steps=1).run()
-        common = [f"checkpoint={tmp_path / 'run' / 'step_1.pth'}", "depths=[1,2]", "plots=false", "progress=false"]
-        saved = run_sweep(load_options([*common, "save_outputs=[preds,inputs]", f"output_dir={tmp_path / 'a'}"]))
-        plain = run_sweep(load_options([*common, f"output_dir={tmp_path / 'b'}"]))
-        for with_outputs, without in zip(saved.records, plain.records, strict=True):
-            depth = with_outputs["config"]["halt_max_steps"]
-            outputs = torch.load(next((tmp_path / "a").glob(f"eval_*_D{depth}_B1_outputs.pt")), weights_only=True)
-            assert set(outputs) == {"preds", "inputs", "puzzle", "restart"}
-            kept = (outputs["preds"][:, -1] == outputs["inputs"][:, 0]).numpy()
-            assert with_outputs["metrics"]["first_letter_kept"] == pytest.approx(float(kept.mean()))
-            assert without["metrics"]["first_letter_kept"] == with_outputs["metrics"]["first_letter_kept"]
-            written = json.loads(next((tmp_path / "b").glob(f"eval_*_D{depth}_B1_kept.json")).read_text())
-            assert sorted(written) == sorted(kept.tolist()) and len(written) == 6
-        assert not list((tmp_path / "b").glob("*_outputs.pt"))
-    finally:
-        TASKS.pop("reverse")
-        ARCHITECTURES.pop("toy@GatedTRMModel")
+    data = build_task_dataset("reverse", tmp_path / "reverse", train_samples=32, test_samples=6)
+    gated_trainer(data, tmp_path / "run", steps=1).run()
+    common = [f"checkpoint={tmp_path / 'run' / 'step_1.pth'}", "depths=[1,2]", "plots=false", "progress=false"]
+    saved = run_sweep(load_options([*common, "save_outputs=[preds,inputs]", f"output_dir={tmp_path / 'a'}"]))
+    plain = run_sweep(load_options([*common, f"output_dir={tmp_path / 'b'}"]))
+    for with_outputs, without in zip(saved.records, plain.records, strict=True):
+        depth = with_outputs["config"]["halt_max_steps"]
+        outputs = torch.load(next((tmp_path / "a").glob(f"eval_*_D{depth}_B1_outputs.pt")), weights_only=True)
+        assert set(outputs) == {"preds", "inputs", "puzzle", "restart"}
+        kept = (outputs["preds"][:, -1] == outputs["inputs"][:, 0]).numpy()
+        assert with_outputs["metrics"]["first_letter_kept"] == pytest.approx(float(kept.mean()))
+        assert without["metrics"]["first_letter_kept"] == with_outputs["metrics"]["first_letter_kept"]
+        written = json.loads(next((tmp_path / "b").glob(f"eval_*_D{depth}_B1_kept.json")).read_text())
+        assert sorted(written) == sorted(kept.tolist()) and len(written) == 6
+    assert not list((tmp_path / "b").glob("*_outputs.pt"))
+
+
+def test_a_task_symmetry_and_evaluator_come_from_its_entry(modules):
+    """TTA draws the task's own symmetry (registered with the task, so `tta_kind=letters` names it), its
+    evaluator is found by name."""
+    task = get_task("reverse")
+    assert SYMMETRIES["letters"] is task.symmetry
+    transforms = TransformSet.from_maps(task.symmetry.maps(4, 6, 5, 0))
+    examples = modules["reverse_task"].reverse_examples(4, np.random.default_rng(1))
+    inputs, labels = (torch.from_numpy(a.astype(np.int64)) for a in examples)
+    index = torch.arange(4)
+    moved, moved_labels = transforms.apply(inputs, index), transforms.apply(labels, index)
+    assert torch.equal(moved_labels, moved.flip(1))  # still a valid pair
+    assert task.follows_rules(moved.numpy(), moved_labels.numpy()).all()
+    assert torch.equal(transforms.inverse().apply(moved, index), inputs)
+    evaluator = task.evaluator(Path("unused"))
+    evaluator.begin()
+    evaluator.update({"inputs": inputs.numpy(), "preds": labels.numpy()})
+    assert evaluator.result().metrics == {"first_letter_kept": 1.0}
+    assert load_options(["checkpoint=x.pth", "tta_kind=letters", "elastic=confident:0.5"]).stopping.rule.rules == \
+        ("confident",)
 
 
 def test_unregistered_names_are_refused(tmp_path):
@@ -179,23 +206,5 @@ def test_unregistered_names_are_refused(tmp_path):
         build_task_dataset("reverse", tmp_path / "x", 4, 4)
     with pytest.raises(ConfigError, match="arch.name: unknown name 'toy@GatedTRMModel'"):
         compose_pretrain_config("cfg_pretrain", ["arch.name=toy@GatedTRMModel"])
-
-
-def test_a_task_symmetry_and_evaluator_come_from_its_entry():
-    """The second form of the worked example: TTA draws the task's own symmetry, its evaluator is found by name."""
-    register_task(REVERSE_WITH_SYMMETRY)
-    try:
-        task = get_task("reverse")
-        transforms = TransformSet.from_maps(task.symmetry.maps(4, 6, 5, 0))
-        inputs, labels = (torch.from_numpy(a.astype(np.int64)) for a in reverse_examples(4, np.random.default_rng(1)))
-        index = torch.arange(4)
-        moved, moved_labels = transforms.apply(inputs, index), transforms.apply(labels, index)
-        assert torch.equal(moved_labels, moved.flip(1))  # still a valid pair
-        assert task.follows_rules(moved.numpy(), moved_labels.numpy()).all()
-        assert torch.equal(transforms.inverse().apply(moved, index), inputs)
-        evaluator = task.evaluator(Path("unused"))
-        evaluator.begin()
-        evaluator.update({"inputs": inputs.numpy(), "preds": labels.numpy()})
-        assert evaluator.result().metrics == {"first_letter_kept": 1.0}
-    finally:
-        TASKS.pop("reverse")
+    with pytest.raises(ConfigError, match="arch.name: models.trm has no ACTModel subclass named 'TRMInner'"):
+        compose_pretrain_config("cfg_pretrain", ["arch.name=models.trm@TRMInner"])

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import get_args
-
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dataset.symmetries import dihedral_transforms, identity, sudoku_transforms
-from dataset.tasks import SYMMETRIES, TASKS, TOKENS
+from dataset.tasks import SYMMETRIES, TASKS, TOKENS, Symmetry, register_symmetry
+from evaluation import load_options
 from evaluation.engine import run_evaluation
 from evaluation.plan import EvalPlan
-from evaluation.tta import TTAKind, build_transforms
+from evaluation.tta import build_transforms
 from tests.conftest import ScriptedInner, scripted_model
 from utils.validation import ConfigError
 
@@ -132,8 +132,19 @@ def test_kind_resolution_and_errors():
 
 
 def test_tta_kind_names_the_registered_symmetries():
-    assert get_args(TTAKind) == ("auto", *SYMMETRIES)
     assert TASKS["sudoku"].symmetry is SYMMETRIES["sudoku"] and TASKS["maze"].symmetry is SYMMETRIES["dihedral"]
+    for kind in ("auto", *SYMMETRIES):
+        assert load_options(["checkpoint=x.pth", f"tta_kind={kind}"]).breadth.tta_kind == kind
+    with pytest.raises(ConfigError, match="tta_kind: 'mirror' is not auto or a registered symmetry; known: sudoku"):
+        load_options(["checkpoint=x.pth", "tta_kind=mirror"])
+    register_symmetry(Symmetry("mirror", lambda count, seq_len, vocab, seed: (
+        np.stack([np.arange(seq_len), np.arange(seq_len)[::-1]])[:count], np.tile(np.arange(vocab), (count, 1)))))
+    try:
+        assert load_options(["checkpoint=x.pth", "tta_kind=mirror"]).breadth.tta_kind == "mirror"
+        flipped = build_transforms(2, "mirror", TOKENS, 4, 3).apply(torch.tensor([[1, 2, 0, 1]] * 2), torch.arange(2))
+        assert flipped.tolist() == [[1, 2, 0, 1], [1, 0, 2, 1]]
+    finally:
+        SYMMETRIES.pop("mirror")
 
 
 def test_transform_set_rejects_non_permutations():

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
+import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -149,5 +150,23 @@ def parse_key_values(argv: list[str]) -> dict[str, Any]:
         raise ConfigError(f"{bad[0]}: expected key=value")
     try:
         return OmegaConf.to_container(OmegaConf.from_dotlist(argv))
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"command line: {str(err).splitlines()[0]}") from None
+    except (OmegaConfBaseException, yaml.YAMLError) as err:
+        bad = _unreadable(argv)
+        raise ConfigError(f"command line: {bad + ': ' if bad else ''}{_problem(err)}") from None
+
+
+def _problem(err: Exception) -> str:
+    """What YAML or OmegaConf found wrong, in one line (`while parsing a flow sequence: expected ',' or ']'...`)."""
+    if isinstance(err, yaml.MarkedYAMLError):
+        return ": ".join(part for part in (err.context, err.problem) if part)
+    return str(err).splitlines()[0]
+
+
+def _unreadable(argv: list[str]) -> str | None:
+    """The first argument that does not read on its own (an unclosed `[1,2`), to name it in the error."""
+    for arg in argv:
+        try:
+            OmegaConf.from_dotlist([arg])
+        except (OmegaConfBaseException, yaml.YAMLError):
+            return arg
+    return None
