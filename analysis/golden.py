@@ -105,8 +105,10 @@ def _batch(fixture: dict[str, Any]) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def _segment(inner: torch.nn.Module, z_H: torch.Tensor, z_L: torch.Tensor, batch: dict) -> dict[str, torch.Tensor]:
-    z_H, z_L, logits, q_halt, q_continue = inner(z_H, z_L, batch)
-    return {"logits": logits, "q_halt_logits": q_halt, "q_continue_logits": q_continue, "z_H": z_H, "z_L": z_L}
+    """One segment from the fixture's two latents, under the fixture's names."""
+    segment = inner({"z_H": z_H, "z_L": z_L}, batch)
+    return {"logits": segment.logits, "q_halt_logits": segment.q_halt, "q_continue_logits": segment.q_continue,
+            **segment.latents}
 
 
 def _run_segments(inner: torch.nn.Module, fixture: dict[str, Any], count: int) -> list[dict[str, torch.Tensor]]:

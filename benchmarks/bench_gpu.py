@@ -73,7 +73,7 @@ def bench(shape: str, kernels: str, batch: int, dtype: str, device: torch.device
     carry = head.initial_carry(data)
     step = torch.compile(head) if compiled else head
     inner = torch.compile(head.model.inner, dynamic=False) if compiled else head.model.inner
-    z_H, z_L = head.model.inner.reset(carry.halted, carry.z_H, carry.z_L)
+    latents = head.model.inner.reset(carry.halted, carry.latents)
 
     def train() -> None:
         _, loss, *_ = step(carry, data)
@@ -82,7 +82,7 @@ def bench(shape: str, kernels: str, batch: int, dtype: str, device: torch.device
 
     def evaluate() -> None:
         with torch.inference_mode():
-            inner(z_H, z_L, data)
+            inner(latents, data)
 
     result = {"changes": changes}
     for name, fn, backward in (("train", train, True), ("eval", evaluate, False)):

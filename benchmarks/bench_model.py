@@ -79,11 +79,11 @@ def bench_shape(name: str, batch: int, dtype_name: str, repeats: int) -> dict:
         "puzzle_identifiers": torch.zeros(batch, dtype=torch.int32),
     }
     carry = head.initial_carry(data)
-    z_H, z_L = head.model.inner.reset(carry.halted, carry.z_H, carry.z_L)
+    latents = head.model.inner.reset(carry.halted, carry.latents)
 
     def forward():
         with torch.no_grad():
-            head.model.inner(z_H, z_L, data)
+            head.model.inner(latents, data)
 
     def forward_backward():
         _, loss, *_ = head(carry, data)

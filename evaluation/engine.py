@@ -259,7 +259,8 @@ def _drive(act_model: ACTModel, batches: Iterator[tuple[Batch, int]], run: _Pass
         if checkpoint is not None:
             checkpoint(run.state)  # between segments: what is finished so far, built only when saved
 
-    restart = restart_stds(act_model.inner.random_init_std(), plan.breadth.restarts, plan.breadth.restart_std)
+    inner = act_model.inner
+    restart = restart_stds(inner.random_init_std(), inner.latent_names, plan.breadth.restarts, plan.breadth.restart_std)
     run.runner = SlotRunner(act_model, slots, plan, restart, on_segment)
     queue = _queue(_chain(first, batches), run)
     _count_finished(run)  # resumed batches whose trajectories had all finished

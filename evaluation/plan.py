@@ -17,6 +17,7 @@ from typing import Any, Literal
 from dataset.symmetries import TransformSet
 from dataset.task_evaluator import TaskEvaluator
 from evaluation.pass_state import PassState
+from evaluation.randomness import RestartStd
 from evaluation.stopping import StopRule
 
 Counting = Literal["clean", "reference", "both"]
@@ -47,7 +48,7 @@ class Breadth:
     breadth, no more restarts of a puzzle once k finished ones agree (`breadth_agree`)."""
 
     restarts: int = 1
-    restart_std: float | tuple[float, float] | None = 1.0
+    restart_std: RestartStd = 1.0
     tta: TransformSet | None = None
     agree: int | None = None
 

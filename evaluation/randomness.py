@@ -12,12 +12,17 @@ wrap modulo 2^32, as the hash intends; a test checks them against exact 64-bit a
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from models.reasoner import Latents
+
 CALLS_PER_SEGMENT = 256  # stream = segment * 256 + call
-INIT_H, INIT_L = 254, 255  # the calls of segment 0 that draw a trajectory's initial z_H and z_L
+MAX_LATENTS = 16  # the last calls of segment 0 draw the initial latents (TRM's z_H, z_L: calls 254, 255)
+NOISE_CALLS = CALLS_PER_SEGMENT - MAX_LATENTS  # noise draws per segment at most
 
 
 def _signed(constant: int) -> int:
@@ -90,40 +95,59 @@ class TrajectoryNoise:
         self.keys, self.segments, self.call = keys, segments.to(torch.int64), 0
 
     def __call__(self, like: torch.Tensor) -> torch.Tensor:
-        if self.call >= INIT_H:
-            raise RuntimeError(f"more than {INIT_H} noise draws in one segment")
+        if self.call >= NOISE_CALLS:
+            raise RuntimeError(f"more than {NOISE_CALLS} noise draws in one segment")
         stream = self.segments * CALLS_PER_SEGMENT + self.call
         self.call += 1
         return normal(self.keys, stream, tuple(like.shape[1:])).to(like.dtype)
 
 
-def initial_state(keys: torch.Tensor, shape: tuple[int, ...], stds: tuple[float, float],
-                  dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each trajectory's random initial (z_H, z_L): streams INIT_H and INIT_L of segment 0."""
-    rows = keys.shape[0]
-    streams = (torch.full((rows,), INIT_H, device=keys.device), torch.full((rows,), INIT_L, device=keys.device))
-    return tuple(trunc_normal(keys, s, shape, std).to(dtype) for s, std in zip(streams, stds, strict=True))
+def initial_state(keys: torch.Tensor, stds: dict[str, float], shapes: dict[str, tuple[int, ...]],
+                  dtype: torch.dtype) -> Latents:
+    """Each trajectory's random initial latents, in the order of `stds`: latent i of n is drawn from stream
+    256 - n + i of segment 0 (z_H and z_L: 254 and 255)."""
+    if len(stds) > MAX_LATENTS:
+        raise ValueError(f"a random initial state of {len(stds)} latents: at most {MAX_LATENTS}")
+    rows, first = keys.shape[0], CALLS_PER_SEGMENT - len(stds)
+    return {name: trunc_normal(keys, torch.full((rows,), first + i, device=keys.device), shapes[name], std).to(dtype)
+            for i, (name, std) in enumerate(stds.items())}
 
 
-def restart_stds(own: tuple[float, float] | None, breadth: int,
-                 restart_std: float | tuple[float, float] | None) -> tuple[float, float] | None:
-    """The (z_H, z_L) std of each restart's truncated-normal draw; None: the model's own reset (`own`
-    are the stds a model declares for its random initialisation, EqR's H_init_std and L_init_std).
-    At B = 1 every model keeps its own reset. At B > 1 a float is the reference's rule (SPEC 5.1): a
-    model's declared stds, else max(|restart_std|, 1e-6) for both; a pair is used for every model."""
+@dataclass(frozen=True)
+class SameStd:
+    """Restarts draw every latent of every model with this std (`restart_std=reset_std`)."""
+
+    std: float
+
+
+RestartStd = float | SameStd | Mapping[str, float] | None
+
+
+def restart_stds(own: dict[str, float] | None, names: tuple[str, ...], breadth: int,
+                 restart_std: RestartStd) -> dict[str, float] | None:
+    """The std of each latent's truncated-normal draw for every restart, in `names` order; None: the
+    model's own reset (`own` are the stds a model declares for its random initialisation, EqR's H_init_std
+    and L_init_std). At B = 1 every model keeps its own reset. At B > 1 a float is the reference's rule
+    (SPEC 5.1): a model's declared stds, else max(|restart_std|, 1e-6) for every latent; `SameStd` is its
+    std for every latent of every model; a mapping gives each latent's std by name."""
     if breadth == 1 or restart_std is None:
         return own
-    if isinstance(restart_std, tuple):
-        return restart_std
-    return own if own is not None else (max(abs(restart_std), 1e-6),) * 2
+    if isinstance(restart_std, SameStd):
+        return dict.fromkeys(names, restart_std.std)
+    if isinstance(restart_std, Mapping):
+        missing = [name for name in names if name not in restart_std]
+        if missing:
+            raise ValueError(f"restart_std: no std for latent(s) {', '.join(missing)} of this model")
+        return {name: float(restart_std[name]) for name in names}
+    return own if own is not None else dict.fromkeys(names, max(abs(restart_std), 1e-6))
 
 
-def restart_argument(rule: str, reset_std: float) -> float | tuple[float, float]:
+def restart_argument(rule: str, reset_std: float) -> float | SameStd:
     """`run_evaluation`'s `restart_std` for the eval keys `restart_std` and `different_init_reset_std`:
     `model` is the reference's rule (a model's own restart stds where it declares them), `reset_std`
     uses `reset_std` (at least 1e-6) for every architecture."""
     if rule == "model":
         return reset_std
     if rule == "reset_std":
-        return (max(abs(reset_std), 1e-6),) * 2
+        return SameStd(max(abs(reset_std), 1e-6))
     raise ValueError(f"restart_std: expected model or reset_std, got {rule!r}")

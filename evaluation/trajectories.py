@@ -20,7 +20,8 @@ import torch
 from evaluation.plan import EvalPlan
 from evaluation.randomness import TrajectoryNoise, initial_state, trajectory_keys
 from evaluation.stopping import Signals
-from models.act import ACTModel, Batch, latent_residual
+from models.act import ACTModel, Batch
+from models.reasoner import latent_residual
 from utils import threads
 
 
@@ -61,12 +62,12 @@ class SlotRunner:
     mode), logits in the snapshots (`logits` in the saved outputs), and the segment function (a
     compiled one runs every slot every segment, empty ones on stale data, so its shape never changes;
     the reference's counting measures a trajectory's first residual from the state its slot held
-    before). `restart`: (std_H, std_L) of the random initial state, or None for the model's own reset.
+    before). `restart`: the std of each latent of the random initial state, or None for the model's own reset.
     `on_segment(count)` hears how many trajectories advanced by one segment (the progress bar); each
     trajectory keeps its own residuals.
     """
 
-    def __init__(self, model: ACTModel, slots: int, plan: EvalPlan, restart: tuple[float, float] | None,
+    def __init__(self, model: ACTModel, slots: int, plan: EvalPlan, restart: dict[str, float] | None,
                  on_segment: Callable[..., None]) -> None:
         self.model, self.inner = model, model.inner
         self.slots, self.depths, self.seed = slots, list(plan.depths), plan.runtime.seed
@@ -80,11 +81,8 @@ class SlotRunner:
 
     # ---- state of the slots -------------------------------------------------------------
     def _start(self, device: torch.device) -> None:
-        shape = self.model.carry_shape(self.slots)
-        dtype = self.model.config.dtype
-        self.z_H = torch.zeros(shape, dtype=dtype, device=device)
-        self.z_L = torch.zeros(shape, dtype=dtype, device=device)
-        self.before_reset = (self.z_H.clone(), self.z_L.clone())
+        self.latents = self.inner.empty_latents(self.slots, device)
+        self.before_reset = {name: value.clone() for name, value in self.latents.items()}
         self.occupant: list[Trajectory | None] = [None] * self.slots
         self.steps = torch.zeros(self.slots, dtype=torch.int64, device=device)
         self.keys = torch.zeros(self.slots, 2, dtype=torch.int32, device=device)
@@ -98,19 +96,23 @@ class SlotRunner:
     def _fill(self, starts: list[tuple[int, Trajectory]]) -> None:
         """Start each (slot, trajectory): its own initial state, step 0, an empty convergence window.
         One draw for all of them: every row's numbers depend only on its own keys."""
-        device = self.z_H.device
+        device = self.steps.device
         slots = torch.tensor([slot for slot, _ in starts], device=device)
         trajs = [traj for _, traj in starts]
         if self.reference_residuals:
-            self.before_reset[0][slots], self.before_reset[1][slots] = self.z_H[slots], self.z_L[slots]
+            for name, value in self.latents.items():
+                self.before_reset[name][slots] = value[slots]
         keys = trajectory_keys(self.seed, torch.tensor([t.puzzle for t in trajs]),
                                torch.tensor([t.copy for t in trajs])).to(device)
         if self.restart is not None:
-            z_H, z_L = initial_state(keys, tuple(self.z_H.shape[1:]), self.restart, self.z_H.dtype)
+            shapes = {name: tuple(value.shape[1:]) for name, value in self.latents.items()}
+            fresh = initial_state(keys, self.restart, shapes, self.model.config.dtype)
         else:
             halted = torch.ones(len(trajs), dtype=torch.bool, device=device)
-            z_H, z_L = self.inner.reset(halted, self.z_H[slots], self.z_L[slots])
-        self.z_H[slots], self.z_L[slots], self.keys[slots] = z_H, z_L, keys
+            fresh = self.inner.reset(halted, {name: value[slots] for name, value in self.latents.items()})
+        for name, value in fresh.items():
+            self.latents[name][slots] = value
+        self.keys[slots] = keys
         self.steps[slots], self.stable[slots], self.count[slots] = 0, 0, 0
         if self.data is None:
             self.data = {k: torch.zeros((self.slots, *v.shape[1:]), dtype=v.dtype, device=device)
@@ -152,17 +154,17 @@ class SlotRunner:
         full = len(rows) == self.slots
         at = slice(None) if full else rows
         steps = self.steps[at] + 1
-        before = (self.z_H[at], self.z_L[at])
+        before = {name: value[at] for name, value in self.latents.items()}
         self.noise.start_segment(self.keys[at], steps)
         with self._noise():
-            z_H, z_L, logits, q_halt, q_continue = self.segment(before[0], before[1],
-                                                                {k: v[at] for k, v in self.data.items()})
-        residual = latent_residual(z_H, z_L, before)
+            latents, logits, q_halt, q_continue = self.segment(before, {k: v[at] for k, v in self.data.items()})
+        residual = latent_residual(latents, before)
         reference = residual
         if self.reference_residuals:  # the reference measures segment 1 from the state before the reset
-            first = (steps == 1).view(-1, 1, 1)
-            reference = latent_residual(z_H, z_L, (torch.where(first, self.before_reset[0][at], before[0]),
-                                                   torch.where(first, self.before_reset[1][at], before[1])))
+            first = steps == 1
+            reference = latent_residual(latents, {
+                name: torch.where(first.view(-1, *[1] * (value.ndim - 1)), self.before_reset[name][at], value)
+                for name, value in before.items()})
         occupied = rows[live].tolist()
         for slot, value in zip(occupied, residual[live].tolist(), strict=True):
             self.occupant[slot].residuals.append(value)
@@ -171,9 +173,11 @@ class SlotRunner:
                 self.occupant[slot].reference_residuals.append(measured)
         self.on_segment(len(occupied))
         if full:
-            self.z_H, self.z_L, self.steps = z_H, z_L, steps
+            self.latents, self.steps = dict(latents), steps
         else:
-            self.z_H[rows], self.z_L[rows], self.steps[rows] = z_H, z_L, steps
+            for name, value in latents.items():
+                self.latents[name][rows] = value
+            self.steps[rows] = steps
         preds = logits.argmax(-1)
         if self.preds is None:
             self.preds = torch.zeros((self.slots, *preds.shape[1:]), dtype=preds.dtype, device=preds.device)

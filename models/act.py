@@ -16,7 +16,7 @@ from torch import nn
 
 from models.blocks import KERNELS, ReasoningBlock, ReasoningStack
 from models.config import ArchConfig, parse_config
-from models.reasoner import Reasoner
+from models.reasoner import Latents, Reasoner
 
 Batch = dict[str, torch.Tensor]
 
@@ -25,37 +25,32 @@ Batch = dict[str, torch.Tensor]
 class Carry:
     """State passed between segments. Latents are detached: no gradient crosses segments."""
 
-    z_H: torch.Tensor
-    z_L: torch.Tensor
+    latents: Latents  # the reasoner's named latent state
     steps: torch.Tensor  # int32 [batch]: segments run since the row's last reset
     halted: torch.Tensor  # bool [batch]: the row finished in the last segment
     current_data: Batch
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain tensors only, so checkpoints stay loadable with weights_only=True."""
-        return {"z_H": self.z_H, "z_L": self.z_L, "steps": self.steps, "halted": self.halted,
-                "current_data": dict(self.current_data)}
+        """Plain tensors only, so checkpoints stay loadable with weights_only=True; each latent under its
+        own name beside the rest (TRM's `z_H`, `z_L`: the layout checkpoints have always had)."""
+        return {**self.latents, "steps": self.steps, "halted": self.halted, "current_data": dict(self.current_data)}
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Carry:
-        return cls(**state)
+        latents = {k: v for k, v in state.items() if k not in CARRY_FIELDS}
+        return cls(latents, state["steps"], state["halted"], state["current_data"])
 
     def to(self, device: torch.device | str) -> Carry:
         return replace(
             self,
-            z_H=self.z_H.to(device),
-            z_L=self.z_L.to(device),
+            latents={k: v.to(device) for k, v in self.latents.items()},
             steps=self.steps.to(device),
             halted=self.halted.to(device),
             current_data={k: v.to(device) for k, v in self.current_data.items()},
         )
 
 
-def latent_residual(z_H: torch.Tensor, z_L: torch.Tensor, previous: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """[R] norm of one segment's change of the whole latent state (z_H and z_L together) per row."""
-    dH = (z_H.float() - previous[0].float()).flatten(1)
-    dL = (z_L.float() - previous[1].float()).flatten(1)
-    return (dH.square().sum(1) + dL.square().sum(1)).sqrt()
+CARRY_FIELDS = ("steps", "halted", "current_data")  # a saved carry's entries that are not latents
 
 
 def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -122,18 +117,12 @@ class ACTModel(nn.Module):
         config's `no_ACT_continue` (TRM: true, HRM: false)."""
         return not self.continue_head or self.config.no_ACT_continue
 
-    def carry_shape(self, batch_size: int) -> tuple[int, int, int]:
-        return (batch_size, self.config.total_positions, self.config.hidden_size)
-
     def initial_carry(self, batch: Batch) -> Carry:
         """A carry with every row halted, so the first segment resets all of them."""
         inputs = batch["inputs"]
         size = inputs.shape[0]
-        shape = self.carry_shape(size)
-        zeros = torch.zeros(shape, dtype=self.config.dtype, device=inputs.device)
         return Carry(
-            z_H=zeros,
-            z_L=zeros.clone(),
+            latents=self.inner.empty_latents(size, inputs.device),
             steps=torch.zeros(size, dtype=torch.int32, device=inputs.device),
             halted=torch.ones(size, dtype=torch.bool, device=inputs.device),
             current_data={k: torch.zeros_like(v) for k, v in batch.items()},
@@ -141,12 +130,13 @@ class ACTModel(nn.Module):
 
     def forward(self, carry: Carry, batch: Batch) -> tuple[Carry, dict[str, torch.Tensor]]:
         halted = carry.halted
-        z_H, z_L = self.inner.reset(halted, carry.z_H, carry.z_L)
+        latents = self.inner.reset(halted, carry.latents)
         steps = torch.where(halted, 0, carry.steps)
         data = {k: torch.where(_rows(halted, batch[k]), batch[k], v) for k, v in carry.current_data.items()}
 
-        z_H, z_L, logits, q_halt, q_continue = self.inner(z_H, z_L, data)
-        outputs = {"logits": logits, "q_halt_logits": q_halt}
+        segment = self.inner(latents, data)
+        q_halt, q_continue = segment.q_halt, segment.q_continue
+        outputs = {"logits": segment.logits, "q_halt_logits": q_halt}
         if self.continue_head:
             outputs["q_continue_logits"] = q_continue
 
@@ -160,8 +150,9 @@ class ACTModel(nn.Module):
                 min_steps = explore * torch.randint_like(steps, low=2, high=self.config.halt_max_steps + 1)
                 new_halted = (is_last | signal) & (steps >= min_steps)
                 if not self.no_ACT_continue:
-                    *_, next_q_halt, next_q_continue = self.inner(z_H, z_L, data)
-                    target = torch.where(is_last, next_q_halt, torch.maximum(next_q_halt, next_q_continue))
+                    following = self.inner(segment.latents, data)
+                    target = torch.where(is_last, following.q_halt, torch.maximum(following.q_halt,
+                                                                                  following.q_continue))
                     outputs["target_q_continue"] = torch.sigmoid(target)
 
-        return Carry(z_H, z_L, steps, new_halted, data), outputs
+        return Carry(segment.latents, steps, new_halted, data), outputs

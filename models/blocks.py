@@ -20,7 +20,7 @@ from models.layers import (
     rms_norm,
     trunc_normal_init_,
 )
-from models.reasoner import Reasoner
+from models.reasoner import Latents, Reasoner, Segment
 from utils.validation import ConfigError
 
 KERNELS = ("reference", "fast")
@@ -141,7 +141,8 @@ class ReasonerIO(Reasoner):
 
     Attribute names are the reference's (`embed_tokens`, `lm_head`, `q_head`, `embed_pos`,
     `puzzle_emb`) so released state dicts load as they are. Subclasses implement
-    `recur(z_H, z_L, x, cos_sin)`, the latent computation of one segment, and `reset`.
+    `recur(latents, x, cos_sin)`, the latent computation of one segment, and `reset`; the heads read
+    the first of `latent_names` (TRM's and HRM's `z_H`). Every latent is [batch, positions, hidden].
     """
 
     def __init__(self, cfg: ArchConfig) -> None:
@@ -202,14 +203,16 @@ class ReasonerIO(Reasoner):
         q = self.q_head(z_H[:, 0]).to(torch.float32)
         return logits, q[..., 0], q[..., 1]
 
-    def recur(
-        self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor, cos_sin: CosSin | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def empty_latents(self, batch_size: int, device: torch.device | str) -> Latents:
+        shape = (batch_size, self.cfg.total_positions, self.cfg.hidden_size)
+        return {name: torch.zeros(shape, dtype=self.cfg.dtype, device=device) for name in self.latent_names}
+
+    def recur(self, latents: Latents, x: torch.Tensor, cos_sin: CosSin | None) -> Latents:
         raise NotImplementedError
 
-    def forward(self, z_H: torch.Tensor, z_L: torch.Tensor, batch: dict[str, torch.Tensor]):
-        """One segment: returns (z_H, z_L, logits, q_halt_logits, q_continue_logits), latents detached."""
+    def forward(self, latents: Latents, batch: dict[str, torch.Tensor]) -> Segment:
+        """One segment: the latents after `recur` (detached) and the heads read from the first one."""
         x = self.input_embeddings(batch["inputs"], batch.get("puzzle_identifiers"))
-        z_H, z_L = self.recur(z_H, z_L, x, self.cos_sin())
-        logits, q_halt, q_continue = self.heads(z_H)
-        return z_H.detach(), z_L.detach(), logits, q_halt, q_continue
+        latents = self.recur(latents, x, self.cos_sin())
+        logits, q_halt, q_continue = self.heads(latents[self.latent_names[0]])
+        return Segment({name: value.detach() for name, value in latents.items()}, logits, q_halt, q_continue)

@@ -22,6 +22,7 @@ import torch
 from models.act import ACTModel
 from models.config import ArchConfig, EqRConfig
 from models.layers import CosSin, trunc_normal_like
+from models.reasoner import Latents
 from models.trm import TRMInner
 
 
@@ -35,8 +36,8 @@ class EqRInner(TRMInner):
         evaluation draws each trajectory's noise from its own generator."""
         self.noise_source: Callable[[torch.Tensor], torch.Tensor] | None = None
 
-    def random_init_std(self) -> tuple[float, float] | None:
-        return self.cfg.H_init_std, self.cfg.L_init_std
+    def random_init_std(self) -> dict[str, float] | None:
+        return {"z_H": self.cfg.H_init_std, "z_L": self.cfg.L_init_std}
 
     @contextmanager
     def drawing_noise_from(self, source: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
@@ -47,12 +48,12 @@ class EqRInner(TRMInner):
         finally:
             self.noise_source = previous
 
-    def reset(self, halted: torch.Tensor, z_H: torch.Tensor, z_L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def reset(self, halted: torch.Tensor, latents: Latents) -> Latents:
         """I.i.d. truncated-normal draw per row, token and channel for the halted rows."""
         rows = halted.view(-1, 1, 1)
-        z_H = torch.where(rows, trunc_normal_like(z_H, self.cfg.H_init_std), z_H)
-        z_L = torch.where(rows, trunc_normal_like(z_L, self.cfg.L_init_std), z_L)
-        return z_H, z_L
+        z_H = torch.where(rows, trunc_normal_like(latents["z_H"], self.cfg.H_init_std), latents["z_H"])
+        z_L = torch.where(rows, trunc_normal_like(latents["z_L"], self.cfg.L_init_std), latents["z_L"])
+        return {"z_H": z_H, "z_L": z_L}
 
     def update(self, h: torch.Tensor, u: torch.Tensor, cos_sin: CosSin | None) -> torch.Tensor:
         lam = self.cfg.lambda_

@@ -8,6 +8,7 @@ from models.act import ACTModel
 from models.blocks import ReasoningStack
 from models.config import ArchConfig, HRMConfig
 from models.layers import CosSin
+from models.reasoner import Latents
 from models.trm import FixedInitReasoner
 
 
@@ -20,9 +21,8 @@ class HRMInner(FixedInitReasoner):
         self.init_state()
         self.H_level = ReasoningStack(cfg, cfg.H_layers)
 
-    def recur(
-        self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor, cos_sin: CosSin | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def recur(self, latents: Latents, x: torch.Tensor, cos_sin: CosSin | None) -> Latents:
+        z_H, z_L = latents["z_H"], latents["z_L"]
         H, L = self.cfg.H_cycles, self.cfg.L_cycles
         with torch.no_grad():
             for h_step in range(H):
@@ -33,7 +33,7 @@ class HRMInner(FixedInitReasoner):
                     z_H = self.H_level(z_H, z_L, cos_sin)
         z_L = self.L_level(z_L, z_H + x, cos_sin)
         z_H = self.H_level(z_H, z_L, cos_sin)
-        return z_H, z_L
+        return {"z_H": z_H, "z_L": z_L}
 
 
 class HRMModel(ACTModel):

@@ -7,6 +7,7 @@ supervised token); dividing by `count` after a cross-rank sum gives the averages
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -82,6 +83,25 @@ def _metric_counts(carry: Carry, outputs: dict[str, torch.Tensor], counts, is_co
     }
 
 
+class TrainingStep(NamedTuple):
+    """What the training head returns for one segment."""
+
+    carry: Carry
+    loss: torch.Tensor  # summed over rows; the caller divides by the global batch size
+    metrics: dict[str, torch.Tensor]  # metric counts (sums over rows)
+    outputs: dict[str, torch.Tensor]  # the outputs asked for by `return_keys`, detached
+    all_halted: torch.Tensor  # bool: every row halted in this segment
+
+
+class InferenceStep(NamedTuple):
+    """What the evaluation head returns for one segment."""
+
+    carry: Carry
+    metrics: dict[str, torch.Tensor]
+    outputs: dict[str, torch.Tensor]
+    all_halted: torch.Tensor
+
+
 class ACTLossHead(nn.Module):
     """Training loss: sum_rows(token CE / valid tokens) + 0.5 * (q_halt BCE + q_continue BCE).
 
@@ -100,8 +120,7 @@ class ACTLossHead(nn.Module):
 
     def forward(
         self, carry: Carry, batch: Batch, return_keys: Sequence[str] = ()
-    ) -> tuple[Carry, torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
-        """Returns (carry, loss, metric counts, requested detached outputs, all rows halted)."""
+    ) -> TrainingStep:
         carry, outputs = self.model(carry, batch)
         labels = carry.current_data["labels"]
         logits = outputs["logits"]
@@ -124,7 +143,7 @@ class ACTLossHead(nn.Module):
             metrics["q_continue_loss"] = q_continue_loss.detach()
             loss = lm_loss + 0.5 * (q_halt_loss + q_continue_loss)
         returned = {k: outputs[k].detach() for k in return_keys if k in outputs}
-        return carry, loss, metrics, returned, carry.halted.all()
+        return TrainingStep(carry, loss, metrics, returned, carry.halted.all())
 
 
 class InferenceLossHead(nn.Module):
@@ -140,8 +159,7 @@ class InferenceLossHead(nn.Module):
     @torch.no_grad()
     def forward(
         self, carry: Carry, batch: Batch, return_keys: Sequence[str] = ()
-    ) -> tuple[Carry, dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
-        """Returns (carry, metric counts, requested outputs, all rows halted)."""
+    ) -> InferenceStep:
         carry, outputs = self.model(carry, batch)
         _, counts, preds, is_correct, seq_correct = _correctness(outputs["logits"], carry.current_data["labels"])
         metrics = _metric_counts(carry, outputs, counts, is_correct, seq_correct)
@@ -152,4 +170,4 @@ class InferenceLossHead(nn.Module):
         metrics["q_halt_actual_positive"] = (valid & seq_correct).sum()
         outputs["preds"] = preds
         returned = {k: outputs[k] for k in return_keys if k in outputs}
-        return carry, metrics, returned, carry.halted.all()
+        return InferenceStep(carry, metrics, returned, carry.halted.all())

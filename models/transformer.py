@@ -12,6 +12,7 @@ from models.act import ACTModel
 from models.blocks import ReasonerIO, ReasoningStack
 from models.config import ArchConfig, TransformerConfig
 from models.layers import CosSin
+from models.reasoner import Latents
 
 
 class TransformerInner(ReasonerIO):
@@ -19,14 +20,12 @@ class TransformerInner(ReasonerIO):
         super().__init__(cfg)
         self.L_level = ReasoningStack(cfg, cfg.L_layers)
 
-    def reset(self, halted: torch.Tensor, z_H: torch.Tensor, z_L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return z_H, z_L
+    def reset(self, halted: torch.Tensor, latents: Latents) -> Latents:
+        return latents
 
-    def recur(
-        self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor, cos_sin: CosSin | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def recur(self, latents: Latents, x: torch.Tensor, cos_sin: CosSin | None) -> Latents:
         x = self.L_level.blocks(x, cos_sin)
-        return x, x
+        return {"z_H": x, "z_L": x}
 
 
 class TransformerModel(ACTModel):

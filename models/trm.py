@@ -8,6 +8,7 @@ from models.act import ACTModel
 from models.blocks import ReasonerIO, ReasoningStack
 from models.config import ArchConfig, TRMConfig
 from models.layers import CosSin, trunc_normal_init_
+from models.reasoner import Latents
 
 
 class FixedInitReasoner(ReasonerIO):
@@ -20,9 +21,10 @@ class FixedInitReasoner(ReasonerIO):
         self.register_buffer("H_init", trunc_normal_init_(torch.empty(size), 1.0).to(self.cfg.dtype))
         self.register_buffer("L_init", trunc_normal_init_(torch.empty(size), 1.0).to(self.cfg.dtype))
 
-    def reset(self, halted: torch.Tensor, z_H: torch.Tensor, z_L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def reset(self, halted: torch.Tensor, latents: Latents) -> Latents:
         rows = halted.view(-1, 1, 1)
-        return torch.where(rows, self.H_init, z_H), torch.where(rows, self.L_init, z_L)
+        return {"z_H": torch.where(rows, self.H_init, latents["z_H"]),
+                "z_L": torch.where(rows, self.L_init, latents["z_L"])}
 
 
 class TRMInner(FixedInitReasoner):
@@ -44,13 +46,13 @@ class TRMInner(FixedInitReasoner):
         z_H = self.update(z_H, z_L, cos_sin)
         return z_H, z_L
 
-    def recur(
-        self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor, cos_sin: CosSin | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def recur(self, latents: Latents, x: torch.Tensor, cos_sin: CosSin | None) -> Latents:
+        z_H, z_L = latents["z_H"], latents["z_L"]
         with torch.no_grad():
             for _ in range(self.cfg.H_cycles - 1):
                 z_H, z_L = self.latent_recursion(z_H, z_L, x, cos_sin)
-        return self.latent_recursion(z_H, z_L, x, cos_sin)
+        z_H, z_L = self.latent_recursion(z_H, z_L, x, cos_sin)
+        return {"z_H": z_H, "z_L": z_L}
 
 
 class TRMModel(ACTModel):

@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))
 
 FIXTURES = ROOT / "tests" / "fixtures"
 
-from models.reasoner import Reasoner  # noqa: E402 (after the repository root is on sys.path)
+from models.reasoner import Reasoner, Segment  # noqa: E402 (after the repository root is on sys.path)
 
 
 @pytest.fixture(autouse=True)
@@ -94,16 +94,20 @@ class ScriptedInner(Reasoner):
         super().__init__()
         self.weight = torch.nn.Parameter(torch.zeros(1))
         self.rows_per_segment: list[int] = []
+        self.latent_shape = (1, 1)  # (positions, hidden): set by `scripted_model`
 
-    def reset(self, halted, z_H, z_L):
+    def empty_latents(self, batch_size, device):
+        return {name: torch.zeros((batch_size, *self.latent_shape), device=device) for name in self.latent_names}
+
+    def reset(self, halted, latents):
         rows = halted.view(-1, 1, 1)
-        return torch.where(rows, 0.0, z_H), torch.where(rows, 0.0, z_L)
+        return {name: torch.where(rows, 0.0, value) for name, value in latents.items()}
 
-    def forward(self, z_H, z_L, batch):
-        self.rows_per_segment.append(z_H.shape[0])
-        z_H = z_H + 1
+    def forward(self, latents, batch):
+        self.rows_per_segment.append(latents["z_H"].shape[0])
+        z_H = latents["z_H"] + 1
         logits, q_halt = self.outputs(z_H[:, 0, 0], batch)
-        return z_H, z_L, logits, q_halt, -q_halt
+        return Segment({"z_H": z_H, "z_L": latents["z_L"]}, logits, q_halt, -q_halt)
 
     def outputs(self, step: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -115,8 +119,14 @@ def scripted_model(inner: ScriptedInner, seq_len: int, vocab_size: int, hidden_s
 
     arch = tiny_arch("trm@TRMModel", seq_len=seq_len, vocab_size=vocab_size, hidden_size=hidden_size, num_heads=1)
     model = build_model(arch).model
+    inner.latent_shape = (model.config.total_positions, hidden_size)
     model.inner = inner
     return model.eval()
+
+
+def latent_shape(model: torch.nn.Module, rows: int) -> tuple[int, ...]:
+    """The shape of each of a (two-latent, TRM-family) model's latents for `rows` rows."""
+    return tuple(model.inner.empty_latents(rows, "meta")["z_H"].shape)
 
 
 def free_port() -> int:

@@ -152,7 +152,7 @@ def test_reference_trainer_checkpoint_loads_safely():
     assert isinstance(carry, ReferenceModelCarry) and isinstance(carry.inner_carry, ReferenceLatentCarry)
     assert carry.global_step == 6 and carry.halt_counter is None
     ours = Carry.from_dict(carry.carry_state())
-    assert ours.z_H.shape == (8, 81, 32) and ours.steps.tolist() == [6] * 8 and not ours.halted.any()
+    assert ours.latents["z_H"].shape == (8, 81, 32) and ours.steps.tolist() == [6] * 8 and not ours.halted.any()
     assert set(ours.current_data) == {"inputs", "labels", "puzzle_identifiers"}
     # RNG and sampler state (numpy Philox with uint64 arrays) and the wandb dict load as data.
     assert raw["numpy"][0] == "MT19937" and raw["numpy"][1].dtype == np.uint32
@@ -223,7 +223,8 @@ def test_forged_globals_are_refused_and_never_run(tmp_path):
         "extra_field": _save_under_name(tmp_path, models.eqr, "ModelCarry", ModelCarry, "extra.pth"),
     }
     torch.save({"model": {}, "config": {}, "carry": _SystemCall(marker)}, tmp_path / "system.pth")
-    torch.save({"model": {}, "config": {}, "carry": Carry(*(torch.zeros(1),) * 4, {})}, tmp_path / "ours.pth")
+    ours = Carry({"z_H": torch.zeros(1), "z_L": torch.zeros(1)}, torch.zeros(1), torch.zeros(1), {})
+    torch.save({"model": {}, "config": {}, "carry": ours}, tmp_path / "ours.pth")
     cases.update(system=tmp_path / "system.pth", ours=tmp_path / "ours.pth")
     for name, path in cases.items():
         with pytest.raises(CheckpointError) as err:

@@ -12,9 +12,9 @@ from evaluation.plan import EvalPlan
 from evaluation.randomness import TrajectoryNoise, initial_state, trajectory_keys
 from evaluation.stopping import StopRule
 from models.act import Carry
-from models.reasoner import Reasoner
+from models.reasoner import Reasoner, Segment
 from models.registry import build_model
-from tests.conftest import ScriptedInner, scripted_model, tiny_arch
+from tests.conftest import ScriptedInner, latent_shape, scripted_model, tiny_arch
 
 S, V, B = 3, 4, 4
 OWN = {"restart_std": None}  # scripted models keep their own reset: it tags each copy
@@ -142,8 +142,9 @@ def test_breadth_one_equals_plain_evaluation():
     for index, (data, _) in enumerate(batches):
         rows = data["inputs"].shape[0]
         keys = trajectory_keys(seed, index * rows + torch.arange(rows), torch.zeros(rows, dtype=torch.long))
-        z_H, z_L = initial_state(keys, head.model.carry_shape(rows)[1:], (1.0, 1.0), torch.float32)
-        carry = Carry(z_H, z_L, torch.zeros(rows, dtype=torch.int32), torch.zeros(rows, dtype=torch.bool), data)
+        shape = latent_shape(head.model, rows)[1:]
+        latents = initial_state(keys, {"z_H": 1.0, "z_L": 1.0}, {"z_H": shape, "z_L": shape}, torch.float32)
+        carry = Carry(latents, torch.zeros(rows, dtype=torch.int32), torch.zeros(rows, dtype=torch.bool), data)
         noise = TrajectoryNoise(keys)
         with torch.no_grad(), head.model.inner.drawing_noise_from(noise):
             for step in range(1, depth + 1):
@@ -200,13 +201,16 @@ class CopyInner(Reasoner):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(1))
 
-    def reset(self, halted, z_H, z_L):
-        return z_H, z_L
+    def empty_latents(self, batch_size, device):
+        return {name: torch.zeros(batch_size, 1, 1, device=device) for name in self.latent_names}
 
-    def forward(self, z_H, z_L, batch):
+    def reset(self, halted, latents):
+        return latents
+
+    def forward(self, latents, batch):
         logits = nn.functional.one_hot(batch["inputs"].long(), 6).float()
-        q = torch.zeros(z_H.shape[0])
-        return z_H, z_L, logits, q, q
+        q = torch.zeros(batch["inputs"].shape[0])
+        return Segment(latents, logits, q, q)
 
 
 def test_tta_predictions_are_mapped_back():

@@ -49,7 +49,7 @@ def test_every_block_of_the_page_is_run():
     blocks = ANY_BLOCK.findall(PAGE.read_text())
     assert len(blocks) == len(page_modules()) + len(page_commands()) and len(page_modules()) == 3
     assert set(page_modules()) == {"my_research/reverse_task.py", "my_research/confident.py",
-                                   "my_research/gated_trm.py"}
+                                   "my_research/scratch_trm.py"}
 
 
 def write_modules(folder: Path) -> Path:
@@ -89,10 +89,12 @@ def test_the_task_builds_and_shows(ran):
 
 def test_the_architecture_trains_from_its_module_path(ran):
     checkpoint = torch.load(ran / "checkpoints/reverse/step_200.pth", map_location="cpu", weights_only=False)
-    assert checkpoint["config"]["arch"]["name"] == "my_research.gated_trm@GatedTRMModel"
+    assert checkpoint["config"]["arch"]["name"] == "my_research.scratch_trm@ScratchTRMModel"
     assert checkpoint["config"]["plugins"] == ["my_research.reverse_task"]
-    gate = next(v for k, v in checkpoint["model"].items() if k.endswith("inner.gate"))
-    assert gate.item() != 2.0  # the new parameter trains
+    assert checkpoint["model"]["model.inner.gate"].item() != 0.0  # the new parameter trains
+    assert "model.inner.S_init" in checkpoint["model"]
+    latents = {k: v.shape for k, v in checkpoint["carry"].items() if k.startswith("z_")}
+    assert latents == {name: (32, 6, 32) for name in ("z_H", "z_L", "z_S")}  # the carry holds all three
 
 
 def test_the_evaluation_uses_the_task_its_symmetry_its_scorer_and_the_rule(ran):
@@ -102,11 +104,11 @@ def test_the_evaluation_uses_the_task_its_symmetry_its_scorer_and_the_rule(ran):
     for record in records:
         depth = record["config"]["halt_max_steps"]
         assert record["metrics"]["num_puzzles"] == 24 and record["config"]["tta"] == 2
-        kept = json.loads(next((ran / "runs/reverse").glob(f"eval_*_D{depth}_B1_*_kept.json")).read_text())
-        assert record["metrics"]["first_letter_kept"] == pytest.approx(np.mean(kept)) and len(kept) == 48
-    rows = list(csv.DictReader(next((ran / "runs/reverse").glob("eval_*_D4_B1_*_trajectories.csv")).open()))
+        kept = json.loads(next((ran / "runs/reverse").glob(f"eval_*_D{depth}_B2_*_kept.json")).read_text())
+        assert record["metrics"]["first_letter_kept"] == pytest.approx(np.mean(kept)) and len(kept) == 96
+    rows = list(csv.DictReader(next((ran / "runs/reverse").glob("eval_*_D4_B2_*_trajectories.csv")).open()))
     stops = {row["stop"] for row in rows}
-    assert len(rows) == 48 and any("confident" in stop for stop in stops), stops  # 24 puzzles x 2 renamings
+    assert len(rows) == 96 and any("confident" in stop for stop in stops), stops  # 24 puzzles x 2 x 2 renamings
     assert stops <= {"depth", "confident", "stable", "confident+stable"}
     frontier = json.loads((ran / "runs/reverse_frontier/frontier.json").read_text())
     assert [p["label"] for p in frontier["points"]][-2:] == ["confident:0.3", "stable:1"]
@@ -138,7 +140,7 @@ def test_an_unknown_plugin_is_one_line_naming_it(command, tmp_path):
 def modules(tmp_path, monkeypatch):
     """The page's modules imported from a scratch folder; what they registered is removed afterwards."""
     monkeypatch.syspath_prepend(str(write_modules(tmp_path)))
-    names = ("my_research.reverse_task", "my_research.confident", "my_research.gated_trm")
+    names = ("my_research.reverse_task", "my_research.confident", "my_research.scratch_trm")
     yield {name.split(".")[-1]: importlib.import_module(name) for name in names}
     for name in names:
         sys.modules.pop(name, None)
@@ -146,13 +148,13 @@ def modules(tmp_path, monkeypatch):
     TASKS.pop("reverse", None)
     SYMMETRIES.pop("letters", None)
     CONDITIONS.pop("confident", None)
-    ARCHITECTURES.pop("my_research.gated_trm@GatedTRMModel", None)
+    ARCHITECTURES.pop("my_research.scratch_trm@ScratchTRMModel", None)
 
 
-def gated_trainer(data: Path, run_dir: Path, steps: int) -> Trainer:
-    """A tiny gated-TRM run on a reverse dataset, checkpointed at its last step."""
+def scratch_trainer(data: Path, run_dir: Path, steps: int) -> Trainer:
+    """A tiny three-latent TRM run on a reverse dataset, checkpointed at its last step."""
     config = compose_pretrain_config("cfg_pretrain", [
-        "arch=trm", "arch.name=my_research.gated_trm@GatedTRMModel", "arch.hidden_size=16", "arch.num_heads=2",
+        "arch=trm", "arch.name=my_research.scratch_trm@ScratchTRMModel", "arch.hidden_size=16", "arch.num_heads=2",
         "arch.H_cycles=1", "arch.L_cycles=1", "arch.L_layers=1", "arch.forward_dtype=float32",
         "arch.halt_max_steps=2", f"dataset.data_path={data}", "dataset.name=reverse", "global_batch_size=16",
         f"max_steps={steps}", "lr_warmup_steps=0", f"checkpoint_interval_steps={steps}", "eval_interval_steps=null",
@@ -164,7 +166,7 @@ def test_a_task_evaluator_adds_its_metrics_to_every_record(modules, tmp_path):
     """The evaluation feeds the task's evaluator every finished row at each depth, merges its metrics into
     that depth's record and writes its files beside it; the outputs are written only when asked for."""
     data = build_task_dataset("reverse", tmp_path / "reverse", train_samples=32, test_samples=6)
-    gated_trainer(data, tmp_path / "run", steps=1).run()
+    scratch_trainer(data, tmp_path / "run", steps=1).run()
     common = [f"checkpoint={tmp_path / 'run' / 'step_1.pth'}", "depths=[1,2]", "plots=false", "progress=false"]
     saved = run_sweep(load_options([*common, "save_outputs=[preds,inputs]", f"output_dir={tmp_path / 'a'}"]))
     plain = run_sweep(load_options([*common, f"output_dir={tmp_path / 'b'}"]))

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from analysis.golden import BIT_EXACT_TOL, KERNELS_DIFFER, SEGMENT_TOL, check_file
-from tests.conftest import FIXTURES, ROOT, tiny_arch
+from tests.conftest import FIXTURES, ROOT, latent_shape, tiny_arch
 
 MODEL_FIXTURES = ["eqr_sudoku_mlp_t.pt", "trm_sudoku_mlp_t.pt", "eqr_maze_attn_rope.pt", "hrm_sudoku_rope.pt"]
 ALL_FIXTURES = [*MODEL_FIXTURES, "release_format_sudoku.pth", "ref_trainer_sudoku.pth", "hrm_release_layout",
@@ -76,14 +76,15 @@ def _record_fixture(arch: dict, path, kind: str, seed: int = 0) -> None:
     batch = {"inputs": torch.randint(0, arch["vocab_size"], (2, arch["seq_len"]), dtype=torch.int32)}
     if arch.get("puzzle_emb_ndim"):
         batch["puzzle_identifiers"] = torch.zeros(2, dtype=torch.int32)
-    shape = head.model.carry_shape(2)
+    shape = latent_shape(head.model, 2)
     z_H, z_L = torch.randn(shape), torch.randn(shape)
     fixture = {"kind": kind, "config": {k: v for k, v in arch.items() if k != "name"},
                "state_dict": head.state_dict(), "z_H0": z_H, "z_L0": z_L, **batch}
     segments = []
     with torch.no_grad():
         for _ in range(3):
-            z_H, z_L, logits, q_halt, q_continue = inner(z_H, z_L, batch)
+            latents, logits, q_halt, q_continue = inner({"z_H": z_H, "z_L": z_L}, batch)
+            z_H, z_L = latents["z_H"], latents["z_L"]
             segments.append({"logits": logits, "q_halt_logits": q_halt, "q_continue_logits": q_continue,
                              "z_H": z_H, "z_L": z_L})
     fixture["segments"] = segments

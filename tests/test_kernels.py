@@ -11,7 +11,7 @@ import torch
 import evaluate
 from models.layers import SwiGLU
 from models.registry import build_model
-from tests.conftest import tiny_arch
+from tests.conftest import latent_shape, tiny_arch
 from tests.test_eval_cli import CKPT, sudoku  # noqa: F401  (the module's dataset fixture)
 from tests.test_training import CPU, make_config
 from training.trainer import Trainer
@@ -39,11 +39,11 @@ def _segment(arch: dict, kernels: str, grad: bool, device: str = "cpu", seed: in
     batch = {"inputs": torch.randint(0, cfg.vocab_size, (3, cfg.seq_len), generator=generator, dtype=torch.int32),
              "puzzle_identifiers": torch.zeros(3, dtype=torch.int32)}
     batch = {k: v.to(device) for k, v in batch.items()}
-    shape = model.carry_shape(3)
+    shape = latent_shape(model, 3)
     z_H = torch.randn(shape, generator=generator).to(device, cfg.dtype)
     z_L = torch.randn(shape, generator=generator).to(device, cfg.dtype)
     with torch.set_grad_enabled(grad):
-        _, _, logits, q_halt, _ = model.inner(z_H, z_L, batch)
+        _, logits, q_halt, _ = model.inner({"z_H": z_H, "z_L": z_L}, batch)
         grads = {}
         if grad:
             (logits.float().square().mean() + q_halt.float().sum()).backward()

@@ -50,7 +50,7 @@ def outputs(model: ACTModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.
         carry = model.initial_carry(batch)
         for _ in range(2):
             carry, out = model(carry, batch)
-    return {**out, "z_H": carry.z_H}
+    return {**out, "z_H": carry.latents["z_H"]}
 
 
 def test_trainer_and_evaluate_build_bit_identical_models(checkpoint, maze_dir, tmp_path):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from models.registry import build_model
-from tests.conftest import ScriptedInner, tiny_arch
+from tests.conftest import ScriptedInner, latent_shape, tiny_arch
 
 
 def make_batch(arch: dict, size: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -26,8 +26,8 @@ def test_random_init_draws_are_truncated_iid_with_requested_std():
     arch = tiny_arch(hidden_size=64, seq_len=64, H_init_std=0.5, L_init_std=1.0)
     model = build_model(arch).model
     halted = torch.ones(8, dtype=torch.bool)
-    z = torch.zeros(model.carry_shape(8))
-    z_H, z_L = model.inner.reset(halted, z, z)
+    z = torch.zeros(latent_shape(model, 8))
+    z_H, z_L = model.inner.reset(halted, {"z_H": z, "z_L": z}).values()
     assert z_H.std().item() == pytest.approx(0.5, rel=0.02)
     assert z_L.std().item() == pytest.approx(1.0, rel=0.02)
     assert z_L.abs().max().item() <= 2 * 1.1369 + 1e-5
@@ -58,14 +58,15 @@ def test_reset_touches_only_halted_rows_and_replaces_their_data():
         assert torch.equal(after.current_data["inputs"][row], source["inputs"][row])
     assert after.steps.tolist() == [1, 2, 1, 2]
     # Continuing rows start from their carry: replaying them alone gives the same latents.
-    z_H, z_L, *_ = model.inner(before.z_H[1:2], before.z_L[1:2], {k: v[1:2] for k, v in after.current_data.items()})
-    torch.testing.assert_close(after.z_H[1:2], z_H)
+    latents = model.inner({k: v[1:2] for k, v in before.latents.items()},
+                          {k: v[1:2] for k, v in after.current_data.items()}).latents
+    torch.testing.assert_close(after.latents["z_H"][1:2], latents["z_H"])
 
 
 def test_trm_reset_writes_fixed_init_vectors():
     model = build_model(tiny_arch("trm@TRMModel")).model
-    z = torch.randn(model.carry_shape(3))
-    z_H, z_L = model.inner.reset(torch.tensor([True, False, True]), z, z)
+    z = torch.randn(latent_shape(model, 3))
+    z_H, z_L = model.inner.reset(torch.tensor([True, False, True]), {"z_H": z, "z_L": z}).values()
     assert torch.equal(z_H[0, 5], model.inner.H_init) and torch.equal(z_L[2, 0], model.inner.L_init)
     assert torch.equal(z_H[1], z[1])
 
@@ -74,13 +75,14 @@ def test_noise_injection_on_and_off():
     arch = tiny_arch(noise_scale=0.0)
     model = build_model(arch).model.eval()
     batch = make_batch(arch)
-    z = torch.randn(model.carry_shape(4))
-    a = model.inner(z, z, batch)[0]
-    b = model.inner(z, z, batch)[0]
+    z = {"z_H": torch.randn(latent_shape(model, 4))}
+    z["z_L"] = z["z_H"]
+    a = model.inner(z, batch).latents["z_H"]
+    b = model.inner(z, batch).latents["z_H"]
     assert torch.equal(a, b), "noise_scale 0 must be deterministic"
     noisy = build_model({**arch, "noise_scale": 0.01}).model.eval()
     noisy.load_state_dict(model.state_dict())
-    c, d = noisy.inner(z, z, batch)[0], noisy.inner(z, z, batch)[0]
+    c, d = noisy.inner(z, batch).latents["z_H"], noisy.inner(z, batch).latents["z_H"]
     assert not torch.equal(c, d)
     assert 1e-4 < (c - a).abs().mean().item() < 0.2
 
@@ -91,8 +93,9 @@ def test_eqr_with_lambda_one_and_no_noise_equals_trm_update():
     trm = build_model({**arch, "name": "trm@TRMModel"}).model.eval()
     trm.load_state_dict({**trm.state_dict(), **eqr.state_dict()})
     batch = make_batch(arch)
-    z = torch.randn(eqr.carry_shape(4))
-    torch.testing.assert_close(eqr.inner(z, z, batch)[2], trm.inner(z, z, batch)[2], rtol=0, atol=0)
+    z = torch.randn(latent_shape(eqr, 4))
+    z = {"z_H": z, "z_L": z}
+    torch.testing.assert_close(eqr.inner(z, batch).logits, trm.inner(z, batch).logits, rtol=0, atol=0)
 
 
 def test_damped_segment_matches_a_hand_unrolled_recurrence():
@@ -103,7 +106,7 @@ def test_damped_segment_matches_a_hand_unrolled_recurrence():
     trm = build_model({k: v for k, v in arch.items() if k != "lambda_"} | {"name": "trm@TRMModel"}).model.eval()
     trm.load_state_dict(eqr.state_dict(), strict=False)
     batch = make_batch(arch)
-    z_H0, z_L0 = torch.randn(eqr.carry_shape(4)), torch.randn(eqr.carry_shape(4))
+    z_H0, z_L0 = torch.randn(latent_shape(eqr, 4)), torch.randn(latent_shape(eqr, 4))
     with torch.no_grad():
         x = trm.inner.input_embeddings(batch["inputs"], None)
         cos_sin, blocks = trm.inner.cos_sin(), trm.inner.L_level  # Blocks(h + u)
@@ -112,11 +115,13 @@ def test_damped_segment_matches_a_hand_unrolled_recurrence():
             for _ in range(L):
                 z_L = (1 - lam) * z_L + lam * blocks(z_L, z_H + x, cos_sin)
             z_H = (1 - lam) * z_H + lam * blocks(z_H, z_L, cos_sin)
-        got_H, got_L, logits, *_ = eqr.inner(z_H0, z_L0, batch)
+        segment = eqr.inner({"z_H": z_H0, "z_L": z_L0}, batch)
+        got_H, got_L, logits = segment.latents["z_H"], segment.latents["z_L"], segment.logits
     torch.testing.assert_close(got_H, z_H)
     torch.testing.assert_close(got_L, z_L)
     torch.testing.assert_close(logits, trm.inner.lm_head(z_H))
-    assert not torch.allclose(got_H, trm.inner(z_H0, z_L0, batch)[0])  # the damping changes the answer
+    undamped = trm.inner({"z_H": z_H0, "z_L": z_L0}, batch).latents["z_H"]
+    assert not torch.allclose(got_H, undamped)  # the damping changes the answer
 
 
 def test_eval_halts_only_at_max_steps():
@@ -217,7 +222,7 @@ def test_bfloat16_forward_and_backward_on_cpu(name):
     head = build_model(arch).train()
     batch = make_batch(arch)
     carry, loss, metrics, _, _ = head(head.initial_carry(batch), batch)
-    assert carry.z_H.dtype == torch.bfloat16
+    assert carry.latents["z_H"].dtype == torch.bfloat16
     assert torch.isfinite(loss)
     loss.backward()
     grads = [p.grad for p in head.parameters() if p.grad is not None]
@@ -229,9 +234,9 @@ def test_one_step_gradient_only_reaches_last_recursion():
     arch = tiny_arch(H_cycles=3)
     model = build_model(arch).model.train()
     batch = make_batch(arch)
-    z = torch.randn(model.carry_shape(4), requires_grad=True)
-    z_H, _, logits, _, _ = model.inner(z, z, batch)
-    assert not z_H.requires_grad
+    z = torch.randn(latent_shape(model, 4), requires_grad=True)
+    latents, logits, _, _ = model.inner({"z_H": z, "z_L": z}, batch)
+    assert not latents["z_H"].requires_grad
     logits.sum().backward()
     assert z.grad is None
 
@@ -239,11 +244,11 @@ def test_one_step_gradient_only_reaches_last_recursion():
 def test_hrm_puzzle_embedding_positions():
     arch = tiny_arch("hrm@HRMModel", H_layers=1, puzzle_emb_ndim=40, num_puzzle_identifiers=5)
     model = build_model(arch).model
-    assert model.carry_shape(2) == (2, 16 + 2, 32)  # ceil(40 / 32) = 2 puzzle positions
+    assert latent_shape(model, 2) == (2, 16 + 2, 32)  # ceil(40 / 32) = 2 puzzle positions
     batch = make_batch(arch, size=2)
     carry, out = model(model.initial_carry(batch), batch)
     assert out["logits"].shape == (2, 16, 7)
-    assert carry.z_H.shape == (2, 18, 32)
+    assert carry.latents["z_H"].shape == (2, 18, 32)
     assert model.inner.puzzle_emb.weights.abs().sum() == 0  # initialised to zero
 
 

@@ -35,9 +35,9 @@ class Counting:
     def __init__(self, inner):
         self.inner, self.rows = inner, 0
 
-    def __call__(self, z_H, z_L, batch):
-        self.rows += z_H.shape[0]
-        return self.inner(z_H, z_L, batch)
+    def __call__(self, latents, batch):
+        self.rows += latents["z_H"].shape[0]
+        return self.inner(latents, batch)
 
 
 def with_runtime(plan: EvalPlan, **changes) -> EvalPlan:

@@ -13,7 +13,7 @@ import yaml
 from models.blocks import PuzzleEmbedding, ReasonerIO
 from models.loading import load_model_state, model_for_dataset
 from models.registry import build_model
-from tests.conftest import tiny_arch
+from tests.conftest import latent_shape, tiny_arch
 from training.optim import SignSGDSparse
 from utils.checkpoint import CheckpointError, read_checkpoint
 
@@ -63,7 +63,7 @@ def test_one_embedding_and_prefix_for_every_architecture(kind):
     assert not emb.weights.any()  # zero init
     assert TABLE in head.state_dict() and all(p is not emb.weights for p in head.parameters())
     plen = {"trm": 16, "hrm": 1, "eqr": 4, "transformer": 1}[kind]
-    assert inner.puzzle_len == plen and head.model.carry_shape(2) == (2, 16 + plen, 32)
+    assert inner.puzzle_len == plen and latent_shape(head.model, 2) == (2, 16 + plen, 32)
     assert logits_of(head, batch_of([1, 2])).shape == (2, 16, 7)
 
 
@@ -103,12 +103,12 @@ def test_identifier_remap_reads_other_rows_and_leaves_the_state_dict(backend):
     state = {k: v.clone() for k, v in head.state_dict().items()}
     segment = inner if backend is None else torch.compile(inner, backend=backend, dynamic=False)
     batch = batch_of([1, 2, 5])
-    shape = head.model.carry_shape(3)
-    z = torch.zeros(shape), torch.zeros(shape)
+    shape = latent_shape(head.model, 3)
+    z = {"z_H": torch.zeros(shape), "z_L": torch.zeros(shape)}
 
     def logits(ids: list[int]) -> torch.Tensor:
         with torch.no_grad():
-            return segment(*z, {**batch, "puzzle_identifiers": torch.tensor(ids, dtype=torch.int32)})[2]
+            return segment(z, {**batch, "puzzle_identifiers": torch.tensor(ids, dtype=torch.int32)}).logits
 
     identity, as_remapped = logits([1, 2, 5]), logits([6, 0, 5])
     assert not torch.equal(identity, as_remapped)

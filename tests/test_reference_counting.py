@@ -76,7 +76,7 @@ def test_eqr_restarts_equal_its_own_random_initialisation():
 
 def test_eqr_restarts_use_its_own_init_stds():
     """SPEC 5.1: at B > 1 EqR restarts draw z_H with H_init_std, z_L with L_init_std, whatever
-    different_init_reset_std says; restart_std=(h, l) forces the stds for every architecture."""
+    different_init_reset_std says; restart_std={z_H: h, z_L: l} forces the stds for every architecture."""
     torch.manual_seed(0)
     eqr = build_model(tiny_arch(H_init_std=0.5)).model.eval()
     batches = [({"inputs": torch.randint(1, 7, (3, 16), dtype=torch.int32),
@@ -91,8 +91,9 @@ def test_eqr_restarts_use_its_own_init_stds():
 
     reference_rule = final_residuals(1.0)
     assert torch.equal(reference_rule, final_residuals(7.0))  # different_init_reset_std has no effect on EqR
-    assert torch.equal(reference_rule, final_residuals((0.5, 1.0)))  # the draws of std 0.5 (z_H), 1.0 (z_L)
-    assert not torch.equal(reference_rule, final_residuals((1.0, 1.0)))
+    # the draws of std 0.5 (z_H), 1.0 (z_L)
+    assert torch.equal(reference_rule, final_residuals({"z_H": 0.5, "z_L": 1.0}))
+    assert not torch.equal(reference_rule, final_residuals({"z_H": 1.0, "z_L": 1.0}))
     assert len(set(reference_rule.view(3, 4)[0].tolist())) == 4  # four distinct restarts
 
 

@@ -49,7 +49,8 @@ def test_resume_from_a_reference_trainer_checkpoint(tmp_path, caplog):
     moments = trainer.optimizers[0].state_dict()["state"]
     for index, state in raw["optimizers"][0]["state"].items():
         assert torch.equal(moments[index]["exp_avg_sq"], state["exp_avg_sq"]) and moments[index]["step"] == 6
-    assert torch.equal(trainer.carry.z_L, raw["carry"].inner_carry.z_L) and trainer.carry.steps.tolist() == [6] * 8
+    assert torch.equal(trainer.carry.latents["z_L"], raw["carry"].inner_carry.z_L)
+    assert trainer.carry.steps.tolist() == [6] * 8
     assert "reference loader's state" in caplog.text
     last = trainer.run()
     assert trainer.step == 8 and (tmp_path / "run" / "step_8.pth").is_file() and last["train/lm_loss"] > 0

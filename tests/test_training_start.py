@@ -51,7 +51,7 @@ def test_load_checkpoint_continues_the_whole_trainer_state(maze_dir, trained, tm
     for index, state in saved.items():
         assert torch.equal(moments[index]["exp_avg"], state["exp_avg"])
         assert torch.equal(moments[index]["exp_avg_sq"], state["exp_avg_sq"]) and moments[index]["step"] == 3
-    assert torch.equal(trainer.carry.z_H, ckpt["carry"]["z_H"])
+    assert torch.equal(trainer.carry.latents["z_H"], ckpt["carry"]["z_H"])
     trainer.run()  # and it goes on exactly as the run it came from
     end, again = safe_torch_load(trained / "step_5.pth"), trainer.head.state_dict()
     for key, value in end["model"].items():

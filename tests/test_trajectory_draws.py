@@ -35,7 +35,7 @@ class RecordingInner(EqRInner):
         super().__init__(cfg)
         self.log: Draws = {}
 
-    def forward(self, z_H, z_L, batch):
+    def forward(self, latents, batch):
         draws: list[torch.Tensor] = []
         source = self.noise_source
 
@@ -45,12 +45,12 @@ class RecordingInner(EqRInner):
             return noise
 
         with self.drawing_noise_from(recording):
-            out = super().forward(z_H, z_L, batch)
+            out = super().forward(latents, batch)
         for row, (inputs, copy) in enumerate(zip(batch["inputs"].tolist(), batch["copy"].tolist(), strict=True)):
             segments = self.log.setdefault((tuple(inputs), copy), [])
             entry = {"noise": torch.stack([d[row] for d in draws])}
             if not segments:
-                entry["z_H"], entry["z_L"] = z_H[row].clone(), z_L[row].clone()
+                entry["z_H"], entry["z_L"] = latents["z_H"][row].clone(), latents["z_L"][row].clone()
             segments.append(entry)
         return out
 

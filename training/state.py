@@ -89,7 +89,7 @@ def reshard(states: list[dict[str, Any]], world: int, source: str, *, seed: int,
         if not all(c is None for c in carries):
             raise CheckpointError(f"{source}: some ranks have a carry and some have none")
         return [{"carry": None, "rng": None, "seed": _stream_seed(seed, step, r)} for r in range(world)]
-    rows = int(carries[0]["z_H"].shape[0]) * len(carries)
+    rows = int(carries[0]["steps"].shape[0]) * len(carries)
     if rows % world:
         raise CheckpointError(f"{source}: written by {len(states)} rank(s) with a global batch of {rows} rows, "
                               f"which does not divide into {world} ranks")
@@ -97,7 +97,7 @@ def reshard(states: list[dict[str, Any]], world: int, source: str, *, seed: int,
     def split(parts: list[torch.Tensor]) -> list[torch.Tensor]:
         return [chunk.clone() for chunk in torch.cat(parts).chunk(world)]
 
-    pieces = {key: split([c[key] for c in carries]) for key in ("z_H", "z_L", "steps", "halted")}
+    pieces = {key: split([c[key] for c in carries]) for key in carries[0] if key != "current_data"}
     data = {key: split([c["current_data"][key] for c in carries]) for key in carries[0]["current_data"]}
     return [{"carry": {**{key: chunks[r] for key, chunks in pieces.items()},
                        "current_data": {key: chunks[r] for key, chunks in data.items()}},
@@ -116,16 +116,22 @@ def restore_rng(own: dict[str, Any]) -> None:
         set_rng_state(own)
 
 
-def carry_from(state: Any, shape: tuple[int, ...], device: torch.device, source: str) -> Carry | None:
-    """Our `Carry` from a checkpoint's carry (ours, or the reference's dataclass), checked against `shape`."""
+def carry_from(state: Any, shapes: dict[str, tuple[int, ...]], device: torch.device, source: str) -> Carry | None:
+    """Our `Carry` from a checkpoint's carry (ours, or the reference's dataclass), its latents checked
+    against `shapes` (this run's, by name)."""
     if state is None:
         return None
     if isinstance(state, ReferenceModelCarry):
         state = state.carry_state()
-    if tuple(state["z_H"].shape) != tuple(shape):
-        raise CheckpointError(f"{source}: carry z_H has shape {tuple(state['z_H'].shape)}, this run needs "
-                              f"{tuple(shape)} (per-rank batch, positions, hidden)")
-    return Carry.from_dict(state).to(device)
+    carry = Carry.from_dict(state)
+    if set(carry.latents) != set(shapes):
+        raise CheckpointError(f"{source}: carry holds latents {', '.join(carry.latents)}, this model has "
+                              f"{', '.join(shapes)}")
+    for name, shape in shapes.items():
+        if tuple(carry.latents[name].shape) != tuple(shape):
+            raise CheckpointError(f"{source}: carry {name} has shape {tuple(carry.latents[name].shape)}, this run "
+                                  f"needs {tuple(shape)} (per-rank batch, positions, hidden)")
+    return carry.to(device)
 
 
 def ema_shadow(ckpt: dict[str, Any]) -> dict[str, Any]:

@@ -116,7 +116,8 @@ class Trainer:
         if self.carry is None:
             self.carry = self.head.initial_carry(batch)
         self.head.train()
-        self.carry, loss, metrics, _, _ = self.forward(carry=self.carry, batch=batch)
+        step = self.forward(carry=self.carry, batch=batch)
+        self.carry, loss, metrics = step.carry, step.loss, step.metrics
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"non-finite loss ({loss.item()}) at step {self.step + 1}; "
                                      f"last checkpoint: {latest_or_none(self.run_dir)}")
@@ -287,8 +288,8 @@ class Trainer:
             raise CheckpointError(f"{source}: train_dataset: {err}") from None
         self.step = int(ckpt["step"])
         own = rank_states[self.dist.rank]
-        shape = self.head.model.carry_shape(self.config.global_batch_size // self.dist.world_size)
-        self.carry = state.carry_from(own["carry"], shape, self.device, source)
+        empty = self.head.model.inner.empty_latents(self.config.global_batch_size // self.dist.world_size, "meta")
+        self.carry = state.carry_from(own["carry"], {n: tuple(v.shape) for n, v in empty.items()}, self.device, source)
         state.restore_rng(own)
         return ckpt.get("wandb_run_id")
 
