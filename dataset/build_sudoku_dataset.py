@@ -23,9 +23,9 @@ if __package__ in (None, ""):  # run as `python dataset/<name>.py`, not -m: put 
 from dataset.format import SplitArrays, write_identifiers, write_split  # noqa: E402
 from dataset.hub_csv import run_build, split_csv  # noqa: E402
 from dataset.sudoku import VOCAB_SIZE, encode_tokens  # noqa: E402
-from dataset.sudoku_augment import augment  # noqa: E402
-from dataset.sudoku_csv import InvalidRowError, SudokuRows, read_sudoku_csv  # noqa: E402
-from dataset.sudoku_generate import GenerationError, generate_rows  # noqa: E402
+from dataset.sudoku.augment import augment  # noqa: E402
+from dataset.sudoku.csv_source import InvalidRowError, SudokuRows, read_sudoku_csv  # noqa: E402
+from dataset.sudoku.generate import GenerationError, generate_rows  # noqa: E402
 from utils import cli  # noqa: E402
 from utils.atomic import atomic_output_dir, check_target  # noqa: E402
 from utils.validation import ConfigError, format_validation_error  # noqa: E402

@@ -1,7 +1,7 @@
 """Build the study task: Sudoku puzzles spread over rounds of singles, with a harder held-out split.
 
 `python -m dataset.build_sudoku_rounds_dataset --output-dir DIR` writes, offline, five splits of
-uniquely solvable 9x9 puzzles (`dataset.sudoku_rounds` rates them):
+uniquely solvable 9x9 puzzles (`dataset.sudoku.rounds` rates them):
   train      puzzles of --train-rounds LOW HIGH rounds, each with --num-aug symmetric copies;
   val        more of the same distribution, for choosing settings (never the test split);
   test       more of the same distribution;
@@ -29,9 +29,9 @@ if __package__ in (None, ""):  # run as `python dataset/<name>.py`, not -m: put 
 
 from dataset.format import SplitArrays, write_identifiers, write_split  # noqa: E402
 from dataset.sudoku import VOCAB_SIZE, encode_tokens  # noqa: E402
-from dataset.sudoku_augment import augment  # noqa: E402
-from dataset.sudoku_generate import GenerationError  # noqa: E402
-from dataset.sudoku_rounds import draw_puzzle  # noqa: E402
+from dataset.sudoku.augment import augment  # noqa: E402
+from dataset.sudoku.generate import GenerationError  # noqa: E402
+from dataset.sudoku.rounds import draw_puzzle  # noqa: E402
 from utils import cli  # noqa: E402
 from utils.atomic import atomic_output_dir, check_target  # noqa: E402
 from utils.validation import ConfigError, format_validation_error  # noqa: E402

@@ -18,12 +18,10 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from utils.labels import IGNORE_LABEL_ID  # what loaded labels equal to a dataset's ignore_label_id become
 from utils.validation import format_validation_error
 
 FIELDS = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
-# Label of a position that is not scored: loaded labels equal to a dataset's ignore_label_id become
-# this, and every loss and metric skips it.
-IGNORE_LABEL_ID = -100
 
 
 class DatasetFormatError(ValueError):

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dataset.format import IGNORE_LABEL_ID, DatasetFormatError, DatasetMetadata, load_metadata, load_split
+from dataset.format import DatasetFormatError, DatasetMetadata, load_metadata, load_split
+from utils.labels import IGNORE_LABEL_ID
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Each transform is a position permutation plus a token permutation, so a puzzle a
 solution transform alike and a prediction made in the transformed frame maps back to the
 original frame exactly. Transform 0 is always the identity. The transforms are a task's
 `Symmetry` (dataset/tasks.py: `sudoku`, `dihedral`), drawn by the same action functions its
-builder augments training data with (dataset/sudoku.py, dataset/maze.py); here they become
+builder augments training data with (dataset/sudoku/, dataset/maze.py); here they become
 torch gathers and their inverses.
 """
 
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dataset import sudoku
-from dataset.tasks import SYMMETRIES, Maps
+Maps = tuple[np.ndarray, np.ndarray]  # cells [T, S], token maps [T, V]: transformed[i] = token_map[x[cells[i]]]
+
 
 
 @dataclass(frozen=True)
@@ -64,15 +64,3 @@ def identity(seq_len: int, vocab_size: int, count: int = 1) -> TransformSet:
         torch.arange(seq_len).repeat(count, 1),
         torch.arange(vocab_size).repeat(count, 1),
     )
-
-
-def dihedral_transforms(side: int, vocab_size: int, count: int) -> TransformSet:
-    """The first `count` of the 8 symmetries of a side x side grid (identity first)."""
-    return TransformSet.from_maps(SYMMETRIES["dihedral"].maps(count, side * side, vocab_size, 0))
-
-
-def sudoku_transforms(count: int, seed: int = 0) -> TransformSet:
-    """Identity plus `count - 1` random Sudoku symmetries drawn from `seed` (the same for every puzzle)."""
-    if count < 1:
-        raise ValueError(f"tta: need at least 1 transform, got {count}")
-    return TransformSet.from_maps(SYMMETRIES["sudoku"].maps(count, sudoku.SEQ_LEN, sudoku.VOCAB_SIZE, seed))

@@ -23,16 +23,18 @@ from typing import Any
 
 import numpy as np
 
-from dataset import arc, arc_grid, arc_render, maze, sudoku
-from dataset.arc_evaluator import arc_evaluator
+from dataset import maze, sudoku
+from dataset.arc import grid as arc_grid
+from dataset.arc import render as arc_render
+from dataset.arc.evaluator import arc_evaluator
 from dataset.format import DatasetFormatError, DatasetMetadata
+from dataset.symmetries import Maps
 from dataset.task_evaluator import EvaluatorFactory, TaskEvaluator
 from utils.validation import ConfigError
 
 log = logging.getLogger(__name__)
 
 Examples = tuple[np.ndarray, np.ndarray]  # inputs, labels: [N, seq_len] token ids
-Maps = tuple[np.ndarray, np.ndarray]  # cells [T, S], token maps [T, V]: transformed[i] = token_map[x[cells[i]]]
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,7 @@ register_task(Task(
     name="arc", vocab_size=arc_grid.VOCAB_SIZE,
     matches=lambda seq_len, vocab: (seq_len, vocab) == (arc_grid.SEQ_LEN, arc_grid.VOCAB_SIZE),
     text_lines=arc_render.text_lines, draw_frame=arc_render.draw_frame,
-    evaluator=arc_evaluator, draw_results=arc.draw_submission,
+    evaluator=arc_evaluator, draw_results=arc_render.draw_submission,
     tta_note="ARC's augmentations are built into its test split (--num-aug) and all of them vote",
 ))
 register_task(Task(

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dataset.arc_grid import task_of_name
+from dataset.arc.grid import task_of_name
 from dataset.format import load_split
 from utils.validation import ConfigError
 

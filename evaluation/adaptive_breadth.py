@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from dataset.format import IGNORE_LABEL_ID
 from evaluation.trajectories import Trajectory
+from utils.labels import IGNORE_LABEL_ID
 
 PREFIX = "adaptive_breadth/"
 

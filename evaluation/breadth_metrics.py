@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from dataset.format import IGNORE_LABEL_ID
+from utils.labels import IGNORE_LABEL_ID
 
 __all__ = [
     "breadth_metrics",

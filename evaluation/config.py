@@ -14,13 +14,28 @@ Reading the command line and the YAML is evaluation/options.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dataset.symmetries import TransformSet
+from dataset.task_evaluator import TaskEvaluator
 from dataset.tasks import SYMMETRIES
-from evaluation.plan import OUTPUT_FIELDS, Counting, TTAKind, check_breadth
+from evaluation.plan import (
+    OUTPUT_FIELDS,
+    Breadth,
+    Counting,
+    EvalPlan,
+    Outputs,
+    Runtime,
+    Selection,
+    TTAKind,
+    check_breadth,
+)
+from evaluation.randomness import restart_argument
 from evaluation.stopping import CONDITIONS, DEFAULT_RULE, StopRule
 from utils.plugins import KEY as PLUGINS_KEY
 from utils.plugins import import_plugins
@@ -243,6 +258,17 @@ def option_default(key: str) -> Any:
     return SECTIONS[SECTION_OF[key]].model_fields[key].get_default(call_default_factory=True)
 
 
+@dataclass(frozen=True)
+class PassContext:
+    """What a pass brings to its plan beyond the options: the TTA transforms (from the dataset's task), the
+    task's evaluator per depth, the (compiled) segment function and the number of batches (progress bar)."""
+
+    transforms: TransformSet | None = None
+    evaluators: Mapping[int, TaskEvaluator] = field(default_factory=dict)
+    segment: Callable[..., Any] | None = None
+    total_batches: int | None = None
+
+
 class EvalConfig(BaseModel):
     """Everything one `evaluate.py` invocation needs, by section; see docs/evaluation.md for each key."""
 
@@ -291,6 +317,24 @@ class EvalConfig(BaseModel):
             values.pop(key)
         values["puzzle_id_ablation"] = self.source.puzzle_id_ablation  # what the model is shown of the data
         return values
+
+    def to_plan(self, breadth: int, run: PassContext, stop: StopRule | None = None) -> EvalPlan:
+        """The engine's plan of one pass at breadth `breadth`: every depth and option of this config, with
+        what the pass brings (`run`: the TTA transforms, the task's evaluators, the segment function and the
+        batch count); `stop` replaces the stop rule of the `elastic*` keys (the frontier's settings)."""
+        return EvalPlan(
+            tuple(self.depth.depths),
+            breadth=Breadth(restarts=breadth, tta=run.transforms, agree=self.breadth.breadth_agree,
+                            restart_std=restart_argument(self.breadth.restart_std,
+                                                         self.breadth.different_init_reset_std)),
+            stopping=stop or self.stopping.rule,
+            selection=Selection(top_k=self.selection.convergence_top_k, window=self.selection.convergence_window),
+            counting=self.counting.mode,
+            outputs=Outputs(per_trajectory=self.outputs.per_trajectory, save=tuple(self.outputs.save_outputs),
+                            evaluators=run.evaluators),
+            runtime=Runtime(seed=self.runtime.seed, max_rows=self.runtime.max_rows, progress=self.runtime.progress,
+                            segment=run.segment, total_batches=run.total_batches),
+        )
 
     def flat(self) -> dict[str, Any]:
         """Every key as the command line names it, with its value."""

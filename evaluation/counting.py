@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import torch
 
-from dataset.format import IGNORE_LABEL_ID
 from evaluation.accumulator import MetricSums
 from evaluation.adaptive_breadth import PREFIX, adaptive_metrics
 from evaluation.breadth_metrics import breadth_metrics
+from utils.labels import IGNORE_LABEL_ID
 
 REFERENCE_PREFIX = "ref/"
 

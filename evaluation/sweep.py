@@ -21,14 +21,12 @@ from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig, read_meta
 from dataset.symmetries import TransformSet
 from dataset.tasks import Task, task_of
 from evaluation.ablation import ablation_table
-from evaluation.config import CheckpointEntry, EvalConfig
+from evaluation.config import CheckpointEntry, EvalConfig, PassContext
 from evaluation.engine import EvalResult, batches_in, run_evaluation
 from evaluation.naming import dataset_label, overrides_label, run_label, run_labels, sweep_label
 from evaluation.outputs import write_outputs
-from evaluation.plan import Breadth, EvalPlan, Outputs, Runtime, Selection
 from evaluation.plots import write_plots
 from evaluation.points import Point, plan_points
-from evaluation.randomness import restart_argument
 from evaluation.report import (
     make_record,
     record_stem_of,
@@ -161,7 +159,7 @@ def build_point(point: Point, checkpoint: str, fit: Fit, info: distributed.DistI
                              " (the checkpoint's training batch; set one)"))
     transforms = build_transforms(cfg.breadth.tta, cfg.breadth.tta_kind, fit.task, fit.fields["seq_len"],
                                   fit.fields["vocab_size"], runtime_options.seed)
-    overrides = {"halt_max_steps": max(cfg.depth.depths), **point.arch}
+    overrides = dict(point.arch)  # the depth is the engine's (the plan's depths), never the model config's
     if runtime_options.forward_dtype:
         overrides["forward_dtype"] = runtime_options.forward_dtype
     loaded = model_for_dataset(fit.contents, fit.fields, overrides, use_ema=runtime_options.use_ema)
@@ -188,36 +186,24 @@ def prepare(cfg: EvalConfig, checkpoint: str, info: distributed.DistInfo,
 
 def evaluate_pass(cfg: EvalConfig, prepared: Prepared, breadth: int, info: distributed.DistInfo,
                   stop: StopRule | None = None, saving: PassSaving | None = None) -> Evaluated:
-    """One pass of `prepared` over the split at breadth `breadth`: every depth of `cfg`, its other options;
-    `stop` replaces the stop rule of `cfg`'s `elastic_*` keys (the frontier's settings); `saving`: how the
-    pass is saved part-way and continued (evaluation/resume.py).
-    Restarts (B > 1) follow `restart_std` (docs/evaluation.md): the model's own init stds where it
-    declares them, else `different_init_reset_std`; `reset_std`: that std for every architecture."""
+    """One pass of `prepared` over the split at breadth `breadth`: every depth of `cfg`, its other options
+    (`EvalConfig.to_plan`); `stop` replaces the stop rule of `cfg`'s `elastic*` keys (the frontier's
+    settings); `saving`: how the pass is saved part-way and continued (evaluation/resume.py)."""
     dataset = PuzzleDataset(
         PuzzleDatasetConfig(data_paths=prepared.data_paths, global_batch_size=prepared.batch, rank=info.rank,
                             world_size=info.world_size, seed=cfg.runtime.seed, test_set_mode=True),
         split=cfg.source.split,
     )
     compiled = prepared.segment is not None
-    restart = restart_argument(cfg.breadth.restart_std, cfg.breadth.different_init_reset_std)
     if info.rank == 0:
         log.info("%s: D=%s B=%d tta=%d, %d puzzles per batch%s%s", prepared.checkpoint, cfg.depth.depths, breadth,
                  cfg.breadth.tta, prepared.batch, ", compiled" if compiled else "",
                  f" {prepared.point.arch}" if prepared.point.arch else "")
     limit = cfg.runtime.max_eval_steps
-    batches = batches_in(dataset.num_examples, prepared.batch, limit)
-    plan = EvalPlan(
-        tuple(cfg.depth.depths),
-        breadth=Breadth(restarts=breadth, restart_std=restart, tta=prepared.transforms,
-                        agree=cfg.breadth.breadth_agree),
-        stopping=stop or cfg.stopping.rule,
-        selection=Selection(top_k=cfg.selection.convergence_top_k, window=cfg.selection.convergence_window),
-        counting=cfg.counting.mode,
-        outputs=Outputs(per_trajectory=cfg.outputs.per_trajectory, save=tuple(cfg.outputs.save_outputs),
-                        evaluators=prepared.task.evaluators(prepared.data_paths, cfg.depth.depths)),
-        runtime=Runtime(seed=cfg.runtime.seed, max_rows=cfg.runtime.max_rows, progress=cfg.runtime.progress,
-                        segment=prepared.segment, total_batches=batches),
-    )
+    context = PassContext(transforms=prepared.transforms, segment=prepared.segment,
+                          evaluators=prepared.task.evaluators(prepared.data_paths, cfg.depth.depths),
+                          total_batches=batches_in(dataset.num_examples, prepared.batch, limit))
+    plan = cfg.to_plan(breadth, context, stop)
     if saving is not None:
         plan = saving.apply(plan)
     run = run_evaluation(prepared.model, islice(dataset.test_batches(), limit), plan)

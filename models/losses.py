@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dataset.format import IGNORE_LABEL_ID
 from models.act import ACTModel, Batch, Carry
+from utils.labels import IGNORE_LABEL_ID
 
 
 def stablemax(x: torch.Tensor, epsilon: float = 1e-30) -> torch.Tensor:

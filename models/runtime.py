@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from models.act import ACTModel
 
@@ -24,6 +27,17 @@ def compile_enabled(requested: bool | None, device: torch.device) -> bool:
     if os.environ.get("DISABLE_COMPILE", "0") not in ("", "0"):
         return False
     return device.type == "cuda" if requested is None else requested
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """`module` in eval mode inside the block; its mode before is restored however the block ends."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 @dataclass(frozen=True)

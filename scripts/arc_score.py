@@ -29,7 +29,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataset import arc_evaluator, arc_grid, task_evaluator  # noqa: E402
+from dataset import task_evaluator  # noqa: E402
+from dataset.arc import evaluator as arc_evaluator  # noqa: E402
+from dataset.arc import grid as arc_grid  # noqa: E402
 from evaluation import USER_ERRORS  # noqa: E402
 from utils import atomic, cli, safe_load  # noqa: E402
 

@@ -16,7 +16,10 @@ sys.path.insert(0, str(ROOT))
 
 FIXTURES = ROOT / "tests" / "fixtures"
 
-from models.reasoner import Reasoner, Segment  # noqa: E402 (after the repository root is on sys.path)
+from dataset import sudoku  # noqa: E402 (after the repository root is on sys.path)
+from dataset.symmetries import TransformSet  # noqa: E402
+from dataset.tasks import SYMMETRIES  # noqa: E402
+from models.reasoner import Reasoner, Segment  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -158,3 +161,15 @@ def breadth_golden() -> dict:
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+def dihedral_transforms(side: int, vocab_size: int, count: int) -> TransformSet:
+    """The first `count` of the 8 symmetries of a side x side grid (identity first)."""
+    return TransformSet.from_maps(SYMMETRIES["dihedral"].maps(count, side * side, vocab_size, 0))
+
+
+def sudoku_transforms(count: int, seed: int = 0) -> TransformSet:
+    """Identity plus `count - 1` random Sudoku symmetries drawn from `seed` (the same for every puzzle)."""
+    if count < 1:
+        raise ValueError(f"tta: need at least 1 transform, got {count}")
+    return TransformSet.from_maps(SYMMETRIES["sudoku"].maps(count, sudoku.SEQ_LEN, sudoku.VOCAB_SIZE, seed))

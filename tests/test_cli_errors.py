@@ -146,7 +146,7 @@ def test_dataset_builders_bad_values(tmp_path):
     (("dataset.baselines", "nodata"), 2, "error: nodata: no such dataset directory"),
     (("dataset.build_task", "--task", "nope", "--output-dir", "t"), 2, "error: task 'nope' is not registered"),
     (("dataset.build_maze_unique_dataset", "--output-dir", "existing"), 1, "error: existing already exists"),
-    (("dataset.sudoku_generate", "--output-dir", "existing"), 1, "error: existing already exists"),
+    (("dataset.sudoku.generate", "--output-dir", "existing"), 1, "error: existing already exists"),
     (("dataset.build_sudoku_dataset", "--source", "generate", "--output-dir", "existing"), 1,
      "error: existing already exists"),
 ])

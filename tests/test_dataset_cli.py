@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import ROOT
 
 COMMANDS = ("build_sudoku_dataset", "build_maze_unique_dataset", "build_task", "download", "show", "baselines",
-            "sudoku_generate")
+            "sudoku/generate")
 TINY_MAZE = ["--grid-size", "7", "--train-samples", "8", "--test-samples", "2", "--min-path-length", "3",
              "--max-path-length", "10"]
 # 30x30 mazes at about 2000 a second: minutes of generation, so the signal always lands mid-build
@@ -40,7 +40,7 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_runs_as_a_file_from_the_repository_root(name):
     proc = run(f"dataset/{name}.py", "--help", cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith(f"usage: {name}.py") and "--debug" in proc.stdout
+    assert proc.stdout.startswith(f"usage: {name.split('/')[-1]}.py") and "--debug" in proc.stdout
 
 
 def test_file_and_module_forms_build_the_same_dataset(tmp_path):

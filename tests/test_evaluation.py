@@ -6,7 +6,6 @@ import pytest
 import torch
 from torch import nn
 
-from dataset.symmetries import dihedral_transforms
 from evaluation.engine import evaluate_depths, run_evaluation
 from evaluation.plan import EvalPlan
 from evaluation.randomness import TrajectoryNoise, initial_state, trajectory_keys
@@ -14,7 +13,7 @@ from evaluation.stopping import StopRule
 from models.act import Carry
 from models.reasoner import Reasoner, Segment
 from models.registry import build_model
-from tests.conftest import ScriptedInner, latent_shape, scripted_model, tiny_arch
+from tests.conftest import ScriptedInner, dihedral_transforms, latent_shape, scripted_model, tiny_arch
 
 S, V, B = 3, 4, 4
 OWN = {"restart_std": None}  # scripted models keep their own reset: it tags each copy

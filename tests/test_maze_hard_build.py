@@ -16,7 +16,7 @@ from config.compose import compose_pretrain_config
 from dataset.build_maze_dataset import DIHEDRAL, read_maze_csv
 from dataset.build_maze_dataset import main as build_main
 from dataset.format import FIELDS
-from dataset.sudoku_csv import InvalidRowError
+from dataset.sudoku.csv_source import InvalidRowError
 from tests.test_download import FakeHub, endpoint  # noqa: F401  (endpoint: a fixture used below)
 
 GOLDEN = Path(__file__).parent / "fixtures" / "maze_hard_build"

@@ -15,7 +15,7 @@ import torch
 
 from dataset import sudoku
 from dataset.build_maze_dataset import DIHEDRAL, dihedral_copies, read_maze_csv
-from dataset.sudoku_augment import augment, draw_symmetries
+from dataset.sudoku.augment import augment, draw_symmetries
 from dataset.symmetries import TransformSet
 from dataset.tasks import TASKS
 from evaluation.tta import build_transforms

@@ -14,8 +14,8 @@ import pytest
 from dataset.build_sudoku_dataset import SudokuBuildConfig, parse_args
 from dataset.build_sudoku_dataset import main as build_main
 from dataset.show import main as show_main
-from dataset.sudoku_csv import InvalidRowError, read_sudoku_csv
-from dataset.sudoku_generate import write_generated_csvs
+from dataset.sudoku.csv_source import InvalidRowError, read_sudoku_csv
+from dataset.sudoku.generate import write_generated_csvs
 from tests.test_sudoku_data import count_solutions, digits, write_csv
 from utils.atomic import atomic_output_dir
 

@@ -9,9 +9,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dataset.sudoku_augment import augment
-from dataset.sudoku_generate import generate_rows
-from dataset.sudoku_solver import generate_puzzle
+from dataset.sudoku.augment import augment
+from dataset.sudoku.generate import generate_rows
+from dataset.sudoku.solver import generate_puzzle
 
 FIXTURE = Path(__file__).parent / "data" / "sudoku_hard.csv"
 

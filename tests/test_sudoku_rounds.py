@@ -12,8 +12,8 @@ import pytest
 
 from dataset.build_sudoku_rounds_dataset import RoundsBuildConfig, build_rounds_dataset, load_difficulty
 from dataset.format import load_split
-from dataset.sudoku_rounds import draw_puzzle, singles_rounds
-from dataset.sudoku_solver import generate_puzzle, rate, solve
+from dataset.sudoku.rounds import draw_puzzle, singles_rounds
+from dataset.sudoku.solver import generate_puzzle, rate, solve
 
 ROOT = Path(__file__).resolve().parents[1]
 EASY = "003020600900305001001806400008102900700000008006708200002609500800203009005010300"  # singles suffice

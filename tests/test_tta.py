@@ -8,13 +8,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dataset.symmetries import dihedral_transforms, identity, sudoku_transforms
+from dataset.symmetries import identity
 from dataset.tasks import SYMMETRIES, TASKS, TOKENS, Symmetry, register_symmetry
 from evaluation import load_options
 from evaluation.engine import run_evaluation
 from evaluation.plan import EvalPlan
 from evaluation.tta import build_transforms
-from tests.conftest import ScriptedInner, scripted_model
+from tests.conftest import ScriptedInner, dihedral_transforms, scripted_model, sudoku_transforms
 from utils.validation import ConfigError
 
 # A valid solved Sudoku (tokens = digit + 1).

@@ -17,7 +17,9 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from config.schema import PretrainConfig
 from models.blocks import PuzzleEmbedding
+from utils.safe_load import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +147,68 @@ class LRSchedule:
     def lrs(self, step: int) -> list[float]:
         return [cosine_schedule_with_warmup_lr(step, base, self.warmup_steps, self.total_steps, self.min_ratio)
                 for base in self.base_lrs]
+
+
+@dataclass
+class ScheduledOptimizers:
+    """The run's optimizers (AdamATan2 for the dense weights, sign-SGD for each puzzle embedding), each with
+    its base learning rate, under one schedule: what a step applies and a checkpoint saves."""
+
+    optimizers: list[Any]
+    schedule: LRSchedule
+
+    def __len__(self) -> int:
+        return len(self.optimizers)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.optimizers[index]
+
+    def lrs(self, step: int) -> list[float]:
+        return self.schedule.lrs(step)
+
+    def step(self, step: int) -> None:
+        """Step `step`'s learning rates set, every optimizer steps and clears its gradients."""
+        for optimizer, lr in zip(self.optimizers, self.lrs(step), strict=True):
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+    def state_dict(self) -> list[dict[str, Any]]:
+        return [optimizer.state_dict() for optimizer in self.optimizers]
+
+    def load_state_dict(self, saved: list[dict[str, Any]], source: str) -> None:
+        """Every optimizer's saved state; a count or a moment's shape that does not fit is one CheckpointError."""
+        if len(saved) != len(self.optimizers):
+            raise CheckpointError(f"{source}: {len(saved)} optimizer states for {len(self.optimizers)}")
+        for optimizer, state in zip(self.optimizers, saved, strict=True):
+            _check_moments(optimizer, state, source)
+            optimizer.load_state_dict(state)
+
+
+def _check_moments(optimizer: Any, state: dict[str, Any], source: str) -> None:
+    """Moment tensors must have their parameter's shape (torch checks only the group sizes)."""
+    params = [p for group in getattr(optimizer, "param_groups", []) for p in group.get("params", [])]
+    for index, param_state in (state.get("state") or {}).items():
+        for key, value in param_state.items():
+            if isinstance(value, torch.Tensor) and value.ndim and index < len(params) \
+                    and value.shape != params[index].shape:
+                raise CheckpointError(f"{source}: optimizer state {index}.{key} has shape {tuple(value.shape)}, "
+                                      f"the parameter {tuple(params[index].shape)}")
+
+
+def build_optimizers(model: torch.nn.Module, config: PretrainConfig, total_steps: int) -> ScheduledOptimizers:
+    """AdamATan2 over `model`'s trainable weights, then sign-SGD for each puzzle embedding, under warmup-cosine,
+    as the reference's trainer builds them (`lr`, `beta1`, `beta2`, `weight_decay`, `puzzle_emb_lr`,
+    `puzzle_emb_weight_decay`, `lr_warmup_steps`, `lr_min_ratio`)."""
+    optimizers: list[Any] = [make_adam_atan2([p for p in model.parameters() if p.requires_grad], lr=config.lr,
+                                             betas=(config.beta1, config.beta2), weight_decay=config.weight_decay)]
+    base_lrs = [config.lr]
+    for emb in (m for m in model.modules() if isinstance(m, PuzzleEmbedding)):
+        optimizers.append(SignSGDSparse(emb, lr=config.puzzle_emb_lr, weight_decay=config.puzzle_emb_weight_decay))
+        base_lrs.append(config.puzzle_emb_lr)
+    return ScheduledOptimizers(optimizers, LRSchedule(base_lrs, config.lr_warmup_steps, total_steps,
+                                                      config.lr_min_ratio))
 
 
 class SignSGDSparse:

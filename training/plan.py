@@ -7,6 +7,8 @@ torchrun starts its ranks.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from config.schema import PretrainConfig, validate_arch
 from dataset.puzzle_dataset import read_metadata
 from models.config import ArchConfig
@@ -28,11 +30,16 @@ def steps_for(config: PretrainConfig, total_groups: int, mean_puzzle_examples: f
     return steps if config.max_steps is None else min(steps, config.max_steps)
 
 
-def preflight(config: PretrainConfig, world_size: int) -> tuple[ArchConfig, int]:
+class TrainingPlan(NamedTuple):
+    arch: ArchConfig  # the architecture for this dataset (seq_len, vocab_size, ... filled in)
+    total_steps: int
+
+
+def preflight(config: PretrainConfig, world_size: int) -> TrainingPlan:
     """The architecture for this dataset and the step count, checked against dataset.json before any array
     is opened or model built (`pretrain.py --check` runs only this, in one process, before torchrun)."""
     meta = read_metadata(config.dataset.data_paths, "train")
     if config.global_batch_size % world_size:
         raise ConfigError(f"global_batch_size: {config.global_batch_size} is not divisible by {world_size} ranks")
     arch = validate_arch(config.arch, {**data_fields(meta), "batch_size": config.global_batch_size // world_size})
-    return arch, steps_for(config, meta.total_groups, meta.mean_puzzle_examples)
+    return TrainingPlan(arch, steps_for(config, meta.total_groups, meta.mean_puzzle_examples))

@@ -140,17 +140,6 @@ def ema_shadow(ckpt: dict[str, Any]) -> dict[str, Any]:
     return {"mu": ema["mu"], "shadow": {f"model.{canonical_key(k)}": v for k, v in ema["shadow"].items()}}
 
 
-def check_optimizer_state(optimizer: Any, state: dict[str, Any], source: str) -> None:
-    """Moment tensors must have their parameter's shape (torch checks only the group sizes)."""
-    params = [p for group in getattr(optimizer, "param_groups", []) for p in group.get("params", [])]
-    for index, param_state in (state.get("state") or {}).items():
-        for key, value in param_state.items():
-            if isinstance(value, torch.Tensor) and value.ndim and index < len(params) \
-                    and value.shape != params[index].shape:
-                raise CheckpointError(f"{source}: optimizer state {index}.{key} has shape {tuple(value.shape)}, "
-                                      f"the parameter {tuple(params[index].shape)}")
-
-
 def write_config_yaml(config: dict[str, Any], path: Path) -> None:
     """`all_config.yaml` beside the checkpoints (the layout HRM and TRM releases use)."""
     with atomic_file(path, "w") as handle:

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -28,21 +29,29 @@ from dataset.tasks import task_of
 from evaluation.engine import batches_in, run_evaluation
 from evaluation.plan import EvalPlan
 from models.act import Carry
-from models.blocks import PuzzleEmbedding
+from models.config import ArchConfig
 from models.ema import EMA
 from models.loading import check_architecture, load_model_state, model_for_dataset
+from models.losses import TrainingStep
 from models.registry import with_loss_head
-from models.runtime import prepare_runtime
+from models.runtime import eval_mode, prepare_runtime
 from training import state
 from training.interrupt import StopOnSignal
-from training.optim import LRSchedule, SignSGDSparse, make_adam_atan2
+from training.optim import build_optimizers
 from training.plan import preflight
 from training.progress import MetricWindow, format_summary
 from training.start import latest_or_none, start_point
 from training.tracking import Tracker
 from utils import threads
 from utils.atomic import atomic_file
-from utils.checkpoint import check_free_space, payload_bytes, prune_checkpoints, save_checkpoint_atomic, write_checksum
+from utils.checkpoint import (
+    CheckpointContents,
+    check_free_space,
+    payload_bytes,
+    prune_checkpoints,
+    save_checkpoint_atomic,
+    write_checksum,
+)
 from utils.cli import Interrupted
 from utils.distributed import DistInfo, all_reduce_sum_, gather_objects
 from utils.safe_load import CheckpointError
@@ -54,6 +63,22 @@ class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss; the last checkpoint written is still good."""
 
 
+def build_head(arch: ArchConfig, weights: CheckpointContents | None, config: PretrainConfig,
+               dist_info: DistInfo) -> tuple[torch.nn.Module, Callable[..., TrainingStep]]:
+    """The model in its training loss head, on its device with its kernels, and the step function (the head,
+    compiled when asked). Its initial weights are the same on every rank (`config.seed`); `weights` (from
+    `load_checkpoint=`, any supported layout, not its EMA) replace them, and the EMA starts from them."""
+    torch.manual_seed(config.seed)
+    model = model_for_dataset(arch, weights=weights, use_ema=False).act_model
+    if config.gradient_checkpoint:
+        model.enable_gradient_checkpointing()
+    if dist_info.rank == 0:
+        log.info("%s; device %s x %d rank(s)", model.summary(), dist_info.device, dist_info.world_size)
+    runtime = prepare_runtime(model, dist_info.device, config.kernels, config.compile, announce=dist_info.rank == 0)
+    head = with_loss_head(runtime.model)
+    return head, torch.compile(head) if runtime.compile else head
+
+
 class Trainer:
     def __init__(self, config: PretrainConfig, dist_info: DistInfo) -> None:
         self.config = config
@@ -61,31 +86,14 @@ class Trainer:
         self.device = dist_info.device
         self.run_dir = Path(config.checkpoint_path)
 
-        self.arch, self.total_steps = preflight(config, dist_info.world_size)
+        plan = preflight(config, dist_info.world_size)
+        self.arch, self.total_steps = plan.arch, plan.total_steps
         self.train_data = PuzzleDataset(self._data_config(test=False), split="train")
         self.task = task_of(self.train_data.metadata, ", ".join(config.dataset.data_paths))
         start = start_point(config)  # resume=, load_checkpoint=: training/start.py
 
-        torch.manual_seed(config.seed)  # identical initial weights on every rank
-        # Weights only (start.weights), from any supported layout, not its EMA; the EMA starts from them.
-        model = model_for_dataset(self.arch, weights=start.weights, use_ema=False).act_model
-        if config.gradient_checkpoint:
-            model.enable_gradient_checkpointing()
-        if dist_info.rank == 0:
-            log.info("%s; device %s x %d rank(s)", model.summary(), self.device, dist_info.world_size)
-        runtime = prepare_runtime(model, self.device, config.kernels, config.compile, announce=dist_info.rank == 0)
-        self.head = with_loss_head(runtime.model)
-        self.forward = torch.compile(self.head) if runtime.compile else self.head
-
-        self.optimizers: list[Any] = [make_adam_atan2(
-            [p for p in self.head.parameters() if p.requires_grad], lr=config.lr,
-            betas=(config.beta1, config.beta2), weight_decay=config.weight_decay)]
-        base_lrs = [config.lr]
-        for emb in (m for m in self.head.modules() if isinstance(m, PuzzleEmbedding)):
-            self.optimizers.append(SignSGDSparse(emb, lr=config.puzzle_emb_lr,
-                                                 weight_decay=config.puzzle_emb_weight_decay))
-            base_lrs.append(config.puzzle_emb_lr)
-        self.schedule = LRSchedule(base_lrs, config.lr_warmup_steps, self.total_steps, config.lr_min_ratio)
+        self.head, self.forward = build_head(self.arch, start.weights, config, dist_info)
+        self.optimizers = build_optimizers(self.head, config, self.total_steps)
         self.ema = EMA(self.head, config.ema_rate) if config.ema else None
 
         self.step = 0
@@ -130,11 +138,7 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip_norm)
 
         self.step += 1
-        for optimizer, lr in zip(self.optimizers, self.schedule.lrs(self.step), strict=True):
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+        self.optimizers.step(self.step)
         if self.ema is not None:
             self.ema.update(self.head)
         metrics = {k: v.detach() for k, v in metrics.items()}
@@ -169,7 +173,7 @@ class Trainer:
                     bar.update(1)
                     if self._due(c.log_interval_steps):
                         last = window.reduce(c.global_batch_size)
-                        last["train/lr"] = self.schedule.lrs(self.step)[0]
+                        last["train/lr"] = self.optimizers.lrs(self.step)[0]
                         last["train/samples_per_s"] = (window.steps * c.global_batch_size
                                                        / (time.perf_counter() - window_start))
                         window, window_start = MetricWindow(), time.perf_counter()
@@ -216,11 +220,9 @@ class Trainer:
         evaluators = self._task_evaluators(depth)
         # Evaluation draws from per-trajectory counter streams, never the global RNG: training's is untouched.
         total = batches_in(test.num_examples, self.config.global_batch_size, self.config.eval_max_batches)
-        with self.ema.swapped_in(self.head) if self.ema is not None else nullcontext():
-            act.eval()
+        with self.ema.swapped_in(self.head) if self.ema is not None else nullcontext(), eval_mode(act):
             run = run_evaluation(act, batches, EvalPlan.build([depth], seed=self.config.seed, total_batches=total,
                                                               evaluators=evaluators))
-            act.train()
         results = run.metrics[depth]
         metrics = {f"eval/{k}": v for k, v in results.items()}
         self.tracker.log(metrics, self.step)
@@ -256,8 +258,8 @@ class Trainer:
             "config": self.config.model_dump(),
             "step": self.step,
             "total_steps": self.total_steps,
-            "optimizers": [opt.state_dict() for opt in self.optimizers],
-            "optimizer_lrs": self.schedule.lrs(self.step),
+            "optimizers": self.optimizers.state_dict(),
+            "optimizer_lrs": self.optimizers.lrs(self.step),
             "carry": own["carry"], "rng": own["rng"], "numpy": own["numpy"], "python": own["python"],
             "rank_states": rank_states,
             "train_dataset": self.train_data.state_dict(),
@@ -277,11 +279,7 @@ class Trainer:
             if not ckpt.get("ema"):
                 raise CheckpointError(f"{source}: has no EMA state but ema=true")
             self.ema.load_state_dict(state.ema_shadow(ckpt))
-        if len(ckpt["optimizers"]) != len(self.optimizers):
-            raise CheckpointError(f"{source}: {len(ckpt['optimizers'])} optimizer states for {len(self.optimizers)}")
-        for optimizer, saved in zip(self.optimizers, ckpt["optimizers"], strict=True):
-            state.check_optimizer_state(optimizer, saved, source)
-            optimizer.load_state_dict(saved)
+        self.optimizers.load_state_dict(ckpt["optimizers"], source)
         try:
             self.train_data.load_state_dict(ckpt["train_dataset"])
         except (KeyError, ValueError) as err:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dataset.arc_grid import NUM_COLOURS, SIDE, dihedral
+from dataset.arc.grid import NUM_COLOURS, SIDE, dihedral
 
 Pair = tuple[np.ndarray, np.ndarray]  # (input grid, output grid), uint8
 NUM_DIHEDRAL = 8

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dataset.sudoku_solver import ALL, PEERS, UNITS, generate_puzzle
+from dataset.sudoku.solver import ALL, PEERS, UNITS, generate_puzzle
 
 _DIGIT_OF_BIT = {1 << d: d + 1 for d in range(9)}
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dataset.arc_grid import NUM_COLOURS, SIDE
+from dataset.arc.grid import NUM_COLOURS, SIDE
 from utils.atomic import atomic_file
 
 Task = dict[str, Any]

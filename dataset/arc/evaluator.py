@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from dataset.arc_grid import COLOUR_OFFSET, SIDE, crop_sizes, grid_hash, task_of_name, to_original_frame
+from dataset.arc.grid import COLOUR_OFFSET, SIDE, crop_sizes, grid_hash, task_of_name, to_original_frame
 from dataset.format import DatasetFormatError, load_metadata
 from dataset.task_evaluator import TaskResult
 from utils.distributed import gather_objects

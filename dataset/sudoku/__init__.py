@@ -5,7 +5,7 @@ tokens are digit + 1 (pad 0, blank 1, digits 2..10).
 
 A symmetry is (transpose flag, row order, column order, digit map), rows and columns permuted in
 bands and stacks of 3; `symmetry_cells` and `token_maps` are its one implementation, used by the
-builder's augmentation (dataset/sudoku_augment.py, the reference's draws) and by test-time
+builder's augmentation (dataset/sudoku/augment.py, the reference's draws) and by test-time
 augmentation (`tta_symmetries`, dataset/symmetries.py's invertible `TransformSet`).
 """
 

@@ -1,6 +1,6 @@
 """Offline Sudoku puzzles with unique solutions, and a CLI that writes them as CSVs.
 
-`python -m dataset.sudoku_generate --output-dir DIR` writes `train.csv` and `test.csv` in
+`python -m dataset.sudoku.generate --output-dir DIR` writes `train.csv` and `test.csv` in
 the `source,question,answer,rating` format, so a build can run from `--source-dir DIR`
 without network access. The rating is the number of guesses the propagation solver
 needs; `--min-difficulty` keeps only puzzles rated at least that.
@@ -16,10 +16,10 @@ import numpy as np
 from tqdm import tqdm
 
 if __package__ in (None, ""):  # run as `python dataset/<name>.py`, not -m: put the repository root on sys.path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from dataset.sudoku_csv import SudokuRows, write_sudoku_csv  # noqa: E402
-from dataset.sudoku_solver import generate_puzzle, rate  # noqa: E402
+from dataset.sudoku.csv_source import SudokuRows, write_sudoku_csv  # noqa: E402
+from dataset.sudoku.solver import generate_puzzle, rate  # noqa: E402
 from utils import cli  # noqa: E402
 from utils.atomic import atomic_output_dir, check_target  # noqa: E402
 

@@ -4,19 +4,22 @@ Three views share the palette: `text_lines` (one 900-token row as digits, for `d
 (one segment of scripts/visualize.py: the input and the expected grid beside the prediction's canvas itself,
 with PAD and EOS, so a prediction of the wrong size, its EOS stripes and any junk beyond them stay visible)
 and `draw_task` (one task's test inputs, predictions and expected outputs side by side in the task's original
-frame, for the evaluation's first `arc_plots` tasks). Grids here are what dataset/arc_grid.py crops: uint8
+frame, for the evaluation's first `arc_plots` tasks: `draw_submission` reads them from a submission and
+test_puzzles.json). Grids here are what dataset/arc/grid.py crops: uint8
 colours 0..9, possibly 0x0; `draw_task` gets grids, not tokens, so it knows nothing of the evaluator.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dataset.arc_grid import COLOUR_OFFSET, EOS, NUM_COLOURS, PAD, SIDE, crop, encode
+from dataset.arc.grid import COLOUR_OFFSET, EOS, NUM_COLOURS, PAD, SIDE, crop, encode
+from dataset.format import DatasetFormatError
 from utils.atomic import atomic_file
 
 # The ARC testing interface's palette (fchollet/ARC apps/css/common.css; the ARC Prize site's task viewer shows the
@@ -247,3 +250,26 @@ def draw_task(path: Path | str, title: str, pairs: Sequence[Triple]) -> Path:
     with atomic_file(path) as handle:
         task_figure(title, pairs).savefig(handle, format="png", dpi=TASK_DPI)
     return path
+
+
+def _grid(rows: Any) -> np.ndarray:
+    grid = np.asarray(rows, dtype=np.uint8)
+    return grid.reshape(0, 0) if grid.size == 0 else grid
+
+
+def draw_submission(data_dir: Path, files: Mapping[str, Any], folder: Path, count: int) -> list[Path]:
+    """`<folder>/<task>.png` for the first `count` tasks of `files["submission.json"]` (test_puzzles.json order)."""
+    submission = files.get("submission.json")
+    if not count or not submission:
+        return []
+    source = Path(data_dir) / "test_puzzles.json"
+    if not source.is_file():
+        raise DatasetFormatError(f"{source}: missing; arc_plots draws the test inputs and outputs it holds")
+    puzzles = json.loads(source.read_text())
+    written = []
+    for task_id in list(submission)[:count]:
+        tests = puzzles[task_id]["test"]
+        pairs = [(_grid(test["input"]), _grid(attempts["attempt_1"]), _grid(test["output"]))
+                 for test, attempts in zip(tests, submission[task_id], strict=False)]
+        written.append(draw_task(folder / f"{task_id}.png", f"ARC task {task_id}", pairs))
+    return written
