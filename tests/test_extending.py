@@ -22,10 +22,16 @@ from dataset.build_task import build_task_dataset
 from dataset.symmetries import TransformSet
 from dataset.tasks import SYMMETRIES, TASKS, get_task
 from evaluation import load_options, run_sweep
+from evaluation.engine import run_evaluation
+from evaluation.plan import EvalPlan
+from evaluation.randomness import initial_state, trajectory_keys
 from evaluation.stopping import CONDITIONS
-from models.registry import ARCHITECTURES
-from tests.conftest import ROOT
+from models.act import Carry
+from models.reasoner import latent_residual
+from models.registry import ARCHITECTURES, build_model
+from tests.conftest import ROOT, tiny_arch
 from training import Trainer, compose_pretrain_config
+from training.state import reshard
 from utils.distributed import DistInfo
 from utils.validation import ConfigError
 
@@ -210,3 +216,44 @@ def test_unregistered_names_are_refused(tmp_path):
         compose_pretrain_config("cfg_pretrain", ["arch.name=toy@GatedTRMModel"])
     with pytest.raises(ConfigError, match="arch.name: models.trm has no ACTModel subclass named 'TRMInner'"):
         compose_pretrain_config("cfg_pretrain", ["arch.name=models.trm@TRMInner"])
+
+
+def test_a_three_latent_reasoner_in_every_part_that_holds_a_carry(modules):
+    """The page's three-latent TRM: ACT resets all three, restarts draw each from its own stream (z_H and z_L
+    keep TRM's streams 254 and 255 shifted by one: 253, 254, 255), the residual covers all three, and a saved
+    carry reshards by rows with every latent."""
+    torch.manual_seed(0)
+    arch = {**tiny_arch("my_research.scratch_trm@ScratchTRMModel"), "halt_max_steps": 3}
+    model = build_model(arch).model.eval()
+    assert model.inner.latent_names == ("z_H", "z_L", "z_S")
+    batch = {"inputs": torch.randint(1, 7, (4, 16), dtype=torch.int32),
+             "labels": torch.randint(1, 7, (4, 16), dtype=torch.int32),
+             "puzzle_identifiers": torch.zeros(4, dtype=torch.int32)}
+    carry, _ = model(model.initial_carry(batch), batch)
+    assert set(carry.latents) == {"z_H", "z_L", "z_S"}
+    fresh = model.inner.reset(torch.tensor([True, False, True, False]), carry.latents)
+    assert torch.equal(fresh["z_S"][0], model.inner.S_init.expand(16, 32))  # halted rows restart from S_init
+    assert torch.equal(fresh["z_S"][1], carry.latents["z_S"][1]) and torch.equal(fresh["z_H"][2][0], model.inner.H_init)
+
+    keys = trajectory_keys(0, torch.arange(4), torch.zeros(4, dtype=torch.long))
+    shape = {name: (16, 32) for name in ("z_H", "z_L", "z_S")}
+    three = initial_state(keys, dict.fromkeys(("z_H", "z_L", "z_S"), 1.0), shape, torch.float32)
+    two = initial_state(keys, dict.fromkeys(("z_H", "z_L"), 1.0), shape, torch.float32)
+    assert torch.equal(three["z_L"], two["z_H"]) and torch.equal(three["z_S"], two["z_L"])
+    assert not torch.equal(three["z_H"], three["z_L"])
+
+    run = run_evaluation(model, [(batch, 4)], EvalPlan.build([2], different_init=3, per_trajectory=True,
+                                                             progress=False))
+    finals = torch.tensor(run.per_trajectory[2]["final_residual"]).view(4, 3)
+    assert len(set(finals[0].tolist())) == 3  # three restarts, three different draws of three latents
+    latents = {name: value.clone() for name, value in carry.latents.items()}
+    moved = model.inner(latents, carry.current_data).latents
+    assert latent_residual(moved, latents).shape == (4,)
+    assert latent_residual(moved, latents).square().allclose(
+        sum((moved[n] - latents[n]).flatten(1).square().sum(1) for n in latents))
+
+    saved = [{"carry": Carry({n: v[rows] for n, v in carry.latents.items()}, carry.steps[rows], carry.halted[rows],
+                             {k: v[rows] for k, v in carry.current_data.items()}).to_dict()}
+             for rows in (slice(0, 2), slice(2, 4))]
+    (one,) = reshard(saved, 1, "two ranks", seed=0, step=1)
+    assert all(torch.equal(one["carry"][name], carry.latents[name]) for name in ("z_H", "z_L", "z_S"))
