@@ -17,9 +17,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
+
+
+class SummaryColumn(NamedTuple):
+    """A metric of the task's evaluator as a column of the evaluation's summary table."""
+
+    metric: str  # its key in the records (`ARC/pass@2`)
+    title: str  # the column's title
+    percent: bool = True  # shown x 100 with one decimal, else to 4 significant digits
 
 
 @dataclass

@@ -29,7 +29,7 @@ from dataset.arc import render as arc_render
 from dataset.arc.evaluator import arc_evaluator
 from dataset.format import DatasetFormatError, DatasetMetadata
 from dataset.symmetries import Maps
-from dataset.task_evaluator import EvaluatorFactory, TaskEvaluator
+from dataset.task_evaluator import EvaluatorFactory, SummaryColumn, TaskEvaluator
 from utils.validation import ConfigError
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,7 @@ class Task:
     generate: Callable[[int, np.random.Generator], Examples] | None = None  # for `dataset.build_task`
     evaluator: EvaluatorFactory | None = None  # dataset dir -> its own scorer (dataset/task_evaluator.py), as TRM's
     # `evaluators`: fed every finished row, its metrics follow the generic ones
+    summary_columns: tuple[SummaryColumn, ...] = ()  # its evaluator's metrics in the evaluation's summary table
     # (dataset dir, the evaluator's files, folder, count) -> pictures of the first `count` results (`arc_plots`)
     draw_results: Callable[[Path, Mapping[str, Any], Path, int], list[Path]] | None = None
 
@@ -160,6 +161,8 @@ register_task(Task(
     matches=lambda seq_len, vocab: (seq_len, vocab) == (arc_grid.SEQ_LEN, arc_grid.VOCAB_SIZE),
     text_lines=arc_render.text_lines, draw_frame=arc_render.draw_frame,
     evaluator=arc_evaluator, draw_results=arc_render.draw_submission,
+    summary_columns=(SummaryColumn("ARC/pass@1", "ARC pass@1 %"), SummaryColumn("ARC/pass@2", "ARC pass@2 %"),
+                     SummaryColumn("ARC/official_pass@2", "ARC official pass@2 %")),
     tta_note="ARC's augmentations are built into its test split (--num-aug) and all of them vote",
 ))
 register_task(Task(

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dataset.task_evaluator import SummaryColumn
 from evaluation.counting import REFERENCE_PREFIX
 from evaluation.naming import overrides_label, record_stem
 from utils.atomic import atomic_file
@@ -28,21 +29,19 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
-# (metric, column title, shown in %): per-trajectory exact accuracy is also pass@1, so it is shown once.
-SUMMARY_COLUMNS: list[tuple[str, str, bool]] = [
-    ("exact_accuracy", "exact % (per traj.)", True),
-    ("accuracy", "token %", True),
-    ("majority_vote/exact_accuracy", "majority %", True),
-    ("convergence_top_k/exact_accuracy", "conv. top-k %", True),
-    ("different_init/any_correct", "any correct % (pass@B)", True),
-    ("adaptive_breadth/exact_accuracy", "adaptive %", True),
-    ("adaptive_breadth/mean_restarts", "restarts", False),
-    ("ARC/pass@1", "ARC pass@1 %", True),
-    ("ARC/pass@2", "ARC pass@2 %", True),
-    ("ARC/official_pass@2", "ARC official pass@2 %", True),
-    ("steps", "mean steps", False),
-    ("final_residual", "final residual", False),
-]
+# The generic columns, the tasks' own (`Task.summary_columns`) between the accuracies and the cost;
+# per-trajectory exact accuracy is also pass@1, so it is shown once.
+ACCURACY_COLUMNS = (
+    SummaryColumn("exact_accuracy", "exact % (per traj.)"),
+    SummaryColumn("accuracy", "token %"),
+    SummaryColumn("majority_vote/exact_accuracy", "majority %"),
+    SummaryColumn("convergence_top_k/exact_accuracy", "conv. top-k %"),
+    SummaryColumn("different_init/any_correct", "any correct % (pass@B)"),
+    SummaryColumn("adaptive_breadth/exact_accuracy", "adaptive %"),
+    SummaryColumn("adaptive_breadth/mean_restarts", "restarts", percent=False),
+)
+COST_COLUMNS = (SummaryColumn("steps", "mean steps", percent=False),
+                SummaryColumn("final_residual", "final residual", percent=False))
 
 
 def make_record(config: dict[str, Any], metrics: dict[str, float]) -> dict[str, Any]:
@@ -152,14 +151,16 @@ def _fmt(value: float | None, percent: bool) -> str:
     return f"{100 * value:.1f}" if percent else f"{value:.4g}"
 
 
-def summary_table(records: Sequence[dict[str, Any]]) -> str:
-    """Markdown table, one line per (run, overrides, D, B); accuracies in %, the columns the records have."""
-    columns = [c for c in SUMMARY_COLUMNS if any(c[0] in r["metrics"] for r in records)]
+def summary_table(records: Sequence[dict[str, Any]], task_columns: Sequence[SummaryColumn] = ()) -> str:
+    """Markdown table, one line per (run, overrides, D, B); accuracies in %, the columns the records have
+    (`task_columns`: the evaluated tasks' own metrics)."""
+    candidates = [*ACCURACY_COLUMNS, *dict.fromkeys(task_columns), *COST_COLUMNS]
+    columns = [c for c in candidates if any(c.metric in r["metrics"] for r in records)]
     with_overrides = any(r["config"].get("overrides") for r in records)
     datasets = {r["config"].get("dataset_name") for r in records}
     ablated = any(r["config"].get("puzzle_id_ablation", "none") != "none" for r in records)
     head = ["run", "arch", *(["dataset"] if len(datasets) > 1 else []), *(["overrides"] if with_overrides else []),
-            *(["puzzle ids"] if ablated else []), "D", "B", "tta", *[title for _, title, _ in columns]]
+            *(["puzzle ids"] if ablated else []), "D", "B", "tta", *[c.title for c in columns]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in records:
         cfg, metrics = r["config"], r["metrics"]
@@ -168,6 +169,6 @@ def summary_table(records: Sequence[dict[str, Any]]) -> str:
                  *([overrides_label(cfg.get("overrides"))] if with_overrides else []),
                  *([cfg.get("puzzle_id_ablation", "none")] if ablated else []),
                  str(cfg["halt_max_steps"]), str(cfg["different_init"]), str(cfg["tta"])]
-        cells += [_fmt(metrics.get(k), percent) for k, _, percent in columns]
+        cells += [_fmt(metrics.get(c.metric), c.percent) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

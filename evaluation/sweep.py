@@ -317,15 +317,17 @@ def run_sweep(cfg: EvalConfig) -> SweepResult:
     info = distributed.setup(cfg.runtime.device)
     result = SweepResult()
     announce = "saving the evaluation pass at its next segment, then stopping" if info.is_main else None
+    task_columns = []
     with SignalFlag(announce) as stop:
         for entry, checkpoint, run in resolve_runs(cfg):
             folder = cfg.outputs.directory_for(checkpoint)
             for prepared in prepare(cfg, checkpoint, info, entry):
+                task_columns += prepared.task.summary_columns
                 for breadth in prepared.point.cfg.breadth.different_init:
                     records, files = _sweep_pass(prepared, breadth, info, run, folder, stop)
                     result.records.extend(records)
                     result.files.extend(files)
-    result.summary = summary_table(result.records)
+    result.summary = summary_table(result.records, task_columns)
     if info.rank == 0 and result.records:
         result.folder = sweep_folder(cfg, result.records)
         result.files.append(write_text(result.folder / "eval_summary.md", result.summary))

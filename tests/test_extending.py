@@ -116,6 +116,8 @@ def test_the_evaluation_uses_the_task_its_symmetry_its_scorer_and_the_rule(ran):
     stops = {row["stop"] for row in rows}
     assert len(rows) == 96 and any("confident" in stop for stop in stops), stops  # 24 puzzles x 2 x 2 renamings
     assert stops <= {"depth", "confident", "stable", "confident+stable"}
+    summary = next((ran / "runs/reverse").glob("sweep_*/eval_summary.md")).read_text()
+    assert "| first letter kept % |" in summary  # the task's own column
     frontier = json.loads((ran / "runs/reverse_frontier/frontier.json").read_text())
     assert [p["label"] for p in frontier["points"]][-2:] == ["confident:0.3", "stable:1"]
     assert sorted(p.name for p in (ran / "runs/reverse_frames").glob("frame_*.png")) == [
