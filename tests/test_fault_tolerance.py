@@ -173,6 +173,7 @@ def _global_carry(ckpt: dict) -> torch.Tensor:
     return torch.cat([s["carry"]["z_H"] for s in ckpt["rank_states"]])
 
 
+@pytest.mark.slow  # 35 s of four 1- and 2-rank training runs: keeps the default run under 10 minutes
 def test_a_checkpoint_resumes_on_another_number_of_ranks(maze_dir, tmp_path):
     """2 ranks -> 1 and 1 -> 2 (gloo): the global carry is split anew and the following steps match the
     uninterrupted runs up to float reduction order (TRM without exploration: nothing random is drawn)."""
