@@ -189,8 +189,9 @@ class SlotRunner:
         q_halt = q_halt.float()
         snapshot = {"q_halt": q_halt, "residual": residual, "steps": steps,
                     **{f"score/{n}": self._score(n, at) for n in self.trackers}}
-        signals = {"stable": self.stable[at], "residual": residual, "q_halt": q_halt,
-                   "q_continue": q_continue.float(), "steps": steps, "logits": logits, "preds": preds}
+        signals = None if self.elastic is None else {  # what a stop rule may test; built only for one
+            "stable": self.stable[at], "residual": residual, "q_halt": q_halt, "q_continue": q_continue.float(),
+            "steps": steps, "logits": logits, "preds": preds}
         yield from self._record(rows, live, preds, logits, snapshot, self._stops(steps, signals))
 
     def _noise(self):
@@ -217,9 +218,9 @@ class SlotRunner:
         score = total / count.clamp_min(1).to(history.dtype)
         return torch.where(count > 0, score, torch.full_like(score, float("nan")))
 
-    def _stops(self, steps: torch.Tensor, signals: Signals) -> Stops:
+    def _stops(self, steps: torch.Tensor, signals: Signals | None) -> Stops:
         done = steps >= self.depths[-1]
-        if self.elastic is None:
+        if self.elastic is None or signals is None:
             return Stops(done, torch.zeros_like(done), None)
         held = self.elastic.conditions(signals)
         return Stops(done, self.elastic.fires(held, steps), held)

@@ -61,12 +61,12 @@ def register_loss_head(name: str, head_cls: type[nn.Module]) -> type[nn.Module]:
 def _imported(name: str, base: type, key: str) -> type | None:
     """The class `module@Class` names, imported; None for a name without a module to import it from."""
     module_name, _, class_name = name.rpartition("@")
-    if not module_name or not class_name.isidentifier() or not all(p.isidentifier() for p in module_name.split(".")):
+    if not class_name.isidentifier():
         return None
     try:
         module = import_module_named(module_name, key)
     except ConfigError:
-        return None  # no such module: the caller's "unknown name" line says what is known
+        return None  # not a module path, or no such module: the caller's "unknown name" line says what is known
     found = getattr(module, class_name, None)
     if not (isinstance(found, type) and issubclass(found, base)):
         raise ConfigError(f"{key}: {module_name} has no {base.__name__} subclass named {class_name!r}")
