@@ -30,7 +30,8 @@ from PIL import Image  # noqa: E402
 
 from dataset.format import load_metadata, load_set  # noqa: E402
 from dataset.tasks import Task, task_of  # noqa: E402
-from evaluation import EvalPlan, option_default, restart_argument, run_evaluation  # noqa: E402
+from evaluation import option_default, restart_argument, run_evaluation  # noqa: E402
+from evaluation.plan import Breadth, EvalPlan, Outputs, Runtime  # noqa: E402
 from models.act import ACTModel  # noqa: E402
 from models.loading import data_fields, model_for_dataset  # noqa: E402
 from models.runtime import prepare_runtime  # noqa: E402
@@ -77,9 +78,10 @@ def record_trajectory(act_model: ACTModel, batch: dict[str, torch.Tensor], draw:
     batches = itertools.chain(itertools.repeat((row, 0), puzzle), [(row, 1)])
     depths = list(range(1, draw.segments + 1))
     restart_std = restart_argument(draw.restart_std, draw.different_init_reset_std)
-    result = run_evaluation(act_model.eval(), batches, EvalPlan.build(depths, different_init=draw.different_init,
-                                                                      seed=draw.seed,
-                            restart_std=restart_std, per_trajectory=True, save_outputs=["preds"], progress=False))
+    plan = EvalPlan(depths, breadth=Breadth(restarts=draw.different_init, restart_std=restart_std),
+                    outputs=Outputs(per_trajectory=True, save=("preds",)),
+                    runtime=Runtime(seed=draw.seed, progress=False))
+    result = run_evaluation(act_model.eval(), batches, plan)
     preds, residuals = [], []
     for depth in depths:
         outputs, records = result.outputs[depth], result.per_trajectory[depth]

@@ -12,6 +12,7 @@ numbers equal the per-depth runs, which the table checks). Data: a generated Sud
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -25,7 +26,7 @@ from analysis.machine import describe_machine  # noqa: E402
 from dataset.build_sudoku_dataset import SudokuBuildConfig, build_sudoku_dataset  # noqa: E402
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig, read_metadata  # noqa: E402
 from evaluation.engine import EvalResult, StopRule, run_evaluation  # noqa: E402
-from evaluation.plan import EvalPlan  # noqa: E402
+from evaluation.plan import Breadth, EvalPlan, Runtime, Selection  # noqa: E402
 from models.loading import data_fields, model_for_dataset  # noqa: E402
 from models.runtime import prepare_runtime  # noqa: E402
 from utils import allocator  # noqa: E402
@@ -82,11 +83,12 @@ def main() -> None:
               "| elastic |")
         print("|---|---|---|---|---|---|---|---|")
         for breadth in args.breadths:
-            kwargs = {"different_init": breadth, "convergence_top_k": 1 if breadth > 1 else None, "progress": False}
-            run_evaluation(model, batches[:1], EvalPlan.build([2], **kwargs))  # warm-up
-            per_depth = [run_evaluation(model, batches, EvalPlan.build([d], **kwargs)) for d in depths]
-            one_pass = run_evaluation(model, batches, EvalPlan.build(depths, **kwargs))
-            fast = run_evaluation(model, batches, EvalPlan.build(depths, elastic=elastic, **kwargs))
+            plan = EvalPlan(depths, breadth=Breadth(restarts=breadth),
+                            selection=Selection(top_k=1 if breadth > 1 else None), runtime=Runtime(progress=False))
+            run_evaluation(model, batches[:1], dataclasses.replace(plan, depths=(2,)))  # warm-up
+            per_depth = [run_evaluation(model, batches, dataclasses.replace(plan, depths=(d,))) for d in depths]
+            one_pass = run_evaluation(model, batches, plan)
+            fast = run_evaluation(model, batches, dataclasses.replace(plan, stopping=elastic))
             print(_row("one run per D", breadth, per_depth, top, None))
             print(_row("one pass", breadth, [one_pass], top, per_depth[-1]))
             print(_row("one pass + elastic", breadth, [fast], top, None))

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from analysis.machine import describe_machine  # noqa: E402
 from evaluation.engine import run_evaluation  # noqa: E402
 from evaluation.pass_state import PassState  # noqa: E402
-from evaluation.plan import EvalPlan  # noqa: E402
+from evaluation.plan import Breadth, EvalPlan, Runtime, Selection  # noqa: E402
 from evaluation.resume import PassFile  # noqa: E402
 from models.registry import build_model  # noqa: E402
 
@@ -61,7 +61,8 @@ def sample_state(seq_len: int, depth: int) -> PassState:
             taken.append(built)
             raise _Taken
 
-    plan = EvalPlan.build([depth], different_init=4, convergence_top_k=1, max_rows=2, progress=False)
+    plan = EvalPlan([depth], breadth=Breadth(restarts=4), selection=Selection(top_k=1),
+                    runtime=Runtime(max_rows=2, progress=False))
     inputs = torch.randint(1, 11, (1, seq_len), dtype=torch.int32)
     batch = {"inputs": inputs, "labels": inputs.clone(), "puzzle_identifiers": torch.zeros(1, dtype=torch.int32)}
     with contextlib.suppress(_Taken):

@@ -60,7 +60,7 @@ def worker(kind: str, data: Path, args: argparse.Namespace) -> dict[str, float]:
 
     from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig
     from evaluation.engine import run_evaluation
-    from evaluation.plan import EvalPlan
+    from evaluation.plan import Breadth, EvalPlan, Runtime
     from utils import allocator, threads
 
     if not args.before:
@@ -82,9 +82,8 @@ def worker(kind: str, data: Path, args: argparse.Namespace) -> dict[str, float]:
             test = PuzzleDataset(PuzzleDatasetConfig(data_paths=[str(data)], global_batch_size=args.puzzles,
                                                      test_set_mode=True), split="test")
             model = trainer.head.model.eval()
-            run = run_evaluation(model, list(test.test_batches())[:1], EvalPlan.build([args.depth],
-                                                                                      different_init=args.breadth,
-                                 progress=False))
+            plan = EvalPlan([args.depth], breadth=Breadth(restarts=args.breadth), runtime=Runtime(progress=False))
+            run = run_evaluation(model, list(test.test_batches())[:1], plan)
             units = run.trajectory_segments
         wall = time.perf_counter() - start
         user1, sys1 = _cpu_seconds()

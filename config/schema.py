@@ -3,19 +3,20 @@
 Every key is checked, `arch` included: an unknown key is an error that names it and suggests
 the nearest known one. Keys that only the reference's trainer uses (its configs and so its
 checkpoints' `config` carry them) are dropped with one warning, so its command lines and
-configs keep working. `arch` keeps its reference layout (a dict handed to the model registry)
-and is checked against its architecture's schema twice: at load, with placeholder data fields,
-and once the dataset's metadata supplies seq_len and vocab_size (`validate_arch`), before the
-dataset's arrays are opened.
+configs keep working. `arch` is an `ArchSection`: the registered architecture's keys in the
+reference's layout, each key and value checked at load; `ArchSection.resolve` completes it with
+the dataset's fields (seq_len, vocab_size, ...) into the architecture's own config, once, before
+the dataset's arrays are opened (training/plan.py).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import ItemsView
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from models.config import ArchConfig, LossConfig, parse_config
 from models.registry import REFERENCE_ONLY_ARCH_KEYS, resolve_architecture, resolve_loss_head, unknown_arch_keys
@@ -39,6 +40,57 @@ REFERENCE_ONLY_DATASET_KEYS = frozenset({"evaluators"})
 NEUTRAL_ONLY = {"gradient_accumulation_steps": (None, 1), "optimizer_kwargs": (None, {})}
 
 
+class ArchSection(BaseModel):
+    """`arch`: a registered architecture's keys in the reference's layout (`name`, `short_name`, `loss` and
+    the network's keys), dumped as written, so a checkpoint's `config.arch` stays the reference's dict.
+
+    What can be checked without the dataset is checked when the config is read (`check`): the name
+    resolves (an unregistered `module@Class` is imported), every key is the architecture's, every value
+    fits its field, the loss head resolves. `resolve` adds the dataset's fields and builds the
+    architecture's own config, where the checks between keys run."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """The keys as written (the reference's dict)."""
+        return self.model_dump()
+
+    # read as the reference's dict is read (`config.arch["hidden_size"]`)
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def items(self) -> ItemsView[str, Any]:
+        return self.values.items()
+
+    def check(self) -> None:
+        """ValueError naming every unknown key and every value its field refuses."""
+        values, config_cls = self.values, resolve_architecture(self.name).config_cls
+        problems = [unknown_key(f"arch.{k}", config_cls.model_fields, f" for {self.name}")
+                    for k in unknown_arch_keys(values)]
+        loss = values.get("loss") or {}
+        if isinstance(loss, dict):  # the loss head's name is the registry's to check; values are the schema's
+            problems += [unknown_key(f"arch.loss.{k}", LossConfig.model_fields) for k in loss
+                         if k not in LossConfig.model_fields]
+        if problems:
+            raise ValueError("; ".join(problems))
+        resolve_loss_head(loss.get("name", LossConfig().name) if isinstance(loss, dict) else LossConfig().name)
+        given = {k: (f.annotation, f) for k, f in config_cls.model_fields.items() if k in values}
+        try:  # each value against its own field; the checks between keys wait for the dataset's fields
+            create_model(f"{config_cls.__name__}Values", **given).model_validate({k: values[k] for k in given})
+        except ValidationError as err:
+            raise ValueError(format_validation_error(err, prefix="arch")) from None
+
+    def resolve(self, data_fields: dict[str, Any]) -> ArchConfig:
+        """The architecture's config for a dataset (`data_fields`: seq_len, vocab_size, ... and the batch)."""
+        return parse_config(resolve_architecture(self.name).config_cls, {**self.values, **data_fields}, prefix="arch")
+
+
 class DatasetSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -53,7 +105,7 @@ class DatasetSection(BaseModel):
 class PretrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    arch: dict[str, Any]
+    arch: ArchSection
     dataset: DatasetSection
 
     plugins: list[str] = []  # modules imported before the rest is validated (utils/plugins.py)
@@ -100,8 +152,9 @@ class PretrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _defaults(self) -> PretrainConfig:
+        self.arch.check()
         if self.run_name is None:
-            short = self.arch.get("short_name") or str(self.arch.get("name", "model")).split("@")[-1]
+            short = self.arch.get("short_name") or self.arch.name.split("@")[-1]
             self.run_name = f"{short}_{self.dataset.name}".lower()
         if self.checkpoint_path is None:
             self.checkpoint_path = str(Path("checkpoints") / self.project_name / self.run_name)
@@ -146,35 +199,4 @@ def load_pretrain_config(data: dict[str, Any]) -> PretrainConfig:
         config = PretrainConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err)) from None
-    validate_arch(config.arch)
     return config
-
-
-def _placeholders(arch: dict[str, Any]) -> dict[str, Any]:
-    """Stand-ins for the dataset's fields, consistent with the arch's own board size."""
-    height, width = arch.get("board_height"), arch.get("board_width")
-    board = height * width if isinstance(height, int) and isinstance(width, int) else 1
-    return {"seq_len": arch.get("seq_len", board), "vocab_size": arch.get("vocab_size", 2),
-            "num_puzzle_identifiers": arch.get("num_puzzle_identifiers", 1)}
-
-
-def validate_arch(arch: dict[str, Any], data_fields: dict[str, Any] | None = None) -> ArchConfig:
-    """Check `arch` against its architecture's schema: unknown keys, every value, the loss head.
-
-    Without `data_fields` (seq_len, vocab_size, ... from dataset.json) placeholders stand in, so
-    everything but the dataset-dependent checks runs before the dataset is read.
-    """
-    if "name" not in arch:
-        raise ConfigError("arch.name: missing (e.g. eqr@EqRModel)")
-    name = arch["name"]
-    config_cls = resolve_architecture(name).config_cls
-    problems = [unknown_key(f"arch.{k}", config_cls.model_fields, f" for {name}") for k in unknown_arch_keys(arch)]
-    loss = arch.get("loss") or {}
-    if isinstance(loss, dict):  # the loss head's name is the registry's to check; values are the schema's
-        fields = LossConfig.model_fields
-        problems += [unknown_key(f"arch.loss.{k}", fields) for k in loss if k not in fields]
-    if problems:
-        raise ConfigError("; ".join(problems))
-    resolve_loss_head(loss.get("name", LossConfig().name) if isinstance(loss, dict) else LossConfig().name)
-    fields = data_fields if data_fields is not None else _placeholders(arch)
-    return parse_config(config_cls, {**arch, **fields}, prefix="arch")

@@ -33,7 +33,6 @@ from evaluation.plan import (
     Runtime,
     Selection,
     TTAKind,
-    check_breadth,
 )
 from evaluation.randomness import restart_argument
 from evaluation.stopping import CONDITIONS, DEFAULT_RULE, StopRule
@@ -304,8 +303,8 @@ class EvalConfig(BaseModel):
     def _consistent(self) -> EvalConfig:
         if not self.source.checkpoints:
             raise ValueError("checkpoint: missing; pass checkpoint=PATH or checkpoint_list=[A,B]")
-        check_breadth(min(self.breadth.different_init) * self.breadth.tta, self.selection.convergence_top_k,
-                      self.breadth.breadth_agree, self.counting.mode)
+        for breadth in self.breadth.different_init:  # every pass's plan, so a bad combination fails now
+            self.to_plan(breadth, PassContext())
         return self
 
     def result_options(self) -> dict[str, Any]:
@@ -324,7 +323,8 @@ class EvalConfig(BaseModel):
         batch count); `stop` replaces the stop rule of the `elastic*` keys (the frontier's settings)."""
         return EvalPlan(
             tuple(self.depth.depths),
-            breadth=Breadth(restarts=breadth, tta=run.transforms, agree=self.breadth.breadth_agree,
+            breadth=Breadth(restarts=breadth, tta=self.breadth.tta, transforms=run.transforms,
+                            agree=self.breadth.breadth_agree,
                             restart_std=restart_argument(self.breadth.restart_std,
                                                          self.breadth.different_init_reset_std)),
             stopping=stop or self.stopping.rule,

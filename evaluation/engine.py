@@ -40,7 +40,7 @@ from models.act import ACTModel, Batch
 ADAPTIVE_UNSAVED = ("breadth_agree: an adaptive-breadth pass cannot be saved or resumed part-way (which restarts it "
                     "skips depends on the order the others finished in)")
 
-__all__ = ["EvalPlan", "EvalResult", "StopRule", "evaluate_depths", "run_evaluation"]
+__all__ = ["EvalPlan", "EvalResult", "StopRule", "run_evaluation"]
 
 
 @dataclass
@@ -208,19 +208,25 @@ class _Pass:
 
 def run_evaluation(act_model: ACTModel, batches: Iterable[tuple[dict[str, torch.Tensor], int]],
                    plan: EvalPlan) -> EvalResult:
-    """Evaluate at every depth of `plan` in one pass; see `evaluate_depths`.
+    """Evaluate at every depth of `plan` in one pass: metrics per depth (the reference's names), and what
+    `plan.outputs` asks for.
 
     `batches` yields (batch of puzzles, number of real rows); the slots hold one batch's
     trajectories (rows x B x tta, at most `plan.runtime.max_rows`). With reference counting
     (SPEC 5.1) padding rows are run and counted as the reference does; "both" adds the
     reference-counted values under `ref/`. A compiled `plan.runtime.segment` runs every slot every
     segment, so its shape never changes. A progress bar over trajectory-segments runs on rank 0.
+    The caller puts the model in eval mode (with EMA weights if wanted); every trajectory runs exactly d
+    segments for depth d (fewer with a stop rule). With torch.distributed initialised, counts are summed
+    over ranks, so every rank gets the totals. The global RNG is not used.
     """
     if act_model.training:
         raise ValueError("evaluation needs act_model.eval(): training mode halts and explores at random")
     device = next(act_model.parameters()).device
     cfg = act_model.config
-    transforms = (plan.breadth.tta or identity(cfg.seq_len, cfg.vocab_size)).to("cpu")
+    if plan.breadth.transforms is None and plan.breadth.tta > 1:
+        raise ValueError(f"tta: {plan.breadth.tta} copies need their transforms (Breadth.transforms)")
+    transforms = (plan.breadth.transforms or identity(cfg.seq_len, cfg.vocab_size)).to("cpu")
     run = _Pass(plan, transforms, transforms.inverse(), _Tallies.for_plan(plan))
     resume = plan.runtime.resume
     if plan.breadth.agree and resume is not None:
@@ -381,24 +387,6 @@ def _original_frame_rows(trajectories: Sequence[Trajectory], depth: int, fields:
             if name in stacked:
                 stacked[name] = inverse.apply(stacked[name], index)
     return {f: v.numpy() for f, v in stacked.items()}
-
-
-def evaluate_depths(
-    act_model: ACTModel,
-    batches: Iterable[tuple[dict[str, torch.Tensor], int]],
-    depths: Sequence[int],
-    **options: Any,
-) -> dict[int, dict[str, float]]:
-    """Metrics per depth (the reference's names) for `batches` of `(batch, num_valid_rows)`.
-
-    `options` are the flat names `EvalPlan.build` reads (different_init, convergence_top_k,
-    convergence_window, seed, tta, elastic, restart_std, counting, ...). The caller puts the
-    model in eval mode (with EMA weights if wanted); its `halt_max_steps` is ignored, every
-    trajectory runs exactly d segments for depth d (fewer with `elastic`). With clean counting,
-    rows beyond `num_valid_rows` are padding and never run. With torch.distributed initialised,
-    counts are summed over ranks, so every rank gets the totals. The global RNG is not used.
-    """
-    return run_evaluation(act_model, batches, EvalPlan.build(depths, **options)).metrics
 
 
 def batches_in(num_examples: int, global_batch_size: int, limit: int | None = None) -> int:

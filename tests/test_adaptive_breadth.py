@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -11,7 +12,7 @@ from torch import nn
 import evaluate
 from evaluation.adaptive_breadth import choose
 from evaluation.engine import run_evaluation
-from evaluation.plan import EvalPlan
+from evaluation.plan import Breadth, EvalPlan, Outputs, Runtime
 from models.registry import build_model
 from tests.conftest import ScriptedInner, scripted_model, tiny_arch
 from tests.test_eval_cli import CKPT, sudoku  # noqa: F401  (the module's dataset fixture)
@@ -52,8 +53,10 @@ def batches(per_batch: int) -> list[tuple[dict[str, torch.Tensor], int]]:
 @pytest.mark.parametrize(("per_batch", "rows"), [(3, [6, 6, 2, 2, 1, 1]), (2, [4, 4, 3, 3, 1, 1, 1, 1])])
 def test_only_restarts_that_can_change_the_answer_run(per_batch, rows):
     model = answer_model()
-    result = run_evaluation(model, batches(per_batch), EvalPlan.build([1, 2], different_init=4, breadth_agree=2,
-                            per_trajectory=True, restart_std=None, progress=False))
+    result = run_evaluation(model, batches(per_batch), EvalPlan([1, 2],
+                                                                breadth=Breadth(restarts=4, agree=2, restart_std=None),
+                                                                outputs=Outputs(per_trajectory=True),
+                                                                runtime=Runtime(progress=False)))
     started = [2, 3, 4]
     assert result.trajectory_segments == 2 * sum(started) == sum(model.inner.rows_per_segment)
     # k = 2 restarts per puzzle in the slots; freed slots take the next puzzle's restarts at once.
@@ -87,9 +90,10 @@ def test_agreement_of_all_restarts_equals_full_breadth_row_metrics():
     data = [({"inputs": torch.randint(1, 5, (4, 16), dtype=torch.int32),
               "labels": torch.randint(1, 5, (4, 16), dtype=torch.int32),
               "puzzle_identifiers": torch.zeros(4, dtype=torch.int32)}, 4) for _ in range(2)]
-    options = {"different_init": 3, "seed": 2, "per_trajectory": True, "progress": False}
-    full = run_evaluation(model, data, EvalPlan.build([2, 4], **options))
-    adaptive = run_evaluation(model, data, EvalPlan.build([2, 4], breadth_agree=3, **options))
+    plan = EvalPlan([2, 4], breadth=Breadth(restarts=3), outputs=Outputs(per_trajectory=True),
+                    runtime=Runtime(seed=2, progress=False))
+    full = run_evaluation(model, data, plan)
+    adaptive = run_evaluation(model, data, dataclasses.replace(plan, breadth=Breadth(restarts=3, agree=3)))
     assert adaptive.trajectory_segments == full.trajectory_segments == 2 * 4 * 3 * 4
     for depth in (2, 4):
         for key in ("exact_accuracy", "accuracy", "steps", "final_residual", "count"):
@@ -100,14 +104,16 @@ def test_agreement_of_all_restarts_equals_full_breadth_row_metrics():
         assert adaptive.metrics[depth]["adaptive_breadth/mean_restarts"] == 3.0
 
 
-@pytest.mark.parametrize(("options", "expected"), [
-    ({"different_init": 2, "breadth_agree": 3}, "breadth_agree: must lie in 1..2"),
-    ({"different_init": 1, "breadth_agree": 1}, "breadth_agree: must lie in 1..1"),
-    ({"different_init": 2, "breadth_agree": 2, "counting": "both"}, "the reference has no adaptive breadth"),
+@pytest.mark.parametrize(("restarts", "agree", "counting", "expected"), [
+    (2, 3, "clean", "breadth_agree: must lie in 1..2"),
+    (1, 1, "clean", "breadth_agree: must lie in 1..1"),
+    (2, 2, "both", "the reference has no adaptive breadth"),
 ])
-def test_bad_options(options, expected):
+def test_bad_options(restarts, agree, counting, expected):
     with pytest.raises(ValueError, match=expected):
-        run_evaluation(answer_model(), batches(3), EvalPlan.build([2], restart_std=None, progress=False, **options))
+        plan = EvalPlan([2], breadth=Breadth(restarts=restarts, restart_std=None, agree=agree), counting=counting,
+                        runtime=Runtime(progress=False))
+        run_evaluation(answer_model(), batches(3), plan)
 
 
 def test_cli_record(sudoku, tmp_path, capsys):  # noqa: F811

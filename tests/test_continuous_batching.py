@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from evaluation.engine import run_evaluation
-from evaluation.plan import EvalPlan
+from evaluation.plan import Breadth, EvalPlan, Outputs, Runtime, Selection
 from evaluation.stopping import StopRule
 from tests.conftest import ScriptedInner, noisy_eqr_and_batches, scripted_model
 
@@ -43,8 +43,10 @@ def puzzle_batches(per_batch: int) -> list[tuple[dict[str, torch.Tensor], int]]:
 def test_three_slots_run_exactly_the_minimal_slot_segments(per_batch):
     model = counting_model()
     q_rule = StopRule(rules=("q",), min_steps=1)
-    result = run_evaluation(model, puzzle_batches(per_batch), EvalPlan.build([2, 8], elastic=q_rule, max_rows=3,
-                            per_trajectory=True, restart_std=None, progress=False))
+    result = run_evaluation(model, puzzle_batches(per_batch), EvalPlan([2, 8], breadth=Breadth(restart_std=None),
+                                                                       stopping=q_rule,
+                                                                       outputs=Outputs(per_trajectory=True),
+                                                                       runtime=Runtime(max_rows=3, progress=False)))
     minimal = sum(STOP_AT)  # each trajectory runs until its own stop, not one segment more
     assert result.trajectory_segments == minimal
     rows = model.inner.rows_per_segment
@@ -65,8 +67,8 @@ def test_three_slots_run_exactly_the_minimal_slot_segments(per_batch):
 
 def test_without_elastic_every_trajectory_runs_the_largest_depth():
     model = counting_model()
-    result = run_evaluation(model, puzzle_batches(4), EvalPlan.build([3, 5], max_rows=3, restart_std=None,
-                                                                     progress=False))
+    result = run_evaluation(model, puzzle_batches(4), EvalPlan([3, 5], breadth=Breadth(restart_std=None),
+                                                               runtime=Runtime(max_rows=3, progress=False)))
     assert result.trajectory_segments == 10 * 5 == sum(model.inner.rows_per_segment)
     assert result.metrics[3]["steps"] == 3 and result.metrics[5]["steps"] == 5
 
@@ -80,20 +82,23 @@ def eqr_and_batches():
     return noisy_eqr_and_batches(3, 4)
 
 
-OPTIONS = {"different_init": 2, "convergence_top_k": 1, "convergence_window": 2, "seed": 5, "per_trajectory": True,
-           "progress": False, "counting": "both"}
+def shared(depths: list[int], stopping: StopRule | None = None, **runtime) -> EvalPlan:
+    """B = 2, top-1 selection over a window of 2, both countings, one row per trajectory, at `depths`."""
+    return EvalPlan(depths, breadth=Breadth(restarts=2), stopping=stopping, selection=Selection(top_k=1, window=2),
+                    counting="both", outputs=Outputs(per_trajectory=True), runtime=Runtime(seed=5, progress=False,
+                                                                                             **runtime))
 
 
 def test_elastic_rule_that_never_fires_equals_fixed_depth(eqr_and_batches):
     model, batches = eqr_and_batches
     depths = [1, 3, 6]
-    fixed = run_evaluation(model, batches, EvalPlan.build(depths, **OPTIONS))
+    fixed = run_evaluation(model, batches, shared(depths))
     never = StopRule(rules=("residual",), tol=0.0, min_steps=1)
-    elastic = run_evaluation(model, batches, EvalPlan.build(depths, elastic=never, **OPTIONS))
+    elastic = run_evaluation(model, batches, shared(depths, never))
     assert elastic.trajectory_segments == fixed.trajectory_segments == 3 * 4 * 2 * 6
     # In 5 slots rather than 8 the trajectories start in other slots, which changes only the reference's
     # first residual: it measures a trajectory's first segment from the state its slot held before.
-    fewer_slots = run_evaluation(model, batches, EvalPlan.build(depths, elastic=never, max_rows=5, **OPTIONS))
+    fewer_slots = run_evaluation(model, batches, shared(depths, never, max_rows=5))
     for depth in depths:
         assert _without_elastic_keys(elastic.metrics[depth]) == fixed.metrics[depth]
         slot_dependent = {"ref/residual_of_1_steps"}
@@ -109,9 +114,9 @@ def test_elastic_rule_that_never_fires_equals_fixed_depth(eqr_and_batches):
 
 def test_elastic_at_depth_one_equals_depth_one(eqr_and_batches):
     model, batches = eqr_and_batches
-    fixed = run_evaluation(model, batches, EvalPlan.build([1], **OPTIONS))
+    fixed = run_evaluation(model, batches, shared([1]))
     always = StopRule(rules=("residual", "stable"), tol=float("inf"), combine="any", min_steps=1)
-    elastic = run_evaluation(model, batches, EvalPlan.build([1], elastic=always, **OPTIONS))
+    elastic = run_evaluation(model, batches, shared([1], always))
     assert _without_elastic_keys(elastic.metrics[1]) == fixed.metrics[1]
     assert elastic.trajectory_segments == fixed.trajectory_segments == 3 * 4 * 2
     assert elastic.metrics[1]["elastic/mean_segments"] == 1.0
@@ -121,9 +126,8 @@ def test_fixed_shape_segment_gives_the_same_results(eqr_and_batches):
     """A compiled segment runs every slot every segment (empty ones on stale data): same records, same cost."""
     model, batches = eqr_and_batches
     rule = StopRule(rules=("stable",), patience=1, min_steps=2)
-    eager = run_evaluation(model, batches, EvalPlan.build([2, 5], elastic=rule, max_rows=6, **OPTIONS))
-    fixed = run_evaluation(model, batches, EvalPlan.build([2, 5], elastic=rule, max_rows=6, segment=model.inner,
-                                                          **OPTIONS))
+    eager = run_evaluation(model, batches, shared([2, 5], rule, max_rows=6))
+    fixed = run_evaluation(model, batches, shared([2, 5], rule, max_rows=6, segment=model.inner))
     assert fixed.trajectory_segments == eager.trajectory_segments < 3 * 4 * 2 * 5
     for depth in (2, 5):
         assert fixed.metrics[depth] == pytest.approx(eager.metrics[depth], rel=1e-5, nan_ok=True)

@@ -6,7 +6,7 @@ import torch
 
 from evaluation.breadth_metrics import breadth_metrics, convergence_scores
 from evaluation.engine import run_evaluation
-from evaluation.plan import EvalPlan
+from evaluation.plan import Breadth, EvalPlan, Outputs, Runtime, Selection
 from tests.conftest import ScriptedInner, scripted_model
 
 
@@ -31,10 +31,11 @@ def replay(logits: torch.Tensor, labels: torch.Tensor, breadth: int, window: int
     P = labels.shape[0]
     batch = {"inputs": torch.zeros(P, S, dtype=torch.int32), "labels": labels.to(torch.int32),
              "puzzle_identifiers": torch.arange(P, dtype=torch.int32)}
-    return run_evaluation(scripted_model(Replayed(logits, breadth), S, V), [(batch, P)], EvalPlan.build(depths or [T],
-                          different_init=breadth, convergence_top_k=top_k, convergence_window=window,
-                          restart_std=None, per_trajectory=True, save_outputs=("preds",), max_rows=max_rows,
-                          progress=False))
+    plan = EvalPlan(depths or [T], breadth=Breadth(restarts=breadth, restart_std=None),
+                    selection=Selection(top_k=top_k, window=window),
+                    outputs=Outputs(per_trajectory=True, save=("preds",)),
+                    runtime=Runtime(max_rows=max_rows, progress=False))
+    return run_evaluation(scripted_model(Replayed(logits, breadth), S, V), [(batch, P)], plan)
 
 
 def scores_at(run, depth: int) -> torch.Tensor:

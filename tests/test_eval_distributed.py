@@ -11,14 +11,14 @@ import torch.multiprocessing as mp
 from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig
 from evaluation.engine import EvalResult, run_evaluation
-from evaluation.plan import EvalPlan
+from evaluation.plan import Breadth, EvalPlan, Outputs, Runtime, Selection
 from models.registry import build_model
 from tests.conftest import free_port, gloo_rank, tiny_arch
 
 ARCH = tiny_arch("trm@TRMModel", seq_len=36, vocab_size=6)
 # TRM restarting from its own fixed init: no random draws, so how the rows are sliced cannot matter.
-PLAN = EvalPlan.build([1, 3], **{"different_init": 2, "convergence_top_k": 1, "convergence_window": 2,
-            "restart_std": None, "counting": "both", "save_outputs": ["preds", "inputs"], "progress": False})
+PLAN = EvalPlan([1, 3], breadth=Breadth(restarts=2, restart_std=None), selection=Selection(top_k=1, window=2),
+                counting="both", outputs=Outputs(save=("preds", "inputs")), runtime=Runtime(progress=False))
 
 
 def _evaluate(data: Path, weights: Path, rank: int, world: int) -> EvalResult:

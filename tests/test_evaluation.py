@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
 
-from evaluation.engine import evaluate_depths, run_evaluation
-from evaluation.plan import EvalPlan
+from evaluation.engine import run_evaluation
+from evaluation.plan import Breadth, EvalPlan, Outputs, Runtime, Selection
 from evaluation.randomness import TrajectoryNoise, initial_state, trajectory_keys
 from evaluation.stopping import StopRule
 from models.act import Carry
@@ -16,7 +18,7 @@ from models.registry import build_model
 from tests.conftest import ScriptedInner, dihedral_transforms, latent_shape, scripted_model, tiny_arch
 
 S, V, B = 3, 4, 4
-OWN = {"restart_std": None}  # scripted models keep their own reset: it tags each copy
+OWN = Breadth(restarts=B, restart_std=None)  # scripted models keep their own reset: it tags each copy
 
 
 class DriftingInner(ScriptedInner):
@@ -58,7 +60,7 @@ HAND_SPEEDS = {1: [3.0, 1.0, 2.0, 1.0], 2: [1.0, 5.0, 0.5, 4.0]}
 def test_hand_computed_breadth_metrics_across_batches_and_padding():
     model = drifting_model(HAND_PREDS, HAND_SPEEDS)
     batches = [(batch([1], [[1, 2, 3]], pad=1), 1), (batch([2], [[0, 1, -100]], pad=1), 1)]
-    m = evaluate_depths(model, batches, [3], different_init=B, convergence_top_k=2, convergence_window=2, **OWN)[3]
+    m = run_evaluation(model, batches, EvalPlan([3], breadth=OWN, selection=Selection(top_k=2, window=2))).metrics[3]
     expected = {
         "count": 8, "num_puzzles": 2, "steps": 3.0,
         "exact_accuracy": 0.5,
@@ -83,10 +85,10 @@ def test_hand_computed_breadth_metrics_across_batches_and_padding():
 def test_convergence_keys_absent_at_depth_one_and_without_top_k():
     model = drifting_model(HAND_PREDS, HAND_SPEEDS)
     batches = [(batch([1, 2], [[1, 2, 3], [0, 1, -100]]), 2)]
-    out = evaluate_depths(model, batches, [1, 2], different_init=B, convergence_top_k=1, **OWN)
+    out = run_evaluation(model, batches, EvalPlan([1, 2], breadth=OWN, selection=Selection(top_k=1))).metrics
     assert not any(k.startswith("convergence_top_k/") for k in out[1])
     assert out[2]["convergence_top_k/k"] == 1
-    plain = evaluate_depths(model, batches, [2], different_init=B, **OWN)[2]
+    plain = run_evaluation(model, batches, EvalPlan([2], breadth=OWN)).metrics[2]
     assert "different_init/pass@1" in plain and not any(k.startswith("convergence") for k in plain)
 
 
@@ -111,23 +113,26 @@ def eqr():
 
 def test_one_pass_equals_separate_runs(eqr):
     batches = _random_batches(3, 3, pad_last=1)
-    kwargs = {"different_init": 3, "convergence_top_k": 2, "convergence_window": 2, "seed": 5}
-    together = evaluate_depths(eqr, batches, [1, 3, 5], **kwargs)
+    def at(depths: list[int], seed: int = 5) -> dict[int, dict[str, float]]:
+        plan = EvalPlan(depths, breadth=Breadth(restarts=3), selection=Selection(top_k=2, window=2),
+                        runtime=Runtime(seed=seed))
+        return run_evaluation(eqr, batches, plan).metrics
+
+    together = at([1, 3, 5])
     for depth in (1, 3, 5):
-        assert evaluate_depths(eqr, batches, [depth], **kwargs)[depth] == together[depth]
+        assert at([depth])[depth] == together[depth]
     assert together[3] != together[5]
-    assert evaluate_depths(eqr, batches, [3], **{**kwargs, "seed": 6})[3] != together[3]
+    assert at([3], seed=6)[3] != together[3]
 
 
 def test_one_pass_equals_separate_runs_with_elastic(eqr):
     batches = _random_batches(2, 3)
     elastic = StopRule(patience=1, tol=1e9)  # exits as soon as the prediction repeats
-    together = run_evaluation(eqr, batches, EvalPlan.build([2, 6], different_init=2, convergence_top_k=1,
-                                                           elastic=elastic))
-    alone = run_evaluation(eqr, batches, EvalPlan.build([6], different_init=2, convergence_top_k=1, elastic=elastic))
+    plan = EvalPlan([2, 6], breadth=Breadth(restarts=2), stopping=elastic, selection=Selection(top_k=1))
+    together = run_evaluation(eqr, batches, plan)
+    alone = run_evaluation(eqr, batches, dataclasses.replace(plan, depths=(6,)))
     assert alone.metrics[6] == together.metrics[6]
-    assert run_evaluation(eqr, batches, EvalPlan.build([2], different_init=2, convergence_top_k=1,
-                                                       elastic=elastic)).metrics[2] == together.metrics[2]
+    assert run_evaluation(eqr, batches, dataclasses.replace(plan, depths=(2,))).metrics[2] == together.metrics[2]
 
 
 def test_breadth_one_equals_plain_evaluation():
@@ -152,7 +157,8 @@ def test_breadth_one_equals_plain_evaluation():
         assert done
         for k, v in metrics.items():
             totals[k] = totals.get(k, 0) + float(v)
-    ours = evaluate_depths(head.model, batches, [depth], seed=seed, progress=False)[depth]
+    plan = EvalPlan([depth], runtime=Runtime(seed=seed, progress=False))
+    ours = run_evaluation(head.model, batches, plan).metrics[depth]
     count = totals["count"]
     assert ours["count"] == count
     for key in ("exact_accuracy", "accuracy", "q_halt_accuracy", "steps"):
@@ -168,8 +174,9 @@ def test_padding_rows_do_not_count():
     data, _ = full[0]
     padded = dict(data, labels=data["labels"].clone())
     padded["inputs"] = torch.cat([data["inputs"][:3], torch.ones(2, 16, dtype=torch.int32)])
-    a = evaluate_depths(trm, [({k: v[:3] for k, v in data.items()}, 3)], [2], different_init=2, **OWN)[2]
-    b = evaluate_depths(trm, [(padded, 3)], [2], different_init=2, **OWN)[2]
+    plan = EvalPlan([2], breadth=Breadth(restarts=2, restart_std=None))
+    a = run_evaluation(trm, [({k: v[:3] for k, v in data.items()}, 3)], plan).metrics[2]
+    b = run_evaluation(trm, [(padded, 3)], plan).metrics[2]
     assert a == pytest.approx(b)
     assert a["num_puzzles"] == 3 and a["count"] == 6
 
@@ -178,8 +185,7 @@ def test_elastic_exit_accounting():
     # copy speeds 0 -> logits stop moving, prediction stable from segment 2
     model = drifting_model(HAND_PREDS, {1: [0.0] * 4, 2: [0.0] * 4})
     batches = [(batch([1, 2], [[1, 2, 3], [0, 1, -100]]), 2)]
-    run = run_evaluation(model, batches, EvalPlan.build([2, 8], different_init=B, elastic=StopRule(patience=1,
-                                                        tol=1e9), **OWN))
+    run = run_evaluation(model, batches, EvalPlan([2, 8], breadth=OWN, stopping=StopRule(patience=1, tol=1e9)))
     m = run.metrics[8]
     assert m["elastic/max_segments"] == 2 and m["elastic/mean_segments"] == 2
     assert m["elastic/segments_saved"] == pytest.approx(1 - 2 / 8)
@@ -187,8 +193,7 @@ def test_elastic_exit_accounting():
     assert run.trajectory_segments == 8 * 2  # 8 trajectories stopped after 2 segments each
     assert m["exact_accuracy"] == 0.5
     assert "residual_of_3_steps" not in m
-    q = run_evaluation(model, batches, EvalPlan.build([8], different_init=B, elastic=StopRule(rules=("q",)),
-                                                      **OWN)).metrics[8]
+    q = run_evaluation(model, batches, EvalPlan([8], breadth=OWN, stopping=StopRule(rules=("q",)))).metrics[8]
     assert q["elastic/exit_rate"] == pytest.approx(0.25)  # only copy 0 has q_halt > 0
     assert q["steps"] == pytest.approx((2 * 2 + 6 * 8) / 8)
 
@@ -218,8 +223,9 @@ def test_tta_predictions_are_mapped_back():
     model.eval()
     x = torch.randint(1, 6, (2, 9), generator=torch.Generator().manual_seed(0), dtype=torch.int32)
     data = {"inputs": x, "labels": x.clone(), "puzzle_identifiers": torch.zeros(2, dtype=torch.int32)}
-    m = evaluate_depths(model, [(data, 2)], [2], different_init=2, convergence_top_k=3,
-                        tta=dihedral_transforms(3, 6, 8))[2]
+    plan = EvalPlan([2], breadth=Breadth(restarts=2, transforms=dihedral_transforms(3, 6, 8)),
+                    selection=Selection(top_k=3))
+    m = run_evaluation(model, [(data, 2)], plan).metrics[2]
     assert m["exact_accuracy"] == 1.0 and m["different_init/n"] == 16
     assert m["majority_vote/exact_accuracy"] == 1.0 and m["convergence_top_k/exact_accuracy"] == 1.0
 
@@ -227,29 +233,28 @@ def test_tta_predictions_are_mapped_back():
 def test_bad_arguments(eqr):
     batches = _random_batches(1, 2)
     with pytest.raises(ValueError, match="halt_max_steps"):
-        evaluate_depths(eqr, batches, [0, 2])
+        EvalPlan([0, 2])
     with pytest.raises(ValueError, match="convergence_top_k"):
-        evaluate_depths(eqr, batches, [2], different_init=2, convergence_top_k=3)
+        EvalPlan([2], breadth=Breadth(restarts=2), selection=Selection(top_k=3))
     eqr.train()
     try:
         with pytest.raises(ValueError, match="eval"):
-            evaluate_depths(eqr, batches, [2])
+            run_evaluation(eqr, batches, EvalPlan([2]))
     finally:
         eqr.eval()
 
 
 def test_global_rng_state_is_restored(eqr):
     state = torch.random.get_rng_state()
-    evaluate_depths(eqr, _random_batches(1, 2), [2])
+    run_evaluation(eqr, _random_batches(1, 2), EvalPlan([2]))
     assert torch.equal(torch.random.get_rng_state(), state)
 
 
 def test_per_trajectory_rows_on_the_hand_case():
     model = drifting_model(HAND_PREDS, HAND_SPEEDS)
     batches = [(batch([1], [[1, 2, 3]], pad=1), 1), (batch([2], [[0, 1, -100]], pad=1), 1)]
-    result = run_evaluation(model, batches, EvalPlan.build([1, 3], different_init=B, convergence_top_k=2,
-                                                           convergence_window=2,
-                            per_trajectory=True, **OWN))
+    result = run_evaluation(model, batches, EvalPlan([1, 3], breadth=OWN, selection=Selection(top_k=2, window=2),
+                                                     outputs=Outputs(per_trajectory=True)))
     rows = result.per_trajectory[3]
     # puzzle: the index in the split; each batch of 2 rows holds 1 puzzle and 1 padding row
     assert rows["puzzle"] == [0] * 4 + [2] * 4 and rows["restart"] == [0, 1, 2, 3] * 2 and rows["rank"] == [0] * 8
@@ -257,12 +262,13 @@ def test_per_trajectory_rows_on_the_hand_case():
     assert rows["convergence_score"] == pytest.approx([2 * s for s in HAND_SPEEDS[1] + HAND_SPEEDS[2]])
     assert rows["steps"] == [3] * 8
     assert all(score != score for score in result.per_trajectory[1]["convergence_score"])  # NaN at depth 1
-    assert run_evaluation(model, batches, EvalPlan.build([3], different_init=B, **OWN)).per_trajectory is None
+    assert run_evaluation(model, batches, EvalPlan([3], breadth=OWN)).per_trajectory is None
 
 
 def test_per_trajectory_rows_average_to_the_metrics(eqr):
     batches = _random_batches(3, 4, pad_last=2)
-    result = run_evaluation(eqr, batches, EvalPlan.build([2, 4], different_init=2, seed=3, per_trajectory=True))
+    plan = EvalPlan([2, 4], breadth=Breadth(restarts=2), runtime=Runtime(seed=3))
+    result = run_evaluation(eqr, batches, dataclasses.replace(plan, outputs=Outputs(per_trajectory=True)))
     for depth in (2, 4):
         rows, metrics = result.per_trajectory[depth], result.metrics[depth]
         assert len(rows["exact"]) == metrics["count"] == 2 * 10
@@ -270,4 +276,4 @@ def test_per_trajectory_rows_average_to_the_metrics(eqr):
         assert sum(rows["exact"]) / len(rows["exact"]) == pytest.approx(metrics["exact_accuracy"])
         assert sum(rows["final_residual"]) / 20 == pytest.approx(metrics["final_residual"], rel=1e-5)
     assert result.per_trajectory[2]["final_residual"] != result.per_trajectory[4]["final_residual"]
-    assert result.metrics == run_evaluation(eqr, batches, EvalPlan.build([2, 4], different_init=2, seed=3)).metrics
+    assert result.metrics == run_evaluation(eqr, batches, plan).metrics

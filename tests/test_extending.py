@@ -23,7 +23,7 @@ from dataset.symmetries import TransformSet
 from dataset.tasks import SYMMETRIES, TASKS, get_task
 from evaluation import load_options, run_sweep
 from evaluation.engine import run_evaluation
-from evaluation.plan import EvalPlan
+from evaluation.plan import Breadth, EvalPlan, Outputs, Runtime
 from evaluation.randomness import initial_state, trajectory_keys
 from evaluation.stopping import CONDITIONS
 from models.act import Carry
@@ -244,8 +244,9 @@ def test_a_three_latent_reasoner_in_every_part_that_holds_a_carry(modules):
     assert torch.equal(three["z_L"], two["z_H"]) and torch.equal(three["z_S"], two["z_L"])
     assert not torch.equal(three["z_H"], three["z_L"])
 
-    run = run_evaluation(model, [(batch, 4)], EvalPlan.build([2], different_init=3, per_trajectory=True,
-                                                             progress=False))
+    run = run_evaluation(model, [(batch, 4)], EvalPlan([2], breadth=Breadth(restarts=3),
+                                                       outputs=Outputs(per_trajectory=True),
+                                                       runtime=Runtime(progress=False)))
     finals = torch.tensor(run.per_trajectory[2]["final_residual"]).view(4, 3)
     assert len(set(finals[0].tolist())) == 3  # three restarts, three different draws of three latents
     latents = {name: value.clone() for name, value in carry.latents.items()}

@@ -10,14 +10,15 @@ import torch
 
 from evaluation.engine import run_evaluation
 from evaluation.pass_state import PassState
-from evaluation.plan import EvalPlan
+from evaluation.plan import Breadth, EvalPlan, Outputs, Runtime, Selection
 from evaluation.stopping import StopRule
 from tests.conftest import noisy_eqr_and_batches
 from utils.safe_load import safe_torch_load
 
 DEPTHS = [1, 3, 6]
-OPTIONS = {"different_init": 2, "convergence_top_k": 1, "convergence_window": 2, "seed": 5, "per_trajectory": True,
-           "progress": False, "counting": "both", "save_outputs": ["preds", "q_halt_logits"]}
+PLAN = EvalPlan(DEPTHS, breadth=Breadth(restarts=2), selection=Selection(top_k=1, window=2), counting="both",
+                outputs=Outputs(per_trajectory=True, save=("preds", "q_halt_logits")),
+                runtime=Runtime(seed=5, progress=False))
 
 
 class Stopped(Exception):
@@ -63,7 +64,7 @@ def stop_after(calls: int, saved: list[PassState]):
 @pytest.mark.parametrize("calls", [8, 14, 22])
 def test_a_resumed_pass_equals_an_unbroken_one(model_and_batches, elastic, calls):
     model, batches = model_and_batches
-    plan = EvalPlan.build(DEPTHS, elastic=elastic, max_rows=5, **OPTIONS)
+    plan = with_runtime(dataclasses.replace(PLAN, stopping=elastic), max_rows=5)
     whole = run_evaluation(model, batches, plan)
 
     saved: list[PassState] = []
@@ -100,7 +101,7 @@ def test_a_resumed_pass_equals_an_unbroken_one(model_and_batches, elastic, calls
 
 def test_adaptive_breadth_is_not_resumable(model_and_batches):
     model, batches = model_and_batches
-    plan = EvalPlan.build(DEPTHS, breadth_agree=2, different_init=3, progress=False)
+    plan = EvalPlan(DEPTHS, breadth=Breadth(agree=2, restarts=3), runtime=Runtime(progress=False))
     with pytest.raises(ValueError, match="breadth_agree: an adaptive-breadth pass cannot be saved"):
         run_evaluation(model, batches, with_runtime(plan, checkpoint=lambda state: state()))
     with pytest.raises(ValueError, match="breadth_agree: an adaptive-breadth pass cannot be saved"):
@@ -111,8 +112,7 @@ def test_a_state_round_trips_through_the_safe_loader(model_and_batches, tmp_path
     model, batches = model_and_batches
     saved: list[PassState] = []
     with pytest.raises(Stopped):
-        run_evaluation(model, batches, with_runtime(EvalPlan.build(DEPTHS, **OPTIONS),
-                                                    checkpoint=stop_after(12, saved)))
+        run_evaluation(model, batches, with_runtime(PLAN, checkpoint=stop_after(12, saved)))
     path = tmp_path / "state.pt"
     torch.save(saved[0].to_dict(), path)
     again = PassState.from_dict(safe_torch_load(path))

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from evaluation.engine import run_evaluation
-from evaluation.plan import EvalPlan
+from evaluation.plan import Breadth, EvalPlan, Outputs, Runtime, Selection
 from models.registry import build_model
 from tests.conftest import ScriptedInner, scripted_model, tiny_arch
 
@@ -34,10 +34,12 @@ def test_fixed_init_models_get_distinct_restarts(kind):
     torch.manual_seed(3)
     model = build_model(ARCHS[kind]).model.eval()
     batches = _puzzles(16)
-    restarts = run_evaluation(model, batches, EvalPlan.build([3], different_init=4, per_trajectory=True,
-                                                             progress=False))
-    same = run_evaluation(model, batches, EvalPlan.build([3], different_init=4, per_trajectory=True, restart_std=None,
-                          progress=False))
+    restarts = run_evaluation(model, batches, EvalPlan([3], breadth=Breadth(restarts=4),
+                                                       outputs=Outputs(per_trajectory=True),
+                                                       runtime=Runtime(progress=False)))
+    plan = EvalPlan([3], breadth=Breadth(restarts=4, restart_std=None), outputs=Outputs(per_trajectory=True),
+                    runtime=Runtime(progress=False))
+    same = run_evaluation(model, batches, plan)
     residual = torch.tensor(restarts.per_trajectory[3]["final_residual"]).view(16, 4)
     assert all(len(set(row.tolist())) == 4 for row in residual), "the 4 restarts of a puzzle must differ"
     fixed = torch.tensor(same.per_trajectory[3]["final_residual"]).view(16, 4)
@@ -55,8 +57,10 @@ def test_breadth_one_keeps_the_models_own_reset(kind):
     torch.manual_seed(3)
     model = build_model(ARCHS[kind]).model.eval()
     batches = _puzzles(8)
-    a = run_evaluation(model, batches, EvalPlan.build([2], different_init=1, restart_std=0.5, progress=False)).metrics
-    b = run_evaluation(model, batches, EvalPlan.build([2], different_init=1, restart_std=None, progress=False)).metrics
+    a = run_evaluation(model, batches, EvalPlan([2], breadth=Breadth(restarts=1, restart_std=0.5),
+                                                runtime=Runtime(progress=False))).metrics
+    b = run_evaluation(model, batches, EvalPlan([2], breadth=Breadth(restarts=1, restart_std=None),
+                                                runtime=Runtime(progress=False))).metrics
     assert a == b
 
 
@@ -67,10 +71,10 @@ def test_eqr_restarts_equal_its_own_random_initialisation():
     batches = [({"inputs": torch.randint(1, 7, (3, 16), dtype=torch.int32),
                  "labels": torch.randint(1, 7, (3, 16), dtype=torch.int32),
                  "puzzle_identifiers": torch.zeros(3, dtype=torch.int32)}, 3)]
-    drawn = run_evaluation(eqr, batches, EvalPlan.build([2, 4], different_init=3, restart_std=1.0,
-                                                        progress=False)).metrics
-    own = run_evaluation(eqr, batches, EvalPlan.build([2, 4], different_init=3, restart_std=None,
-                                                      progress=False)).metrics
+    drawn = run_evaluation(eqr, batches, EvalPlan([2, 4], breadth=Breadth(restarts=3, restart_std=1.0),
+                                                  runtime=Runtime(progress=False))).metrics
+    own = run_evaluation(eqr, batches, EvalPlan([2, 4], breadth=Breadth(restarts=3, restart_std=None),
+                                                runtime=Runtime(progress=False))).metrics
     assert drawn == own
 
 
@@ -84,9 +88,9 @@ def test_eqr_restarts_use_its_own_init_stds():
                  "puzzle_identifiers": torch.zeros(3, dtype=torch.int32)}, 3)]
 
     def final_residuals(restart_std):
-        run = run_evaluation(eqr, batches, EvalPlan.build([3], different_init=4, restart_std=restart_std,
-                                                          per_trajectory=True,
-                             progress=False))
+        run = run_evaluation(eqr, batches, EvalPlan([3], breadth=Breadth(restarts=4, restart_std=restart_std),
+                                                    outputs=Outputs(per_trajectory=True),
+                                                    runtime=Runtime(progress=False)))
         return torch.tensor(run.per_trajectory[3]["final_residual"])
 
     reference_rule = final_residuals(1.0)
@@ -139,8 +143,10 @@ def _hand_batches():
 
 def test_reference_counting_by_hand():
     depth = 3
-    run = run_evaluation(_hand_model(), _hand_batches(), EvalPlan.build([depth], different_init=B, convergence_top_k=1,
-                         convergence_window=2, restart_std=None, counting="both", progress=False))
+    run = run_evaluation(_hand_model(), _hand_batches(), EvalPlan([depth],
+                                                                  breadth=Breadth(restarts=B, restart_std=None),
+                                                                  selection=Selection(top_k=1, window=2),
+                                                                  counting="both", runtime=Runtime(progress=False)))
     m = run.metrics[depth]
     per_copy = [CORRECT[p] for p in range(1, 11)]
     any_correct = sum(max(c) for c in per_copy)  # 7 puzzles
@@ -205,7 +211,8 @@ def test_reference_q_halt_precision_and_recall_count_padding_rows():
     """10 puzzles at batch 8, q_halt > 0 everywhere: batch 2 holds 2 puzzles and 6 padding rows, which the
     reference's per-batch ratios count as halted and correct (SPEC 5.1 "q_halt metrics")."""
     model = scripted_model(AlwaysHalts(), S, V, hidden_size=H)
-    m = run_evaluation(model, _hand_batches(), EvalPlan.build([2], counting="both", progress=False)).metrics[2]
+    plan = EvalPlan([2], counting="both", runtime=Runtime(progress=False))
+    m = run_evaluation(model, _hand_batches(), plan).metrics[2]
     odd = [sum(p % 2 for p in range(1, 9)), sum(p % 2 for p in (9, 10))]  # 4 and 1 answered right
     assert m["q_halt_precision"] == pytest.approx(5 / 10) and m["q_halt_recall"] == 1.0
     precision = [odd[0] / 8, (odd[1] + 6) / 8]
@@ -215,8 +222,9 @@ def test_reference_q_halt_precision_and_recall_count_padding_rows():
 
 
 def test_reference_counting_alone_uses_the_plain_names():
-    run = run_evaluation(_hand_model(), _hand_batches(), EvalPlan.build([2], different_init=B, restart_std=None,
-                         counting="reference", progress=False))
+    plan = EvalPlan([2], breadth=Breadth(restarts=B, restart_std=None), counting="reference",
+                    runtime=Runtime(progress=False))
+    run = run_evaluation(_hand_model(), _hand_batches(), plan)
     m = run.metrics[2]
     assert not any(k.startswith("ref/") for k in m)
     assert m["different_init/any_correct"] == pytest.approx((7 + 6) / 16)
@@ -237,9 +245,9 @@ def test_convergence_score_in_the_forward_dtype():
     """The reference scores in bfloat16 on GPU; its scores are those of the rounded logits, in bfloat16."""
     batch = {"inputs": torch.zeros(2, 3, dtype=torch.int32), "labels": torch.zeros(2, 3, dtype=torch.int32),
              "puzzle_identifiers": torch.arange(2, dtype=torch.int32)}
-    run = run_evaluation(scripted_model(BFloat16Logits(), 3, 5), [(batch, 2)], EvalPlan.build([3], different_init=2,
-                         convergence_top_k=2, convergence_window=2, restart_std=None, counting="both",
-                         progress=False))
+    plan = EvalPlan([3], breadth=Breadth(restarts=2, restart_std=None), selection=Selection(top_k=2, window=2),
+                    counting="both", runtime=Runtime(progress=False))
+    run = run_evaluation(scripted_model(BFloat16Logits(), 3, 5), [(batch, 2)], plan)
     # top_k = B keeps every restart: the average score is the mean of all four trajectories' scores, each the
     # mean of the 2 changes of a trajectory's logits.
     pairs = list(zip(BF16_LOGITS, BF16_LOGITS[1:], strict=False))

@@ -18,7 +18,8 @@ import pretrain
 from config.compose import compose_pretrain_config
 from config.schema import load_pretrain_config
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig
-from evaluation import evaluate_depths
+from evaluation.engine import run_evaluation
+from evaluation.plan import EvalPlan, Runtime
 from models.loading import load_checkpoint
 from models.registry import build_model
 from tests.conftest import FIXTURES, ROOT
@@ -238,7 +239,8 @@ def test_periodic_evaluation_uses_ema_and_leaves_training_untouched(maze_dir, tm
         if weights == "ema":
             evaluated.ema.copy_to(copy)
         depth = copy.model.config.halt_max_steps
-        results[weights] = evaluate_depths(copy.model.eval(), test.test_batches(), [depth], seed=0)[depth]
+        plan = EvalPlan([depth], runtime=Runtime(seed=0))
+        results[weights] = run_evaluation(copy.model.eval(), test.test_batches(), plan).metrics[depth]
     logged = {k: v for k, v in last.items() if k.startswith("eval/")}
     assert {f"eval/{k}": v for k, v in results["ema"].items()} == logged
     assert results["live"]["final_residual"] != results["ema"]["final_residual"]

@@ -16,7 +16,7 @@ import torch.multiprocessing as mp
 from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset
 from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig
 from evaluation.engine import run_evaluation
-from evaluation.plan import EvalPlan
+from evaluation.plan import Breadth, EvalPlan, Runtime
 from evaluation.randomness import hash32, normal, trajectory_keys, trunc_normal
 from evaluation.stopping import StopRule
 from models.config import ArchConfig
@@ -60,13 +60,15 @@ class RecordingEqR(EqRModel):
         return RecordingInner(cfg)
 
 
-def _draws(data: Path, weights: Path, batch: int, rank: int = 0, world: int = 1, **options) -> Draws:
+def _draws(data: Path, weights: Path, batch: int, rank: int = 0, world: int = 1, max_rows: int | None = None,
+           elastic: StopRule | None = None) -> Draws:
     model = RecordingEqR(ARCH)
     model.load_state_dict(torch.load(weights, weights_only=True))
     dataset = PuzzleDataset(PuzzleDatasetConfig(data_paths=[data], global_batch_size=batch, rank=rank,
                                                 world_size=world, test_set_mode=True), split="test")
-    run_evaluation(model.eval(), dataset.test_batches(), EvalPlan.build([4], different_init=3, seed=7,
-                                                                        progress=False, **options))
+    run_evaluation(model.eval(), dataset.test_batches(), EvalPlan([4], breadth=Breadth(restarts=3), stopping=elastic,
+                                                                  runtime=Runtime(seed=7, progress=False,
+                                                                                  max_rows=max_rows)))
     return model.inner.log
 
 

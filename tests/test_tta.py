@@ -12,7 +12,7 @@ from dataset.symmetries import identity
 from dataset.tasks import SYMMETRIES, TASKS, TOKENS, Symmetry, register_symmetry
 from evaluation import load_options
 from evaluation.engine import run_evaluation
-from evaluation.plan import EvalPlan
+from evaluation.plan import Breadth, EvalPlan, Outputs, Runtime
 from evaluation.tta import build_transforms
 from tests.conftest import ScriptedInner, dihedral_transforms, scripted_model, sudoku_transforms
 from utils.validation import ConfigError
@@ -108,9 +108,9 @@ def test_copies_are_transform_major_within_puzzle():
     transforms = dihedral_transforms(2, 3, 3)
     inputs = torch.tensor([[0, 1, 2, 1], [2, 2, 0, 1]], dtype=torch.int32)
     batch = {"inputs": inputs, "labels": inputs.clone(), "puzzle_identifiers": torch.zeros(2, dtype=torch.int32)}
-    saved = run_evaluation(scripted_model(StandsStill(), 4, 3), [(batch, 2)], EvalPlan.build([1], different_init=2,
-                                                                                             tta=transforms,
-                           restart_std=None, save_outputs=("inputs",), progress=False)).outputs[1]
+    plan = EvalPlan([1], breadth=Breadth(restarts=2, transforms=transforms, restart_std=None),
+                    outputs=Outputs(save=("inputs",)), runtime=Runtime(progress=False))
+    saved = run_evaluation(scripted_model(StandsStill(), 4, 3), [(batch, 2)], plan).outputs[1]
     assert saved["restart"].tolist() == [0, 1, 2, 3, 4, 5] * 2
     seen = transforms.apply(inputs.repeat_interleave(6, dim=0), torch.tensor([0, 0, 1, 1, 2, 2] * 2))
     assert torch.equal(saved["inputs"], seen)

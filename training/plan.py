@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from config.schema import PretrainConfig, validate_arch
+from config.schema import PretrainConfig
 from dataset.puzzle_dataset import read_metadata
 from models.config import ArchConfig
 from models.loading import data_fields
@@ -41,5 +41,5 @@ def preflight(config: PretrainConfig, world_size: int) -> TrainingPlan:
     meta = read_metadata(config.dataset.data_paths, "train")
     if config.global_batch_size % world_size:
         raise ConfigError(f"global_batch_size: {config.global_batch_size} is not divisible by {world_size} ranks")
-    arch = validate_arch(config.arch, {**data_fields(meta), "batch_size": config.global_batch_size // world_size})
+    arch = config.arch.resolve({**data_fields(meta), "batch_size": config.global_batch_size // world_size})
     return TrainingPlan(arch, steps_for(config, meta.total_groups, meta.mean_puzzle_examples))

@@ -27,7 +27,7 @@ from dataset.puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig
 from dataset.task_evaluator import TaskEvaluator
 from dataset.tasks import task_of
 from evaluation.engine import batches_in, run_evaluation
-from evaluation.plan import EvalPlan
+from evaluation.plan import EvalPlan, Outputs, Runtime
 from models.act import Carry
 from models.config import ArchConfig
 from models.ema import EMA
@@ -221,8 +221,8 @@ class Trainer:
         # Evaluation draws from per-trajectory counter streams, never the global RNG: training's is untouched.
         total = batches_in(test.num_examples, self.config.global_batch_size, self.config.eval_max_batches)
         with self.ema.swapped_in(self.head) if self.ema is not None else nullcontext(), eval_mode(act):
-            run = run_evaluation(act, batches, EvalPlan.build([depth], seed=self.config.seed, total_batches=total,
-                                                              evaluators=evaluators))
+            run = run_evaluation(act, batches, EvalPlan([depth], outputs=Outputs(evaluators=evaluators),
+                                                        runtime=Runtime(seed=self.config.seed, total_batches=total)))
         results = run.metrics[depth]
         metrics = {f"eval/{k}": v for k, v in results.items()}
         self.tracker.log(metrics, self.step)
