@@ -22,7 +22,8 @@ if __package__ in (None, ""):  # run as `python dataset/<name>.py`, not -m: put 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dataset.format import SplitArrays, write_identifiers, write_split  # noqa: E402
-from dataset.maze import VOCAB_SIZE, MazeGenerationError, MazeMode, longest_possible_path, sample_maze  # noqa: E402
+from dataset.maze import VOCAB_SIZE  # noqa: E402
+from dataset.maze.generate import MazeGenerationError, MazeMode, longest_possible_path, sample_maze  # noqa: E402
 from utils import cli  # noqa: E402
 from utils.atomic import atomic_output_dir, check_target  # noqa: E402
 from utils.validation import ConfigError, format_validation_error  # noqa: E402

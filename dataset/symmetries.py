@@ -4,7 +4,7 @@ Each transform is a position permutation plus a token permutation, so a puzzle a
 solution transform alike and a prediction made in the transformed frame maps back to the
 original frame exactly. Transform 0 is always the identity. The transforms are a task's
 `Symmetry` (dataset/tasks.py: `sudoku`, `dihedral`), drawn by the same action functions its
-builder augments training data with (dataset/sudoku/, dataset/maze.py); here they become
+builder augments training data with (dataset/sudoku/, dataset/maze/); here they become
 torch gathers and their inverses.
 """
 

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from dataset.build_maze_unique_dataset import MazeBuildConfig, build_maze_dataset
 from dataset.build_maze_unique_dataset import main as build_main
-from dataset.maze import perfect_maze
+from dataset.maze.generate import perfect_maze
 from dataset.show import main as show_main
 
 WALL, OPEN, START, GOAL, PATH = 1, 2, 3, 4, 5
