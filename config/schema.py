@@ -151,8 +151,13 @@ class PretrainConfig(BaseModel):
     kernels: Literal["reference", "fast"] = "reference"
 
     @model_validator(mode="after")
-    def _defaults(self) -> PretrainConfig:
+    def _arch_fits(self) -> PretrainConfig:
+        """The arch's keys against its architecture, here so that its errors name `arch.<key>` themselves."""
         self.arch.check()
+        return self
+
+    @model_validator(mode="after")
+    def _defaults(self) -> PretrainConfig:
         if self.run_name is None:
             short = self.arch.get("short_name") or self.arch.name.split("@")[-1]
             self.run_name = f"{short}_{self.dataset.name}".lower()

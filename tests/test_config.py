@@ -8,7 +8,7 @@ import pytest
 
 from config.schema import load_pretrain_config
 from models.config import ConfigError
-from models.registry import build_model
+from models.registry import REFERENCE_ONLY_ARCH_KEYS, build_model
 from tests.conftest import FIXTURES, tiny_arch
 from utils.safe_load import safe_torch_load
 
@@ -110,3 +110,17 @@ def test_trm_config_refuses_eqr_only_keys():
     arch = {**raw["arch"], "name": "trm@TRMModel"}
     with pytest.raises(ConfigError, match=r"arch\.H_init_std: unknown key for trm@TRMModel"):
         load_pretrain_config({**raw, "arch": arch})
+
+
+def test_the_arch_section_keeps_the_reference_layout_and_resolves_once_with_the_dataset():
+    """Read at load (keys and values), dumped as written, resolved into the class's config with the data fields;
+    the checks between keys (here: heads dividing the hidden size) wait for that."""
+    raw = safe_torch_load(FIXTURES / "ref_trainer_sudoku.pth")["config"]
+    config = load_pretrain_config(raw)
+    kept = {k: v for k, v in raw["arch"].items() if k not in REFERENCE_ONLY_ARCH_KEYS}
+    assert config.model_dump()["arch"] == kept
+    arch = config.arch.resolve({"seq_len": 81, "vocab_size": 11, "num_puzzle_identifiers": 1, "batch_size": 8})
+    assert type(arch).__name__ == "EqRConfig" and (arch.seq_len, arch.hidden_size) == (81, 32)
+    odd = load_pretrain_config({**raw, "arch": {**raw["arch"], "num_heads": 3}})
+    with pytest.raises(ConfigError, match=r"arch\.num_heads: hidden_size 32 is not divisible by num_heads 3"):
+        odd.arch.resolve({"seq_len": 81, "vocab_size": 11})

@@ -12,7 +12,7 @@ from dataset.symmetries import identity
 from dataset.tasks import SYMMETRIES, TASKS, TOKENS, Symmetry, register_symmetry
 from evaluation import load_options
 from evaluation.engine import run_evaluation
-from evaluation.plan import Breadth, EvalPlan, Outputs, Runtime
+from evaluation.plan import Breadth, EvalPlan, Outputs, Runtime, Selection
 from evaluation.tta import build_transforms
 from tests.conftest import ScriptedInner, dihedral_transforms, scripted_model, sudoku_transforms
 from utils.validation import ConfigError
@@ -114,6 +114,22 @@ def test_copies_are_transform_major_within_puzzle():
     assert saved["restart"].tolist() == [0, 1, 2, 3, 4, 5] * 2
     seen = transforms.apply(inputs.repeat_interleave(6, dim=0), torch.tensor([0, 0, 1, 1, 2, 2] * 2))
     assert torch.equal(saved["inputs"], seen)
+
+
+
+def test_a_plan_counts_its_copies_from_the_transforms_or_the_count():
+    """The command line's plan knows `tta` before the dataset's transforms exist; given both, they must agree."""
+    transforms = dihedral_transforms(2, 3, 3)
+    assert Breadth(restarts=2, transforms=transforms).copies == 6
+    assert Breadth(restarts=2, tta=3).copies == 6 and Breadth().copies == 1
+    with pytest.raises(ValueError, match="tta: 4 copies but 3 transforms"):
+        Breadth(tta=4, transforms=transforms)
+    with pytest.raises(ValueError, match="convergence_top_k: 7 is outside 1..6"):
+        EvalPlan([1], breadth=Breadth(restarts=2, tta=3), selection=Selection(top_k=7))
+    batch = {"inputs": torch.ones(1, 4, dtype=torch.int32), "labels": torch.ones(1, 4, dtype=torch.int32),
+             "puzzle_identifiers": torch.zeros(1, dtype=torch.int32)}
+    with pytest.raises(ValueError, match="tta: 3 copies need their transforms"):
+        run_evaluation(scripted_model(StandsStill(), 4, 3), [(batch, 1)], EvalPlan([1], breadth=Breadth(tta=3)))
 
 
 def test_kind_resolution_and_errors():
