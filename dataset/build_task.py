@@ -45,7 +45,7 @@ def build_task_dataset(task_name: str, output_dir: Path | str, train_samples: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=plugins.HELP)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", required=True, help=f"registered: {', '.join(sorted(TASKS))}")
     parser.add_argument("--output-dir", type=Path, required=True)
     parser.add_argument("--train-samples", type=int, default=1000)
@@ -53,11 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true")
     cli.add_debug_option(parser)
-    plugin_args, rest = plugins.split_plugin_arguments(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(rest)
+    args = plugins.parse_arguments(parser, argv)
 
     def work() -> None:
-        plugins.import_plugin_arguments(plugin_args)
+        plugins.import_plugin_arguments(args.plugin_arguments)
         build_task_dataset(args.task, args.output_dir, args.train_samples, args.test_samples, args.seed,
                            args.overwrite)
 

@@ -46,16 +46,15 @@ def describe(data_dir: Path, split: str, index: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=plugins.HELP)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--split", default="test")
     parser.add_argument("--index", type=int, default=0)
     cli.add_debug_option(parser)
-    plugin_args, rest = plugins.split_plugin_arguments(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(rest)
+    args = plugins.parse_arguments(parser, argv)
 
     def work() -> None:
-        plugins.import_plugin_arguments(plugin_args)
+        plugins.import_plugin_arguments(args.plugin_arguments)
         print(describe(args.data_dir, args.split, args.index))
 
     return cli.run_main(work, errors=(ConfigError,), failures=(DatasetFormatError, IndexError), debug=args.debug)

@@ -18,7 +18,6 @@ import torch
 Maps = tuple[np.ndarray, np.ndarray]  # cells [T, S], token maps [T, V]: transformed[i] = token_map[x[cells[i]]]
 
 
-
 @dataclass(frozen=True)
 class TransformSet:
     """T transforms as gather indices: transformed[i] = token_map[x[position_perm[i]]]."""

@@ -220,7 +220,7 @@ class SlotRunner:
 
     def _stops(self, steps: torch.Tensor, signals: Signals | None) -> Stops:
         done = steps >= self.depths[-1]
-        if self.elastic is None or signals is None:
+        if signals is None:  # no stop rule
             return Stops(done, torch.zeros_like(done), None)
         held = self.elastic.conditions(signals)
         return Stops(done, self.elastic.fires(held, steps), held)

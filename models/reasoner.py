@@ -65,7 +65,4 @@ class Reasoner(nn.Module):
 def latent_residual(latents: Latents, previous: Latents) -> torch.Tensor:
     """[R] norm of one segment's change of the whole latent state (every latent together) per row."""
     squares = [(value.float() - previous[name].float()).flatten(1).square().sum(1) for name, value in latents.items()]
-    total = squares[0]
-    for square in squares[1:]:
-        total = total + square
-    return total.sqrt()
+    return sum(squares[1:], start=squares[0]).sqrt()  # summed in latent order: z_H first, as the reference

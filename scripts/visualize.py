@@ -21,8 +21,7 @@ from utils import cli, plugins  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, epilog=plugins.HELP,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--index", type=int, default=0)
@@ -38,11 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-ema", action="store_true", help="use the live weights instead of the EMA shadow")
     parser.add_argument("--out", type=Path)
     cli.add_debug_option(parser)
-    plugin_args, rest = plugins.split_plugin_arguments(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(rest)
+    args = plugins.parse_arguments(parser, argv)
 
     def work() -> None:
-        plugins.import_plugin_arguments(plugin_args)
+        plugins.import_plugin_arguments(args.plugin_arguments)
         draw = Draw(segments=args.segments, seed=args.seed, different_init=args.different_init, restart=args.restart,
                     different_init_reset_std=args.different_init_reset_std, restart_std=args.restart_std)
         traj, files = visualize(args.checkpoint, args.data_dir, args.split, args.index, draw, use_ema=not args.no_ema,

@@ -157,9 +157,6 @@ class ScheduledOptimizers:
     optimizers: list[Any]
     schedule: LRSchedule
 
-    def __len__(self) -> int:
-        return len(self.optimizers)
-
     def __getitem__(self, index: int) -> Any:
         return self.optimizers[index]
 

@@ -4,12 +4,14 @@
 `scripts/visualize.py`, `python -m dataset.show` and `python -m dataset.build_task` imports those
 modules first; whatever they register (a task, an architecture, a loss head, a stop-rule condition,
 a symmetry) is then known by name everywhere, as this repository's own are (docs/extending.md). A
-training run records its plug-ins in its config, so evaluating its checkpoint imports them again.
-The modules are found on `sys.path` (the repository root, PYTHONPATH) and in the current directory.
+training run records its plug-ins in its config; a checkpoint only names them, never runs them, so
+`evaluate.py` and the other tools are given `plugins=[...]` again. The modules are found on
+`sys.path` (the repository root, PYTHONPATH) and in the current directory.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import sys
@@ -48,13 +50,18 @@ def import_plugins(names: Iterable[object] | None, key: str = KEY) -> list[str]:
     return [import_module_named(name, key).__name__ for name in names]
 
 
-def split_plugin_arguments(argv: list[str]) -> tuple[list[str], list[str]]:
-    """An argparse command's arguments as (`plugins=...` arguments, the others), so the same
-    `plugins=[...]` form works on every command; the former are read with `cli.parse_key_values`."""
+def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """An argparse command's arguments, its `plugins=[...]` ones (the form every command takes) set aside
+    as `plugin_arguments`, for `import_plugin_arguments` inside the command's work, where an unknown module
+    prints as one line."""
+    given = sys.argv[1:] if argv is None else argv
     prefix = KEY + "="
-    return [a for a in argv if a.startswith(prefix)], [a for a in argv if not a.startswith(prefix)]
+    parser.epilog = HELP
+    args = parser.parse_args([a for a in given if not a.startswith(prefix)])
+    args.plugin_arguments = [a for a in given if a.startswith(prefix)]
+    return args
 
 
 def import_plugin_arguments(arguments: list[str]) -> list[str]:
-    """Import the modules that `plugins=...` arguments (from `split_plugin_arguments`) name."""
+    """Import the modules that `plugins=...` arguments (from `parse_arguments`) name."""
     return import_plugins(parse_key_values(arguments).get(KEY)) if arguments else []
